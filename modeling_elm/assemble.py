@@ -1,0 +1,95 @@
+"""Stage 0 of ELM training: wrap a pretrained causal LM into an ELM once, save it, and ask it about a vector.
+
+    python -m modeling_elm.assemble --spaces movie:384 --output checkpoints/elm-stage0
+
+The saved folder loads with `AutoModelForCausalLM.from_pretrained` / `AutoProcessor.from_pretrained` (and, on the
+Hub, with `trust_remote_code=True`). Its adapters are untrained: what it says about a vector does not reflect the
+vector until training (train.py) has run.
+"""
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import torch
+
+from .base_models import DEFAULT_BASE_MODEL, resolve_base_model
+from .modeling_elm import ElmForCausalLM, ElmProcessor
+
+
+def parse_space(text: str) -> tuple[str, dict]:
+    """`movie:384` or `user:64:2` (name:dim[:num_tokens]) -> ("movie", {"dim": 384, ...})."""
+    parts = text.split(":")
+    if len(parts) not in (2, 3) or not all(p.strip() for p in parts):
+        raise argparse.ArgumentTypeError(f"space {text!r} must look like name:dim or name:dim:num_tokens")
+    try:
+        settings = {"dim": int(parts[1])}
+        if len(parts) == 3:
+            settings["num_tokens"] = int(parts[2])
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"space {text!r}: dim and num_tokens must be integers") from None
+    return parts[0], settings
+
+
+def assemble(base_model: str, spaces: dict[str, dict], output: Path, dtype=torch.float32):
+    """Assemble and save an ELM; returns `(model, processor)`."""
+    model, processor = ElmForCausalLM.from_language_model(resolve_base_model(base_model), spaces, dtype=dtype)
+    model.config.base_model = base_model
+    model.save_pretrained(output)
+    processor.save_pretrained(output)
+    return model, processor
+
+
+def describe(model: ElmForCausalLM, processor: ElmProcessor, question: str, vectors, max_new_tokens: int = 40) -> str:
+    """Ask `question` (with placeholders) about `vectors`; greedy, with a mild repetition penalty."""
+    prompt = processor.apply_chat_template(
+        [{"role": "user", "content": question}], add_generation_prompt=True, tokenize=False
+    )
+    batch = processor(text=prompt, vectors=vectors)
+    with torch.no_grad():
+        output = model.generate(
+            **batch, max_new_tokens=max_new_tokens, do_sample=False, repetition_penalty=1.2
+        )
+    return processor.decode(output[0, batch["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m modeling_elm.assemble",
+        description=(
+            "Wrap a pretrained causal LM into an ELM (placeholder tokens added, one adapter per embedding space, "
+            "calibrated to the LM's token embeddings), save it, and generate from a random vector as a smoke test."
+        ),
+    )
+    parser.add_argument(
+        "--base-model", default=DEFAULT_BASE_MODEL,
+        help=f"Hub id or local folder of a causal LM (default: {DEFAULT_BASE_MODEL}; offline, the packaged GGUF copy).",
+    )
+    parser.add_argument(
+        "--spaces", nargs="+", type=parse_space, default=[("movie", {"dim": 384})],
+        help="embedding spaces as name:dim[:num_tokens] (default: movie:384, the size of MiniLM vectors)",
+    )
+    parser.add_argument("--output", type=Path, default=Path("checkpoints/elm-stage0"), help="where to save")
+    parser.add_argument("--question", default=None, help="what to ask about the vector (default: summarise it)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+
+    spaces = dict(args.spaces)
+    model, processor = assemble(args.base_model, spaces, args.output)
+    name, space = next(iter(model.config.embedding_spaces.items()))
+    question = args.question or f"Summarize in one sentence what {space['placeholder']} is."
+    vector = torch.nn.functional.normalize(torch.randn(space["dim"], generator=torch.Generator().manual_seed(0)), dim=0)
+    answer = describe(model, processor, question, {name: vector})
+    print(f"\nSaved an untrained ELM to {args.output.resolve()}")
+    print(f"Q: {question}  (a random unit vector in space {name!r})")
+    print(f"A: {answer}")
+    print(
+        "\nThe adapter is untrained, so the answer does not reflect the vector yet. Load it with:\n"
+        f"  AutoModelForCausalLM.from_pretrained({str(args.output)!r}); AutoProcessor.from_pretrained(...)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,517 @@
+"""ELM: a causal LM that reads embedding vectors as words (Tennenholtz et al., ICLR 2024).
+
+Laid out like transformers' LLaVA: `ElmModel` is the backbone (token embeddings, adapters, injection, the LM body),
+`ElmForCausalLM` adds the LM head. The injection lives in the backbone because trainers that fuse the LM-head loss
+(TRL) call `model.base_model` and `get_output_embeddings()` directly; injecting in the head would silently train
+without the vectors.
+
+This file travels to the Hub with every checkpoint (remote code): it may import only torch, transformers and
+`configuration_elm.py`. `ElmProcessor` lives here too so that a checkpoint needs exactly two code files.
+"""
+
+from collections.abc import Mapping, Sequence
+
+import torch
+from torch import nn
+from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer, BatchFeature, GenerationMixin
+from transformers import PreTrainedModel, ProcessorMixin
+from transformers.activations import ACT2FN
+from transformers.cache_utils import Cache
+from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
+from transformers.modeling_utils import slice_logits_to_keep
+
+from .configuration_elm import ElmConfig
+
+# vectors: one tensor (n, dim) per space, in the order the space's placeholders appear (row by row).
+# A bare tensor is accepted when the model has a single space.
+Vectors = Mapping[str, torch.Tensor] | torch.Tensor
+
+
+class ElmAdapter(nn.Module):
+    """The paper's E_A: a 2-layer MLP from one embedding space to `num_tokens` soft tokens of the LM.
+
+    It ends in an RMS norm whose per-dimension gain is calibrated to the LM's token embeddings, so a soft token
+    starts (and stays) at the scale the LM expects of a word.
+    """
+
+    def __init__(self, space: dict, lm_hidden_size: int, eps: float):
+        super().__init__()
+        self.num_tokens = space["num_tokens"]
+        self.lm_hidden_size = lm_hidden_size
+        self.fc1 = nn.Linear(space["dim"], space["adapter_hidden_size"])
+        self.act = ACT2FN[space["adapter_hidden_act"]]
+        self.fc2 = nn.Linear(space["adapter_hidden_size"], self.num_tokens * lm_hidden_size)
+        self.norm = nn.RMSNorm(lm_hidden_size, eps=eps)
+
+    def forward(self, vectors: torch.Tensor) -> torch.Tensor:
+        """(n, dim) -> (n * num_tokens, lm_hidden_size), the k tokens of each vector consecutive."""
+        hidden = self.fc2(self.act(self.fc1(vectors)))
+        return self.norm(hidden.view(-1, self.lm_hidden_size))
+
+    @torch.no_grad()
+    def calibrate(self, token_embeddings: torch.Tensor) -> None:
+        """Set the output scale per dimension to the root mean square of the LM's token embeddings."""
+        rms = token_embeddings.float().pow(2).mean(dim=0).sqrt()
+        self.norm.weight.copy_(rms.to(self.norm.weight.dtype))
+
+
+class ElmPreTrainedModel(PreTrainedModel):
+    config: ElmConfig
+    config_class = ElmConfig
+    base_model_prefix = "model"
+    input_modalities = ("text",)
+    supports_gradient_checkpointing = True
+    _supports_flash_attn = True
+    _supports_sdpa = True
+    _supports_flex_attn = True
+    _supports_attention_backend = True
+    _can_compile_fullgraph = False  # the injection checks counts on the host
+
+
+class ElmModel(ElmPreTrainedModel):
+    """Token embeddings -> adapters scatter soft tokens into placeholder positions -> the LM body."""
+
+    def __init__(self, config: ElmConfig, language_model: PreTrainedModel | None = None):
+        super().__init__(config)
+        # `language_model` lets `from_language_model` hand over already loaded weights instead of random ones.
+        self.language_model = language_model if language_model is not None else AutoModel.from_config(config.text_config)
+        self.adapters = nn.ModuleDict(
+            {
+                name: ElmAdapter(space, config.text_config.hidden_size, config.adapter_rms_norm_eps)
+                for name, space in config.embedding_spaces.items()
+            }
+        )
+        self.post_init()
+
+    def get_input_embeddings(self):
+        return self.language_model.get_input_embeddings()
+
+    def set_input_embeddings(self, value):
+        self.language_model.set_input_embeddings(value)
+
+    def calibrate_adapters(self) -> None:
+        """Match every adapter's output scale to the LM's real token embeddings (placeholder rows excluded)."""
+        weight = self.get_input_embeddings().weight
+        keep = torch.ones(weight.shape[0], dtype=torch.bool, device=weight.device)
+        for token_id in self.config.placeholder_token_ids.values():
+            if token_id < weight.shape[0]:
+                keep[token_id] = False
+        for adapter in self.adapters.values():
+            adapter.calibrate(weight[keep])
+
+    def check_vectors(self, input_ids: torch.Tensor | None, vectors: Vectors | None) -> dict[str, torch.Tensor]:
+        """Validate vectors against the placeholders in `input_ids` before any compute; return them by space.
+
+        Raises `ValueError` naming what was expected and what came for: an unknown space, a wrong vector size,
+        NaN/inf values, more or fewer vectors than placeholders, and vectors without `input_ids`.
+        """
+        spaces = self.config.embedding_spaces
+        if vectors is None:
+            vectors = {}
+        elif isinstance(vectors, torch.Tensor):
+            if len(spaces) != 1:
+                raise ValueError(
+                    f"This model reads several embedding spaces {sorted(spaces)}; pass vectors as a dict "
+                    "{space name: tensor of shape (n, dim)}."
+                )
+            vectors = {next(iter(spaces)): vectors}
+        unknown = set(vectors) - set(spaces)
+        if unknown:
+            raise ValueError(f"Unknown embedding space(s) {sorted(unknown)}; this model reads {sorted(spaces)}.")
+        if input_ids is None:
+            if any(v is not None and v.numel() for v in vectors.values()):
+                raise ValueError(
+                    "Vectors need `input_ids` to find their placeholder tokens; pass input_ids, not inputs_embeds."
+                )
+            return {}
+        checked = {}
+        for name, space in spaces.items():
+            token_id = space["placeholder_token_id"]
+            if token_id is None:
+                raise ValueError(
+                    f"Embedding space {name!r} has no placeholder_token_id; assemble the model with "
+                    "ElmForCausalLM.from_language_model, which adds the placeholder tokens."
+                )
+            n_slots = int((input_ids == token_id).sum())
+            space_vectors = vectors.get(name)
+            if space_vectors is None:
+                if n_slots:
+                    raise ValueError(
+                        f"The input has {n_slots} {space['placeholder']} placeholder token(s) but no vectors for "
+                        f"space {name!r}; pass vectors={{'{name}': tensor of shape ({n_slots // space['num_tokens']}, "
+                        f"{space['dim']})}}."
+                    )
+                continue
+            space_vectors = torch.as_tensor(space_vectors)
+            if space_vectors.ndim == 1:
+                raise ValueError(
+                    f"Vectors for space {name!r} must have shape (n, {space['dim']}), got a single vector of shape "
+                    f"{tuple(space_vectors.shape)}; add a leading dimension (vector[None])."
+                )
+            space_vectors = space_vectors.reshape(-1, space_vectors.shape[-1])
+            if space_vectors.shape[-1] != space["dim"]:
+                raise ValueError(
+                    f"Space {name!r} expects vectors of size {space['dim']}, got size {space_vectors.shape[-1]}."
+                )
+            if not torch.is_floating_point(space_vectors):
+                space_vectors = space_vectors.float()
+            if not torch.isfinite(space_vectors).all():
+                bad = (~torch.isfinite(space_vectors)).any(dim=-1).nonzero().flatten().tolist()
+                raise ValueError(f"Vectors for space {name!r} contain NaN or inf (vector index {bad[:10]}).")
+            expected = space_vectors.shape[0] * space["num_tokens"]
+            if n_slots != expected:
+                raise ValueError(
+                    f"Space {name!r}: {space_vectors.shape[0]} vector(s) need {expected} {space['placeholder']} "
+                    f"placeholder token(s) ({space['num_tokens']} per vector), but the input has {n_slots}."
+                )
+            checked[name] = space_vectors
+        return checked
+
+    def inject(self, input_ids: torch.Tensor, inputs_embeds: torch.Tensor, vectors: dict[str, torch.Tensor]):
+        """Replace each space's placeholder embeddings with its adapter's soft tokens."""
+        for name, space_vectors in vectors.items():
+            adapter = self.adapters[name]
+            soft_tokens = adapter(space_vectors.to(adapter.fc1.weight.device, adapter.fc1.weight.dtype))
+            mask = (input_ids == self.config.embedding_spaces[name]["placeholder_token_id"]).unsqueeze(-1)
+            inputs_embeds = inputs_embeds.masked_scatter(mask.to(inputs_embeds.device), soft_tokens.to(inputs_embeds))
+        return inputs_embeds
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        vectors: Vectors | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        cache: Cache | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        use_cache: bool | None = None,
+        **kwargs,
+    ) -> BaseModelOutputWithPast:
+        r"""
+        vectors (`dict[str, torch.Tensor]` or `torch.Tensor`, *optional*):
+            The embedding vectors, one tensor of shape `(n, dim)` per space, in the order that space's placeholders
+            appear in `input_ids` (row by row). A bare tensor is accepted for a single-space model.
+        """
+        if (input_ids is None) ^ (inputs_embeds is not None):
+            raise ValueError("Pass exactly one of input_ids or inputs_embeds.")
+        checked = self.check_vectors(input_ids, vectors)
+        if inputs_embeds is None:
+            inputs_embeds = self.get_input_embeddings()(input_ids)
+        if checked:
+            inputs_embeds = self.inject(input_ids, inputs_embeds, checked)
+        return self.language_model(
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            cache=cache,
+            inputs_embeds=inputs_embeds,
+            use_cache=use_cache,
+            **kwargs,
+        )
+
+
+class ElmForCausalLM(ElmPreTrainedModel, GenerationMixin):
+    """ELM with a language-modelling head: `model(input_ids, vectors=...)` and `model.generate(...)`."""
+
+    def __init__(self, config: ElmConfig, language_model: PreTrainedModel | None = None):
+        super().__init__(config)
+        self.model = ElmModel(config, language_model=language_model)
+        text_config = config.text_config
+        self.lm_head = nn.Linear(text_config.hidden_size, text_config.vocab_size, bias=False)
+        # Which parameter the head ties to depends on the wrapped LM (llama's embed_tokens, gpt2's wte, ...).
+        embeddings = self.model.get_input_embeddings()
+        embed_name = next(n for n, m in self.model.language_model.named_modules() if m is embeddings)
+        self._tied_weights_keys = {"lm_head.weight": f"model.language_model.{embed_name}.weight"}
+        self.post_init()
+
+    def get_input_embeddings(self):
+        return self.model.get_input_embeddings()
+
+    def set_input_embeddings(self, value):
+        self.model.set_input_embeddings(value)
+
+    def get_output_embeddings(self):
+        return self.lm_head
+
+    @property
+    def adapter_module_names(self) -> list[str]:
+        """Names for peft's `modules_to_save`, so LoRA adapts the LM while the adapters train fully."""
+        return [f"adapters.{name}" for name in self.config.embedding_spaces]
+
+    def set_output_embeddings(self, new_embeddings):
+        self.lm_head = new_embeddings
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        vectors: Vectors | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        cache: Cache | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        use_cache: bool | None = None,
+        logits_to_keep: int | torch.Tensor = 0,
+        **kwargs,
+    ) -> CausalLMOutputWithPast:
+        r"""
+        vectors (`dict[str, torch.Tensor]` or `torch.Tensor`, *optional*):
+            See `ElmModel.forward`.
+        labels (`torch.LongTensor` of shape `(batch, seq)`, *optional*):
+            Next-token targets (shifted inside the loss); -100 positions are ignored.
+        """
+        outputs = self.model(
+            input_ids=input_ids,
+            vectors=vectors,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            cache=cache,
+            inputs_embeds=inputs_embeds,
+            use_cache=use_cache,
+            **kwargs,
+        )
+        hidden_states = slice_logits_to_keep(outputs.last_hidden_state, logits_to_keep)
+        logits = self.lm_head(hidden_states)
+        softcap = getattr(self.config.text_config, "final_logit_softcapping", None)
+        if softcap:
+            logits = torch.tanh(logits / softcap) * softcap
+        loss = None
+        if labels is not None:
+            loss = self.loss_function(logits=logits, labels=labels, vocab_size=logits.shape[-1], **kwargs)
+        return CausalLMOutputWithPast(
+            loss=loss,
+            logits=logits,
+            cache=outputs.cache,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )
+
+    def prepare_inputs_for_generation(self, *args, vectors=None, is_first_iteration=False, **kwargs):
+        model_inputs = super().prepare_inputs_for_generation(*args, is_first_iteration=is_first_iteration, **kwargs)
+        # The soft tokens sit in the cache after the first step; later steps feed only new tokens. Without a
+        # cache every step re-reads the whole prompt, placeholders included, so it needs the vectors again.
+        if is_first_iteration or not kwargs.get("use_cache", True):
+            model_inputs["vectors"] = vectors
+        return model_inputs
+
+    def _expand_inputs_for_generation(self, expand_size=1, is_encoder_decoder=False, input_ids=None, **model_kwargs):
+        # Vectors are flat per space, not per row, so generate's row-wise repeat would misalign them.
+        vectors = model_kwargs.get("vectors")
+        if expand_size > 1 and vectors is not None and input_ids is not None:
+            expanded = {}
+            for name, space_vectors in self.model.check_vectors(input_ids, vectors).items():
+                space = self.config.embedding_spaces[name]
+                per_row = (input_ids == space["placeholder_token_id"]).sum(dim=1) // space["num_tokens"]
+                rows = space_vectors.split(per_row.tolist())
+                expanded[name] = torch.cat([row.repeat(expand_size, 1) for row in rows])
+            model_kwargs["vectors"] = expanded
+        return super()._expand_inputs_for_generation(expand_size, is_encoder_decoder, input_ids, **model_kwargs)
+
+    @classmethod
+    def from_language_model(
+        cls,
+        language_model: str | PreTrainedModel,
+        embedding_spaces: dict[str, dict],
+        tokenizer=None,
+        **load_kwargs,
+    ) -> tuple["ElmForCausalLM", "ElmProcessor"]:
+        """Assemble an ELM around a pretrained causal LM: add placeholder tokens, resize embeddings, keep the LM's
+        generation config, calibrate the adapters. Returns `(model, processor)`; save both and load them with
+        `from_pretrained` from then on.
+
+        Args:
+            language_model: a Hub id, a local folder, or an already loaded causal LM.
+            embedding_spaces: see `ElmConfig.embedding_spaces`, e.g. `{"movie": {"dim": 384}}`.
+            tokenizer: the LM's tokenizer; loaded from `language_model` when it is a name.
+            load_kwargs: passed to `AutoModelForCausalLM.from_pretrained` (e.g. `dtype=torch.bfloat16`).
+        """
+        if isinstance(language_model, str):
+            tokenizer = tokenizer if tokenizer is not None else AutoTokenizer.from_pretrained(language_model)
+            language_model = AutoModelForCausalLM.from_pretrained(language_model, **load_kwargs)
+        elif tokenizer is None:
+            raise ValueError("Pass the LM's tokenizer along with a loaded language model: tokenizer=...")
+        lm_head = language_model.get_output_embeddings()
+        if lm_head is None or getattr(lm_head, "bias", None) is not None:
+            raise ValueError(
+                f"{type(language_model).__name__} has no bias-free linear LM head; ELM wraps causal LMs whose head "
+                "is a plain projection (Llama, Qwen2, GPT-2, Mistral, Gemma, SmolLM, ...)."
+            )
+        spaces = {name: dict(space) for name, space in embedding_spaces.items()}
+        placeholders = [space.get("placeholder") or f"<{name}>" for name, space in spaces.items()]
+        tokenizer.add_special_tokens({"extra_special_tokens": placeholders}, replace_extra_special_tokens=False)
+        for (name, space), placeholder in zip(spaces.items(), placeholders):
+            space["placeholder"] = placeholder
+            space["placeholder_token_id"] = tokenizer.convert_tokens_to_ids(placeholder)
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+
+        for module in language_model.modules():  # loaded weights: keep `post_init` from re-initialising them
+            module._is_hf_initialized = True
+        # Without the LM's attention implementation here, ElmConfig would reset it to None on the shared sub-config.
+        config = ElmConfig(
+            text_config=language_model.config,
+            embedding_spaces=spaces,
+            attn_implementation=language_model.config._attn_implementation,
+        )
+        model = cls(config, language_model=language_model.base_model)
+        model.lm_head = lm_head
+        model.to(language_model.dtype)
+        # Placeholder rows are never read (the adapter's output replaces them) nor sampled (suppressed below).
+        model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+        model.tie_weights()
+        model.model.calibrate_adapters()
+
+        model.generation_config = language_model.generation_config
+        if model.generation_config.pad_token_id is None:
+            model.generation_config.pad_token_id = tokenizer.pad_token_id
+        # A generated placeholder would ask for a vector nobody gave: never sample one.
+        suppressed = set(model.generation_config.suppress_tokens or []) | set(config.placeholder_token_ids.values())
+        model.generation_config.suppress_tokens = sorted(suppressed)
+        model.config.name_or_path = language_model.config.name_or_path
+        return model, ElmProcessor(tokenizer=tokenizer, embedding_spaces=config.embedding_spaces)
+
+
+class ElmProcessor(ProcessorMixin):
+    """Tokenizer + placeholders + vectors -> a `BatchFeature` that `model(**batch)` and `model.generate(**batch)`
+    take as they are.
+
+    Write each vector's place in the text with its space's placeholder (e.g. `"<movie>"`); the processor expands
+    it to `num_tokens` placeholder tokens and batches the vectors. Per example, `vectors` is one vector (1-D), a
+    list of vectors (one per placeholder, in order), or a dict `{space: vector or list of vectors}`.
+
+    Example:
+
+    ```python
+    >>> prompt = processor.apply_chat_template(
+    ...     [{"role": "user", "content": "Summarize the movie <movie>."}], add_generation_prompt=True, tokenize=False
+    ... )
+    >>> batch = processor(text=[prompt], vectors=[movie_vector])
+    >>> model.generate(**batch, max_new_tokens=40)
+    ```
+    """
+
+    def __init__(self, tokenizer=None, embedding_spaces: dict | None = None, chat_template=None, **kwargs):
+        if not embedding_spaces:
+            raise ValueError("ElmProcessor needs the model's embedding_spaces (model.config.embedding_spaces).")
+        self.embedding_spaces = {name: dict(space) for name, space in embedding_spaces.items()}
+        if chat_template is None and tokenizer is not None:
+            chat_template = getattr(tokenizer, "chat_template", None)
+        super().__init__(tokenizer, chat_template=chat_template, **kwargs)
+
+    def expand_placeholders(self, text: str) -> str:
+        """Write every placeholder `num_tokens` times, once per soft token of its vector."""
+        for space in self.embedding_spaces.values():
+            if space["num_tokens"] > 1:
+                text = text.replace(space["placeholder"], space["placeholder"] * space["num_tokens"])
+        return text
+
+    def _vectors_of_example(self, text: str, example_vectors) -> dict[str, torch.Tensor]:
+        """Sort one example's vectors into spaces and check they match its placeholders."""
+        counts = {name: text.count(space["placeholder"]) for name, space in self.embedding_spaces.items()}
+        if example_vectors is None:
+            example_vectors = {}
+        elif not isinstance(example_vectors, Mapping):
+            present = [name for name, count in counts.items() if count]
+            if len(present) > 1:
+                raise ValueError(
+                    f"The text mentions several spaces {present}; pass this example's vectors as a dict by space."
+                )
+            if not present:
+                raise ValueError(
+                    f"Vectors were given for a text with no placeholder "
+                    f"({', '.join(s['placeholder'] for s in self.embedding_spaces.values())}): {text[:80]!r}"
+                )
+            example_vectors = {present[0]: example_vectors}
+        unknown = set(example_vectors) - set(self.embedding_spaces)
+        if unknown:
+            raise ValueError(
+                f"Unknown embedding space(s) {sorted(unknown)}; this model reads {sorted(self.embedding_spaces)}."
+            )
+        sorted_vectors = {}
+        for name, space in self.embedding_spaces.items():
+            given = example_vectors.get(name)
+            rows = torch.empty(0, space["dim"]) if given is None else _as_rows(given, name, space["dim"])
+            if len(rows) != counts[name]:
+                raise ValueError(
+                    f"The text has {counts[name]} {space['placeholder']} placeholder(s) but {len(rows)} vector(s) "
+                    f"were given for space {name!r}: {text[:80]!r}"
+                )
+            sorted_vectors[name] = rows
+        return sorted_vectors
+
+    def __call__(
+        self,
+        text: str | Sequence[str] | None = None,
+        vectors=None,
+        padding: bool | str = True,
+        padding_side: str = "left",
+        truncation: bool = False,
+        max_length: int | None = None,
+        return_tensors: str = "pt",
+        **kwargs,
+    ) -> BatchFeature:
+        """Tokenize `text` (one string or a batch) and batch its `vectors`; left padding suits generation."""
+        if text is None:
+            raise ValueError("ElmProcessor needs text, with a placeholder where each vector goes.")
+        single = isinstance(text, str)
+        texts = [text] if single else list(text)
+        if vectors is None:
+            per_example = [None] * len(texts)
+        else:
+            per_example = [vectors] if single else list(vectors)
+        if len(per_example) != len(texts):
+            raise ValueError(f"Got {len(texts)} text(s) but vectors for {len(per_example)} example(s).")
+
+        batch_vectors = {name: [] for name in self.embedding_spaces}
+        for example_text, example_vectors in zip(texts, per_example):
+            for name, rows in self._vectors_of_example(example_text, example_vectors).items():
+                batch_vectors[name].append(rows)
+
+        expanded = [self.expand_placeholders(t) for t in texts]
+        encoding = self.tokenizer(
+            expanded,
+            padding=padding,
+            padding_side=padding_side,
+            truncation=truncation,
+            max_length=max_length,
+            return_tensors=return_tensors,
+            add_special_tokens=kwargs.pop("add_special_tokens", False),
+            **kwargs,
+        )
+        self._check_placeholders_survived(expanded, encoding["input_ids"], max_length)
+        data = dict(encoding)
+        data["vectors"] = {
+            name: torch.cat(rows) for name, rows in batch_vectors.items() if sum(len(r) for r in rows)
+        }
+        return BatchFeature(data=data)
+
+    def _check_placeholders_survived(self, texts: list[str], input_ids, max_length: int | None) -> None:
+        for row, (text, ids) in enumerate(zip(texts, input_ids)):
+            ids = list(ids.tolist() if hasattr(ids, "tolist") else ids)
+            for name, space in self.embedding_spaces.items():
+                wanted = text.count(space["placeholder"])
+                got = ids.count(space["placeholder_token_id"])
+                if got != wanted:
+                    raise ValueError(
+                        f"Example {row}: {wanted} {space['placeholder']} placeholder token(s) in the text but {got} "
+                        f"after tokenization (max_length={max_length}). Truncation would cut a vector out of the "
+                        "prompt: raise max_length or shorten the text."
+                    )
+
+
+def _as_rows(given, name: str, dim: int) -> torch.Tensor:
+    """One vector or a list of vectors (lists, numpy, torch) -> a float tensor (n, dim), size- and value-checked."""
+    if isinstance(given, (list, tuple)) and given and hasattr(given[0], "__len__"):
+        # Row by row: torch.as_tensor on a list of numpy arrays is slow and warns.
+        tensor = torch.stack([torch.as_tensor(row, dtype=torch.float32).detach().cpu() for row in given])
+    else:
+        tensor = torch.as_tensor(given, dtype=torch.float32).detach().cpu()
+    if tensor.ndim == 1:
+        tensor = tensor[None]
+    if tensor.ndim != 2 or tensor.shape[-1] != dim:
+        raise ValueError(f"Space {name!r} expects vectors of size {dim}, got shape {tuple(tensor.shape)}.")
+    if not torch.isfinite(tensor).all():
+        raise ValueError(f"Vectors for space {name!r} contain NaN or inf.")
+    return tensor
+
+
+__all__ = ["ElmAdapter", "ElmPreTrainedModel", "ElmModel", "ElmForCausalLM", "ElmProcessor"]
