@@ -1,0 +1,232 @@
+"""Concept activation vectors (CAVs): a linear direction per concept ("Comedy", "pixar") in an embedding space.
+
+    from modeling_elm.concepts import concept_directions, concept_score, genre_labels, move_along, save_concepts
+
+    labels = genre_labels(movies, movie_ids)                       # {"Comedy": bool array, ...} aligned with rows
+    concepts = concept_directions(vectors, labels, space="semantic")
+    concepts["Comedy"].accuracy                                     # held-out balanced accuracy
+    funnier = move_along(vectors[0], concepts["Comedy"], strength=0.5)
+    concept_score(funnier, concepts["Comedy"]) > concept_score(vectors[0], concepts["Comedy"])   # True
+    save_concepts(concepts, "concepts/semantic")                   # semantic.safetensors + semantic.json
+
+The ELM paper moves an entity's vector along such a direction and asks the LM to describe the new, hypothetical
+entity; evaluation then checks that the concept's score of the description's embedding went up.
+"""
+
+import json
+import logging
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+logger = logging.getLogger(__name__)
+
+NO_GENRE = "(no genres listed)"
+
+
+@dataclass
+class Concept:
+    """A linear classifier for one concept, in the original vector space.
+
+    score(x) = direction . x + bias is the signed distance to the decision boundary (positive: has the concept);
+    the classifier's probability is sigmoid(scale * score(x)). `norm_scale` is the median norm of the vectors it was
+    fitted on, the step `move_along` takes for a vector of norm zero.
+    """
+
+    name: str
+    space: str
+    direction: np.ndarray
+    bias: float
+    accuracy: float
+    n_positive: int
+    n_negative: int
+    scale: float = 1.0
+    norm_scale: float = 1.0
+
+
+def _check_vectors(vectors: np.ndarray, what: str = "vectors") -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    if vectors.ndim != 2 or len(vectors) == 0:
+        raise ValueError(f"{what} must be a non-empty 2-D array (entities x dimensions); got shape {vectors.shape}.")
+    bad = ~np.isfinite(vectors).all(axis=1)
+    if bad.any():
+        raise ValueError(f"{what} has {int(bad.sum())} rows with NaN or infinity (first: row {int(np.argmax(bad))}); "
+                         "drop or re-embed them before fitting concepts.")
+    return vectors
+
+
+def concept_directions(vectors: np.ndarray, labels: dict, space: str, seed: int = 0, test_fraction: float = 0.25,
+                       min_positive: int = 20) -> dict[str, Concept]:
+    """One logistic-regression CAV per concept, with its held-out balanced accuracy.
+
+    `labels` maps a concept name to a bool array aligned with the rows of `vectors`. The classifier is fitted on
+    standardised vectors (so its regularisation treats every dimension alike, whatever ALS made of their scales)
+    with balanced class weights (genres are rare), on a stratified (1 - test_fraction) of the rows; `accuracy` is
+    that same model's balanced accuracy on the rest. The weights are mapped back to the original space, where
+    `direction` is their unit vector. Concepts with fewer than `min_positive` positives or negatives are skipped
+    and named in a warning.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import balanced_accuracy_score
+    from sklearn.model_selection import train_test_split
+
+    vectors = _check_vectors(vectors)
+    mean = vectors.mean(axis=0, dtype=np.float64)
+    std = vectors.std(axis=0, dtype=np.float64)
+    std[std == 0] = 1.0  # a constant dimension carries no concept; leave it unscaled rather than divide by zero
+    standardised = (vectors - mean) / std
+    norm_scale = float(np.median(np.linalg.norm(vectors, axis=1)))
+
+    concepts, skipped = {}, {}
+    for name, label in labels.items():
+        label = np.asarray(label, dtype=bool)
+        if label.shape != (len(vectors),):
+            raise ValueError(f"labels[{name!r}] has shape {label.shape}; it must be one bool per vector "
+                             f"({len(vectors)},), in the same row order.")
+        n_positive = int(label.sum())
+        n_negative = len(label) - n_positive
+        if min(n_positive, n_negative) < min_positive:
+            skipped[name] = (n_positive, n_negative)
+            continue
+        train, test = train_test_split(np.arange(len(label)), test_size=test_fraction, random_state=seed,
+                                       stratify=label)
+        classifier = LogisticRegression(class_weight="balanced", max_iter=1000, random_state=seed)
+        classifier.fit(standardised[train], label[train])
+        accuracy = balanced_accuracy_score(label[test], classifier.predict(standardised[test]))
+        # w_s . (x - mean) / std + b  ==  (w_s / std) . x + (b - w_s . mean / std)
+        weight = classifier.coef_[0] / std
+        intercept = float(classifier.intercept_[0] - weight @ mean)
+        scale = float(np.linalg.norm(weight))
+        if scale == 0:
+            skipped[name] = (n_positive, n_negative)
+            continue
+        concepts[name] = Concept(name, space, (weight / scale).astype(np.float32), intercept / scale, float(accuracy),
+                                 n_positive, n_negative, scale, norm_scale)
+    if skipped:
+        logger.warning("Skipped %d of %d concepts in the %s space, too few positives or negatives (< %d) or no "
+                       "signal: %s", len(skipped), len(labels), space, min_positive,
+                       ", ".join(f"{n} ({p}+/{q}-)" for n, (p, q) in skipped.items()))
+    return concepts
+
+
+def concept_score(vectors: np.ndarray, concept: Concept, probability: bool = False) -> np.ndarray:
+    """Signed distance of each vector to the concept's decision boundary (linear, so moving along the concept by d
+    raises it by exactly d), or with `probability=True` the classifier's P(concept), which saturates."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    if vectors.shape[-1] != len(concept.direction):
+        raise ValueError(f"vectors have {vectors.shape[-1]} dimensions; concept {concept.name!r} lives in the "
+                         f"{len(concept.direction)}-d {concept.space} space.")
+    score = vectors.astype(np.float64) @ concept.direction.astype(np.float64) + concept.bias
+    return 1.0 / (1.0 + np.exp(-concept.scale * score)) if probability else score
+
+
+def move_along(vector: np.ndarray, concept: Concept, strength: float) -> np.ndarray:
+    """`vector` + strength * |vector| * direction: strength is in units of the vector's own norm.
+
+    Relative units make one strength mean the same change in every space (unit-norm semantic vectors and ALS
+    vectors whose norms grow with popularity alike): 0.5 moves a vector by half its length, whatever that length.
+    Negative strengths move away from the concept. Works on one vector or on rows of a matrix.
+    """
+    vector = np.asarray(vector, dtype=np.float32)
+    if vector.shape[-1] != len(concept.direction):
+        raise ValueError(f"vector has {vector.shape[-1]} dimensions; concept {concept.name!r} lives in the "
+                         f"{len(concept.direction)}-d {concept.space} space.")
+    if not np.isfinite(vector).all():
+        raise ValueError("vector has NaN or infinity; a concept cannot move it.")
+    norm = np.linalg.norm(vector, axis=-1, keepdims=True)
+    norm = np.where(norm > 0, norm, concept.norm_scale)
+    return (vector + np.float32(strength) * norm * concept.direction).astype(np.float32)
+
+
+def _paths(path) -> tuple[Path, Path]:
+    path = Path(path)
+    stem = path.with_suffix("") if path.suffix == ".safetensors" else path
+    return stem.with_name(stem.name + ".safetensors"), stem.with_name(stem.name + ".json")
+
+
+def save_concepts(concepts: dict[str, Concept], path) -> Path:
+    """Directions to `<path>.safetensors`, everything else to `<path>.json` (readable, never pickled)."""
+    from safetensors.numpy import save_file
+
+    weights, sidecar = _paths(path)
+    weights.parent.mkdir(parents=True, exist_ok=True)
+    ordered = list(concepts.values())
+    # Tensors are keyed by position: concept names ("sci-fi", "based on a book") need not be valid keys.
+    save_file({f"concept.{i}": np.ascontiguousarray(c.direction, dtype=np.float32) for i, c in enumerate(ordered)},
+              str(weights), metadata={"format": "elm-concepts", "count": str(len(ordered))})
+    metadata = [{k: v for k, v in asdict(c).items() if k != "direction"} for c in ordered]
+    sidecar.write_text(json.dumps({"format": "elm-concepts", "version": 1, "concepts": metadata}, indent=1))
+    return weights
+
+
+def load_concepts(path) -> dict[str, Concept]:
+    """The concepts `save_concepts` wrote to `path` (with or without the .safetensors suffix)."""
+    from safetensors.numpy import load_file
+
+    weights, sidecar = _paths(path)
+    for file in (weights, sidecar):
+        if not file.is_file():
+            raise FileNotFoundError(f"{file} is missing; save_concepts writes both {weights.name} and {sidecar.name}.")
+    tensors = load_file(str(weights))
+    metadata = json.loads(sidecar.read_text())["concepts"]
+    if len(metadata) != len(tensors):
+        raise ValueError(f"{sidecar} describes {len(metadata)} concepts but {weights} holds {len(tensors)}; "
+                         "the two files come from different saves.")
+    known = {f.name for f in fields(Concept)}
+    return {m["name"]: Concept(direction=tensors[f"concept.{i}"], **{k: v for k, v in m.items() if k in known})
+            for i, m in enumerate(metadata)}
+
+
+def genre_labels(movies: pd.DataFrame, movie_ids: np.ndarray) -> dict[str, np.ndarray]:
+    """{genre: bool array aligned with `movie_ids`} from `movies` (movie_id, genres as a list per row).
+
+    Movies absent from `movies` have no genre; "(no genres listed)" is not a concept.
+    """
+    for column in ("movie_id", "genres"):
+        if column not in movies.columns:
+            raise ValueError(f"movies lacks the column {column!r}; genre_labels needs movie_id and genres.")
+    rows = pd.Index(np.asarray(movie_ids)).get_indexer(movies["movie_id"].to_numpy())
+    labels: dict[str, np.ndarray] = {}
+    for row, genres in zip(rows, movies["genres"]):
+        if row < 0 or genres is None:
+            continue
+        for genre in genres:
+            if genre and genre != NO_GENRE:
+                labels.setdefault(genre, np.zeros(len(movie_ids), dtype=bool))[row] = True
+    return dict(sorted(labels.items()))
+
+
+def tag_labels(movie_ids: np.ndarray, tags: pd.DataFrame | None = None, genome_scores: pd.DataFrame | None = None,
+               genome_tags: pd.DataFrame | None = None, relevance: float = 0.5, min_users: int = 2,
+               max_tags: int = 100) -> dict[str, np.ndarray]:
+    """{tag: bool array aligned with `movie_ids`} for up to `max_tags` frequent tags.
+
+    With the tag genome (genome_scores: movie_id, tag_id, relevance; genome_tags: tag_id, tag) a movie has a tag
+    when its relevance is >= `relevance`. Otherwise, from user tags (user_id, movie_id, tag), a movie has a tag
+    when at least `min_users` users applied it (case and spaces ignored), so one user's private labels do not count.
+    Either way the tags kept are those true of the most movies.
+    """
+    movie_ids = np.asarray(movie_ids)
+    if genome_scores is not None and genome_tags is not None and len(genome_scores):
+        strong = genome_scores[genome_scores["relevance"] >= relevance]
+        names = genome_tags.set_index("tag_id")["tag"]
+        pairs = pd.DataFrame({"movie_id": strong["movie_id"].to_numpy(),
+                              "tag": names.reindex(strong["tag_id"].to_numpy()).to_numpy()}).dropna()
+    elif tags is not None and len(tags):
+        clean = tags.assign(tag=tags["tag"].astype(str).str.strip().str.lower())
+        clean = clean[clean["tag"] != ""]
+        users = clean.groupby(["movie_id", "tag"])["user_id"].nunique()
+        pairs = users[users >= min_users].reset_index()[["movie_id", "tag"]]
+    else:
+        raise ValueError("tag_labels needs either tags (user_id, movie_id, tag) or genome_scores with genome_tags.")
+    rows = pd.Index(movie_ids).get_indexer(pairs["movie_id"].to_numpy())
+    pairs = pairs.assign(row=rows)[rows >= 0].drop_duplicates(["row", "tag"])
+    frequent = pairs["tag"].value_counts().sort_index().sort_values(ascending=False, kind="stable").index[:max_tags]
+    labels = {}
+    for tag in sorted(frequent):
+        label = np.zeros(len(movie_ids), dtype=bool)
+        label[pairs.loc[pairs["tag"] == tag, "row"].to_numpy()] = True
+        labels[tag] = label
+    return labels
