@@ -1,0 +1,157 @@
+"""Entity tables of the MovieLens corpus: who is in it, their vectors, their facts, their split, their concepts."""
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import facts as F
+from .concepts import concept_directions, genre_labels, save_concepts
+from .embeddings import behavioural_embeddings, evaluate_behavioural, load_encoder, movie_text, semantic_embeddings
+from .grounded import MovieFacts, UserFacts
+from .movielens import load_movielens
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class EntityTables:
+    release: str
+    movies: pd.DataFrame  # one row per kept movie, with a "split" column
+    users: pd.DataFrame  # one row per kept user, with a "split" column
+    movie_vectors: np.ndarray  # what the `movie` placeholder carries (semantic or behavioural), rows = movies
+    user_vectors: np.ndarray  # behavioural, rows = users
+    movie_facts: list[MovieFacts]
+    user_facts: list[UserFacts]
+    neighbours: np.ndarray  # (n_movies, 3): nearest movies of the same split in the movie space
+    quality: dict
+
+
+def _timed(timings: dict, key: str, start: float) -> float:
+    now = time.perf_counter()
+    timings[key] = round(now - start, 1)
+    return now
+
+
+def _select(config, ratings: pd.DataFrame) -> pd.DataFrame:
+    """Keep movies and users with enough ratings (and the most active ones when capped)."""
+    movie_counts = ratings["movie_id"].value_counts()
+    movies = movie_counts[movie_counts >= config.min_movie_ratings]
+    if config.max_movies:
+        movies = movies.head(config.max_movies)
+    ratings = ratings[ratings["movie_id"].isin(movies.index)]
+    user_counts = ratings["user_id"].value_counts()
+    users = user_counts[user_counts >= config.min_user_ratings]
+    if config.max_users:
+        users = users.head(config.max_users)
+    if movies.empty or users.empty:
+        raise ValueError(
+            f"No movie has >= {config.min_movie_ratings} ratings or no user has >= {config.min_user_ratings}; "
+            "lower min_movie_ratings / min_user_ratings."
+        )
+    return ratings[ratings["user_id"].isin(users.index)]
+
+
+def _split(n: int, n_test: int, rng: np.random.Generator) -> np.ndarray:
+    split = np.full(n, "train", dtype=object)
+    split[rng.choice(n, size=n_test, replace=False)] = "test"
+    return split
+
+
+def _neighbours_within_split(vectors: np.ndarray, split: np.ndarray) -> np.ndarray:
+    """Nearest movies of the same split, so a training row never mentions a held-out movie."""
+    result = np.empty((len(vectors), 3), dtype=np.int64)
+    for name in ("train", "test"):
+        members = np.flatnonzero(split == name)
+        if len(members) <= 3:
+            raise ValueError(f"The {name} split has {len(members)} movies; two-movie tasks need at least 4.")
+        result[members] = members[F.nearest_neighbours(vectors[members], np.arange(len(members)), k=3)]
+    return result
+
+
+def build_entity_tables(config, folder: Path, timings: dict) -> EntityTables:
+    start = time.perf_counter()
+    data = load_movielens(config.source)
+    start = _timed(timings, "load_s", start)
+    ratings = _select(config, data.ratings)
+    movies = data.movies[data.movies["movie_id"].isin(ratings["movie_id"].unique())]
+    movies = movies.sort_values("movie_id").reset_index(drop=True)
+    user_ids = np.sort(ratings["user_id"].unique())
+    logger.info("%s: %d ratings of %d movies by %d users kept", data.name, len(ratings), len(movies), len(user_ids))
+
+    behaviour = behavioural_embeddings(
+        ratings, dim=config.als_dim, regularization=config.als_regularization,
+        iterations=config.als_iterations, seed=config.corpus_seed,
+    )
+    behaviour_movies = _align(behaviour.movie_ids, behaviour.movie_vectors, movies["movie_id"].to_numpy())
+    user_vectors = _align(behaviour.user_ids, behaviour.user_vectors, user_ids)
+    start = _timed(timings, "behavioural_s", start)
+    quality = {}
+    if config.evaluate_embeddings:
+        quality = evaluate_behavioural(
+            ratings, dim=config.als_dim, regularization=config.als_regularization,
+            iterations=config.als_iterations, seed=config.corpus_seed,
+        )
+        start = _timed(timings, "behavioural_quality_s", start)
+
+    tags = F.movie_tags(movies["movie_id"].to_numpy(), data.tags, data.genome_scores, data.genome_tags)
+    texts = [movie_text(t, None if pd.isna(y) else int(y), g, tg)
+             for t, y, g, tg in zip(movies["title"], movies["year"], movies["genres"], tags)]
+    semantic = semantic_embeddings(texts, encoder=load_encoder(config.encoder))
+    start = _timed(timings, "semantic_s", start)
+
+    rng = np.random.default_rng(config.corpus_seed)
+    n_test_movies = min(config.max_test_movies, max(1, round(config.test_fraction * len(movies))))
+    movie_split = _split(len(movies), n_test_movies, rng)
+    user_split = _split(len(user_ids), max(1, round(config.test_fraction * len(user_ids))), rng)
+    movie_vectors = semantic if config.movie_space == "semantic" else behaviour_movies
+    neighbours = _neighbours_within_split(movie_vectors, movie_split)
+
+    favourites = F.user_favourites(ratings, movies, user_ids)
+    stats = F.movie_statistics(ratings, movies, favourites, user_ids)
+    movie_facts = F.build_movie_facts(movies, stats, tags, neighbours)
+    user_facts = F.build_user_facts(user_ids, favourites)
+    start = _timed(timings, "facts_s", start)
+
+    movies = movies.assign(
+        text=texts, tags=tags, split=movie_split, n_ratings=stats["n_ratings"], mean_rating=stats["mean_rating"],
+        semantic=list(semantic), behavioural=list(behaviour_movies),
+    )
+    rated = ratings.groupby("user_id").agg(rated_movie_ids=("movie_id", list), ratings=("rating", list)).reindex(user_ids)
+    users = pd.DataFrame({
+        "user_id": user_ids, "split": user_split, "behavioural": list(user_vectors),
+        "n_ratings": favourites["n_ratings"], "mean_rating": favourites["mean_rating"],
+        "favourite_genres": favourites["favourite_genres"],
+        "rated_movie_ids": rated["rated_movie_ids"].to_numpy(), "ratings": rated["ratings"].to_numpy(),
+    })
+    folder.mkdir(parents=True, exist_ok=True)
+    movies.to_parquet(folder / "movies.parquet", index=False)
+    users.to_parquet(folder / "users.parquet", index=False)
+
+    # Concept directions are fitted on training movies only: evaluation moves held-out movies along them.
+    train = movie_split == "train"
+    labels = genre_labels(movies[train], movies["movie_id"].to_numpy()[train])
+    for space, vectors in (("semantic", semantic), ("behavioural", behaviour_movies)):
+        save_concepts(concept_directions(vectors[train], labels, space=space, seed=config.corpus_seed),
+                      folder / "concepts" / space)
+    _timed(timings, "concepts_s", start)
+    return EntityTables(data.name, movies, users, movie_vectors, user_vectors, movie_facts, user_facts, neighbours, quality)
+
+
+def _align(ids: np.ndarray, vectors: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    rows = pd.Index(ids).get_indexer(wanted)
+    if (rows < 0).any():
+        raise ValueError(f"{int((rows < 0).sum())} entities have no vector; the embedding input lost them.")
+    return np.ascontiguousarray(vectors[rows], dtype=np.float32)
+
+
+def load_tables(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    movies = pd.read_parquet(folder / "movies.parquet")
+    users = pd.read_parquet(folder / "users.parquet")
+    for table, columns in ((movies, ("semantic", "behavioural")), (users, ("behavioural",))):
+        for column in columns:
+            table[column] = list(np.stack(table[column].to_numpy()).astype(np.float32))
+    return movies, users

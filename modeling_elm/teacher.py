@@ -1,0 +1,150 @@
+"""The teacher writer: an LM writes each target from the entity's facts, as PaLM 2-L did in the paper.
+
+Two back ends: any causal LM through transformers (batched generation, left padding), or an endpoint through
+`huggingface_hub.InferenceClient` (an OpenAI-compatible / TGI URL, or a Hub model id for Inference Providers).
+Every answer is appended to a JSONL cache as soon as it arrives, keyed by (teacher, settings, prompt): a crashed
+build resumes where it stopped, and a rerun pays nothing twice.
+"""
+
+import hashlib
+import json
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from .grounded import MovieFacts, UserFacts
+from .tasks import Task
+
+logger = logging.getLogger(__name__)
+
+SYSTEM_PROMPT = (
+    "You write training data about movies and viewers. Use only the facts given; do not invent plot details, "
+    "names or numbers that are not in them. Answer in plain prose (or the list asked for), without preamble."
+)
+
+
+def facts_text(entity) -> str:
+    """The facts a teacher may use, one per line."""
+    if isinstance(entity, UserFacts):
+        return "\n".join([
+            f"- favourite genres: {', '.join(entity.favourite_genres) or 'no clear favourite'}",
+            f"- favourite decades: {', '.join(entity.favourite_decades) or 'none'}",
+            f"- movies they rated highest: {', '.join(entity.loved_movies) or 'none'}",
+            f"- least favourite genre: {entity.least_favourite_genre or 'none'}",
+            f"- rates {entity.n_ratings} movies, {entity.mean_rating:.1f}/5 on average ({entity.rating_style} rater)",
+        ])
+    assert isinstance(entity, MovieFacts)
+    lines = [f"- title: {entity.named}", f"- genres: {', '.join(entity.genres) or 'none listed'}"]
+    if entity.tags:
+        lines.append(f"- tags viewers gave it: {', '.join(entity.tags)}")
+    if entity.mean_rating is not None:
+        lines.append(f"- rated {entity.mean_rating:.1f}/5 by {entity.n_ratings} viewers")
+    if entity.neighbours:
+        lines.append(f"- similar movies: {', '.join(entity.neighbours)}")
+    return "\n".join(lines)
+
+
+def teacher_prompt(task: Task, entities: list) -> str:
+    labels = ["Viewer"] if task.kind == "user" else (["Movie"] if len(entities) == 1 else ["First movie", "Second movie"])
+    blocks = [f"{label}:\n{facts_text(entity)}" for label, entity in zip(labels, entities)]
+    return "\n\n".join(blocks) + f"\n\nTask: {task.instruction}"
+
+
+class TeacherWriter:
+    name = "teacher"
+
+    def __init__(self, model: str | None = None, endpoint: str | None = None, cache_path: str | Path = "teacher_cache.jsonl",
+                 batch_size: int = 8, max_new_tokens: int = 160, token: str | None = None):
+        if bool(model) == bool(endpoint):
+            raise ValueError("TeacherWriter needs exactly one of model (a causal LM) or endpoint (a URL or Hub id).")
+        self.model_name, self.endpoint = model, endpoint
+        self.batch_size, self.max_new_tokens, self.token = batch_size, max_new_tokens, token
+        self.cache_path = Path(cache_path)
+        self.cache = self._read_cache()
+        self._local = None  # (model, tokenizer), loaded on first use
+        self.generated = 0  # answers produced by the teacher in this process (cache hits excluded)
+
+    def _read_cache(self) -> dict[str, str]:
+        cache = {}
+        if self.cache_path.is_file():
+            for line in self.cache_path.read_text(encoding="utf-8").splitlines():
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:  # a line cut short by a crash mid-write: that answer is redone
+                    continue
+                cache[record["key"]] = record["text"]
+        return cache
+
+    def key(self, prompt: str) -> str:
+        identity = {"model": self.model_name, "endpoint": self.endpoint, "max_new_tokens": self.max_new_tokens,
+                    "system": SYSTEM_PROMPT, "prompt": prompt}
+        return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+
+    def write_many(self, task: Task, entity_lists: list[list]) -> list[str]:
+        prompts = [teacher_prompt(task, entities) for entities in entity_lists]
+        keys = [self.key(p) for p in prompts]
+        missing = list(dict.fromkeys(i for i, k in enumerate(keys) if k not in self.cache))
+        if missing:
+            self.cache_path.parent.mkdir(parents=True, exist_ok=True)
+            with self.cache_path.open("a", encoding="utf-8") as log, tqdm(
+                total=len(missing), desc=f"Teacher writes {task.name}", unit="target"
+            ) as bar:
+                for start in range(0, len(missing), self.batch_size):
+                    batch = missing[start:start + self.batch_size]
+                    texts = self._generate([prompts[i] for i in batch])
+                    for i, text in zip(batch, texts):
+                        self.cache[keys[i]] = text
+                        log.write(json.dumps({"key": keys[i], "task": task.name, "text": text}) + "\n")
+                    log.flush()
+                    os.fsync(log.fileno())  # what is written survives a crash; the next run skips it
+                    self.generated += len(batch)
+                    bar.update(len(batch))
+        return [self.cache[k] for k in keys]
+
+    def _generate(self, prompts: list[str]) -> list[str]:
+        return self._generate_endpoint(prompts) if self.endpoint else self._generate_local(prompts)
+
+    def _messages(self, prompt: str) -> list[dict]:
+        return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": prompt}]
+
+    def _generate_local(self, prompts: list[str]) -> list[str]:
+        import torch
+
+        if self._local is None:
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+
+            from .base_models import resolve_base_model
+
+            path = resolve_base_model(self.model_name)
+            tokenizer = AutoTokenizer.from_pretrained(path)
+            if tokenizer.pad_token is None:
+                tokenizer.pad_token = tokenizer.eos_token
+            self._local = (AutoModelForCausalLM.from_pretrained(path).eval(), tokenizer)
+        model, tokenizer = self._local
+        texts = [tokenizer.apply_chat_template(self._messages(p), add_generation_prompt=True, tokenize=False)
+                 for p in prompts]
+        batch = tokenizer(texts, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False)
+        with torch.no_grad():
+            output = model.generate(**batch.to(model.device), max_new_tokens=self.max_new_tokens, do_sample=False,
+                                    repetition_penalty=1.1, pad_token_id=tokenizer.pad_token_id)
+        return [t.strip() for t in tokenizer.batch_decode(output[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)]
+
+    def _generate_endpoint(self, prompts: list[str]) -> list[str]:
+        from huggingface_hub import InferenceClient
+
+        is_url = self.endpoint.startswith(("http://", "https://"))
+        client = InferenceClient(base_url=self.endpoint, token=self.token) if is_url else InferenceClient(
+            model=self.endpoint, token=self.token)
+
+        def ask(prompt: str) -> str:
+            answer = client.chat_completion(self._messages(prompt), max_tokens=self.max_new_tokens, temperature=0.0)
+            return (answer.choices[0].message.content or "").strip()
+
+        with ThreadPoolExecutor(max_workers=self.batch_size) as pool:
+            return list(pool.map(ask, prompts))
+
+
+__all__ = ["TeacherWriter", "teacher_prompt", "facts_text", "SYSTEM_PROMPT"]
