@@ -1,0 +1,245 @@
+"""ElmSFTTrainer: TRL's SFTTrainer on ELM rows (a prompt with placeholders, a target text, the vectors), and the
+pieces every stage shares: tokenising the rows, the collator, the stage callback, the loss plot.
+
+A corpus row holds `prompt`, `target` and one `<space>_vectors` column per embedding space (a list of vectors, one
+per placeholder, in order). `tokenize_rows` turns it into `input_ids` (chat-formatted prompt + target + end of turn),
+`prompt_length` and `length`; the collator pads to the right, puts the loss on the target only and stacks the
+vectors into the `{space: (n, dim)}` dict that `ElmForCausalLM.forward` takes.
+"""
+
+import json
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from transformers import TrainerCallback
+from trl import SFTTrainer
+
+logger = logging.getLogger(__name__)
+
+STAGE_MARKER = "elm_stage.json"  # written last into a folder, so a folder without it is an interrupted save
+ADAPTER_WEIGHTS = "elm_adapters.safetensors"  # stage-1 checkpoints: the adapters only (the LM is stage 0's)
+
+
+def chat_prompt(tokenizer, prompt: str, system_prompt: str | None) -> str:
+    """The prompt as the LM's chat template writes a user turn, ready for the assistant's answer."""
+    messages = ([{"role": "system", "content": system_prompt}] if system_prompt else []) + [
+        {"role": "user", "content": prompt}]
+    if tokenizer.chat_template:
+        return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    return "\n".join(m["content"] for m in messages) + "\n"  # base LMs without a template: plain text
+
+
+def tokenize_rows(dataset, processor, spaces: list[str], system_prompt: str | None, max_length: int | None,
+                  num_proc: int | None = None):
+    """Corpus rows -> `input_ids`, `prompt_length`, `length` and the vector columns of `spaces`.
+
+    Targets end with the tokenizer's end-of-turn token so the model learns to stop. When a row is longer than
+    `max_length`, the target is cut, never the prompt: a cut prompt could lose a placeholder, and the vector
+    would then have nowhere to go. A prompt that alone exceeds `max_length` is an error naming the row.
+    """
+    tokenizer = processor.tokenizer
+    end = tokenizer.eos_token or ""
+
+    def encode(batch, indices):
+        prompts = [processor.expand_placeholders(chat_prompt(tokenizer, p, system_prompt)) for p in batch["prompt"]]
+        prompt_ids = tokenizer(prompts, add_special_tokens=False)["input_ids"]
+        target_ids = tokenizer([t + end for t in batch["target"]], add_special_tokens=False)["input_ids"]
+        input_ids, prompt_lengths = [], []
+        for index, task, prompt, target in zip(indices, batch["task"], prompt_ids, target_ids):
+            if max_length is not None and len(prompt) >= max_length:
+                raise ValueError(
+                    f"Row {index} (task {task!r}): the prompt alone is {len(prompt)} tokens, max_length is {max_length}. "
+                    "Raise max_length or shorten the prompt / system prompt; ELM never cuts a prompt, since that "
+                    "could drop a placeholder.")
+            if max_length is not None:
+                target = target[: max_length - len(prompt)]
+            input_ids.append(prompt + target)
+            prompt_lengths.append(len(prompt))
+        return {"input_ids": input_ids, "prompt_length": prompt_lengths, "length": [len(i) for i in input_ids]}
+
+    keep = {"input_ids", "prompt_length", "length", *(f"{space}_vectors" for space in spaces)}
+    return dataset.map(encode, batched=True, with_indices=True, num_proc=num_proc, desc="Tokenizing",
+                       remove_columns=[c for c in dataset.column_names if c not in keep])
+
+
+@dataclass
+class ElmDataCollator:
+    """Pads to the right, labels only the target (prompt, placeholders and padding are -100), stacks the vectors."""
+
+    pad_token_id: int
+    spaces: tuple[str, ...]
+    pad_to_multiple_of: int | None = None
+
+    def __call__(self, rows: list[dict]) -> dict:
+        longest = max(len(row["input_ids"]) for row in rows)
+        if self.pad_to_multiple_of:
+            longest = math.ceil(longest / self.pad_to_multiple_of) * self.pad_to_multiple_of
+        input_ids = torch.full((len(rows), longest), self.pad_token_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(rows), longest), dtype=torch.long)
+        labels = torch.full((len(rows), longest), -100, dtype=torch.long)
+        for i, row in enumerate(rows):
+            ids = torch.as_tensor(row["input_ids"], dtype=torch.long)
+            input_ids[i, : len(ids)] = ids
+            attention_mask[i, : len(ids)] = 1
+            labels[i, row["prompt_length"]: len(ids)] = ids[row["prompt_length"]:]
+        batch = {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+        vectors = {}
+        for space in self.spaces:
+            per_row = [np.asarray(row[f"{space}_vectors"], dtype=np.float32) for row in rows]
+            per_row = [v for v in per_row if v.size]
+            if per_row:
+                vectors[space] = torch.from_numpy(np.concatenate(per_row, axis=0))
+        if vectors:
+            batch["vectors"] = vectors
+        return batch
+
+
+def adapter_state(model) -> dict[str, torch.Tensor]:
+    """The adapters' weights, by their names in the full model (`model.adapters.<space>.*`)."""
+    return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if ".adapters." in f".{k}"}
+
+
+def load_adapter_state(model, path: str | Path) -> None:
+    state = load_file(str(path))
+    missing = [k for k in state if k not in model.state_dict()]
+    if missing:
+        raise ValueError(f"{path} holds adapter weights {missing[:3]} this model does not have: was it trained with "
+                         "other embedding spaces?")
+    model.load_state_dict(state, strict=False)
+
+
+class ElmSFTTrainer(SFTTrainer):
+    """SFTTrainer for ELM rows. `adapter_only_checkpoints=True` (stage 1, LM frozen) makes every checkpoint hold just
+    the adapters: a few MB instead of the whole LM, which stage 0 already saved."""
+
+    def __init__(self, *args, adapter_only_checkpoints: bool = False, **kwargs):
+        self.adapter_only_checkpoints = adapter_only_checkpoints
+        super().__init__(*args, **kwargs)
+
+    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+        if not self.adapter_only_checkpoints:
+            return super()._save(output_dir, state_dict)
+        output_dir = output_dir or self.args.output_dir
+        if state_dict is None:
+            state_dict = self.accelerator.unwrap_model(self.model).state_dict()
+        if self.args.should_save:
+            Path(output_dir).mkdir(parents=True, exist_ok=True)
+            adapters = {k: v.detach().cpu().contiguous() for k, v in state_dict.items() if ".adapters." in f".{k}"}
+            save_file(adapters, str(Path(output_dir) / ADAPTER_WEIGHTS), metadata={"format": "pt"})
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
+        path = Path(resume_from_checkpoint) / ADAPTER_WEIGHTS
+        if self.adapter_only_checkpoints and path.is_file():
+            load_adapter_state(self.accelerator.unwrap_model(model or self.model), path)
+            return
+        super()._load_from_checkpoint(resume_from_checkpoint, model)
+
+
+def parameter_fingerprint(model) -> torch.Tensor:
+    """Per parameter, its sum and sum of squares in float64: equal across ranks iff (for practical purposes) the
+    weights are, and small enough to all-gather every stage."""
+    values = [torch.stack([p.detach().double().sum(), p.detach().double().pow(2).sum()])
+              for _, p in sorted(model.named_parameters())]
+    return torch.cat(values).cpu()
+
+
+class ElmStageCallback(TrainerCallback):
+    """The policies of one stage.
+
+    - At the start, checks that exactly the parameters the stage should train do (`trainable`: a predicate on the
+      parameter name) and that something trains at all.
+    - Optionally stops the stage once the logged training loss reaches `stop_loss`.
+    - Writes `elm_stage.json` into every checkpoint after it is complete, so resuming never picks a half-written one.
+    - At the end, with several processes, all-gathers a fingerprint of the weights and fails loudly if the ranks
+      disagree (DDP desynchronises silently otherwise); the result goes into the marker of the stage's final folder.
+    """
+
+    def __init__(self, stage: int, trainable, stop_loss: float | None = None, check_rank_sync: bool = True):
+        self.stage, self.trainable, self.stop_loss, self.check_rank_sync = stage, trainable, stop_loss, check_rank_sync
+        self.rank_sync: dict | None = None
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        names = {name: p.requires_grad for name, p in model.named_parameters()}
+        wrong = [n for n, grad in names.items() if grad != self.trainable(n)]
+        if wrong or not any(names.values()):
+            raise RuntimeError(
+                f"Stage {self.stage}: the parameters that train are not the ones this stage should train "
+                f"(first mismatches: {wrong[:5]}; {sum(names.values())} of {len(names)} trainable).")
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        logger.info("Stage %d trains %s of %s parameters", self.stage, f"{trainable:,}",
+                    f"{sum(p.numel() for p in model.parameters()):,}")
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if self.stop_loss is not None and logs and logs.get("loss", math.inf) <= self.stop_loss:
+            logger.info("Stage %d: training loss %.4f reached stop_loss %.4f, stopping.", self.stage, logs["loss"],
+                        self.stop_loss)
+            control.should_training_stop = True
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            write_marker(folder, stage=self.stage, global_step=state.global_step)
+
+    def on_train_end(self, args, state, control, model=None, **kwargs):
+        if not (self.check_rank_sync and torch.distributed.is_available() and torch.distributed.is_initialized()):
+            return
+        mine = parameter_fingerprint(model)
+        gathered = [None] * torch.distributed.get_world_size()
+        torch.distributed.all_gather_object(gathered, mine)
+        worst = max(float((g - gathered[0]).abs().max()) for g in gathered)
+        self.rank_sync = {"world_size": len(gathered), "max_fingerprint_difference": worst}
+        if worst > 1e-6 * max(1.0, float(gathered[0].abs().max())):
+            raise RuntimeError(f"Stage {self.stage}: the {len(gathered)} ranks hold different weights (fingerprint "
+                               f"difference {worst:.3g}); the distributed setup is broken, do not use this model.")
+
+
+def write_marker(folder: str | Path, **fields) -> None:
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / (STAGE_MARKER + ".tmp")
+    tmp.write_text(json.dumps(fields, indent=2))
+    tmp.replace(folder / STAGE_MARKER)
+
+
+def read_marker(folder: str | Path) -> dict | None:
+    path = Path(folder) / STAGE_MARKER
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def last_checkpoint(stage_dir: str | Path) -> str | None:
+    """The newest checkpoint of a stage whose save finished (it has its marker); half-written ones are skipped."""
+    stage_dir = Path(stage_dir)
+    if not stage_dir.is_dir():
+        return None
+    done = [p for p in stage_dir.glob("checkpoint-*") if p.name.split("-")[-1].isdigit() and read_marker(p)]
+    return str(max(done, key=lambda p: int(p.name.split("-")[-1]))) if done else None
+
+
+def plot_loss(log_history: list[dict], path: str | Path, title: str) -> Path | None:
+    """Training (and evaluation) loss against step, as a PNG next to the checkpoints."""
+    train = [(e["step"], e["loss"]) for e in log_history if "loss" in e]
+    evals = [(e["step"], e["eval_loss"]) for e in log_history if "eval_loss" in e]
+    if not train and not evals:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=120)
+    if train:
+        ax.plot(*zip(*train), label="train loss")
+    if evals:
+        ax.plot(*zip(*evals), "o-", label="eval loss (held-out entities)")
+    ax.set(xlabel="step", ylabel="loss (target tokens)", title=title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)

@@ -1,0 +1,263 @@
+"""Training: the collator's masks, both stages on a tiny random LM, LoRA, kill-and-resume, 2-process DDP, recipes."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from modeling_elm.training import ElmDataCollator, last_checkpoint, tokenize_rows, write_marker
+from training_fixtures import build_tiny_corpus, tiny_train_args, write_tiny_base_model
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("training-inputs")
+    return write_tiny_base_model(folder / "base"), build_tiny_corpus(folder)
+
+
+def run_train(args: list[str]) -> Path:
+    sys.path.insert(0, str(ROOT))
+    import train
+
+    train.main(args)
+    return Path(args[args.index("--output_dir") + 1])
+
+
+def weights(folder: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(folder / "model.safetensors"))
+
+
+def split(state: dict) -> tuple[dict, dict]:
+    adapters = {k: v for k, v in state.items() if ".adapters." in f".{k}"}
+    return adapters, {k: v for k, v in state.items() if k not in adapters}
+
+
+def changed(before: dict, after: dict) -> set[str]:
+    return {k for k in before if not torch.equal(before[k], after[k])}
+
+
+# The collator and tokenisation
+
+
+def test_collator_labels_only_the_target_and_stacks_vectors_in_order(tiny_elm):
+    import datasets
+
+    _, processor = tiny_elm
+    rows = datasets.Dataset.from_dict({
+        "task": ["a", "b"], "prompt": ["describe <movie> .", "what does <movie> and <movie> mean ?"],
+        "target": ["a funny movie", "two sad films about war"],
+        "movie_vectors": [[[1.0] * 8], [[2.0] * 8, [3.0] * 8]],
+    })
+    tokenized = tokenize_rows(rows, processor, ["movie"], "describe movies", max_length=None)
+    batch = ElmDataCollator(processor.tokenizer.pad_token_id, ("movie",))([tokenized[0], tokenized[1]])
+    placeholder = processor.tokenizer.convert_tokens_to_ids("<movie>")
+    ids, labels, mask = batch["input_ids"], batch["labels"], batch["attention_mask"]
+    for i, row in enumerate(tokenized):
+        n, p = row["length"], row["prompt_length"]
+        assert (labels[i, :p] == -100).all()  # system prompt, user turn and placeholders: no loss
+        assert torch.equal(labels[i, p:n], ids[i, p:n])  # the target and its end-of-turn token: loss
+        assert (labels[i, n:] == -100).all() and (mask[i, n:] == 0).all() and (mask[i, :n] == 1).all()
+        assert (ids[i, :p] == placeholder).sum() == len(rows[i]["movie_vectors"])
+        assert ids[i, n - 1] == processor.tokenizer.eos_token_id
+    assert processor.tokenizer.decode(ids[0, tokenized[0]["prompt_length"]:tokenized[0]["length"] - 1]) == "a funny movie"
+    assert torch.equal(batch["vectors"]["movie"][:, 0], torch.tensor([1.0, 2.0, 3.0]))
+
+
+def test_long_rows_lose_target_tokens_never_the_prompt(tiny_elm):
+    import datasets
+
+    _, processor = tiny_elm
+    rows = datasets.Dataset.from_dict({"task": ["a"], "prompt": ["describe <movie> ."],
+                                       "target": ["the movie " * 30], "movie_vectors": [[[1.0] * 8]]})
+    full = tokenize_rows(rows, processor, ["movie"], None, max_length=None)[0]
+    cut = tokenize_rows(rows, processor, ["movie"], None, max_length=full["prompt_length"] + 5)[0]
+    assert cut["length"] == full["prompt_length"] + 5
+    assert cut["input_ids"][: cut["prompt_length"]] == full["input_ids"][: full["prompt_length"]]
+    with pytest.raises(ValueError, match=r"Row 0 \(task 'a'\).*prompt alone.*never cuts a prompt"):
+        tokenize_rows(rows, processor, ["movie"], None, max_length=full["prompt_length"] - 1)
+
+
+def test_resume_ignores_a_checkpoint_whose_save_did_not_finish(tmp_path):
+    for step in (2, 4, 6):
+        (tmp_path / f"checkpoint-{step}").mkdir()
+    write_marker(tmp_path / "checkpoint-2", stage=1, global_step=2)
+    write_marker(tmp_path / "checkpoint-4", stage=1, global_step=4)  # checkpoint-6: killed while saving
+    assert last_checkpoint(tmp_path) == str(tmp_path / "checkpoint-4")
+    assert last_checkpoint(tmp_path / "missing") is None
+
+
+# Stages on a tiny random LM
+
+
+def test_stage1_trains_the_adapters_only(inputs, tmp_path):
+    out = run_train(tiny_train_args(*inputs, tmp_path / "out", stage2="none"))
+    stage0, final = weights(out / "stage0"), weights(out)
+    adapters0, lm0 = split(stage0)
+    adapters1, lm1 = split(final)
+    assert changed(adapters0, adapters1) == set(adapters0)
+    assert not changed(lm0, lm1)
+    # stage-1 checkpoints hold the adapters alone, a tiny fraction of the model
+    checkpoint = Path(last_checkpoint(out / "stage1"))
+    assert set(load_file(str(checkpoint / "elm_adapters.safetensors"))) == set(adapters0)
+    assert not (checkpoint / "model.safetensors").exists()
+    assert (out / "loss_stage1.png").stat().st_size > 1000
+    marker = json.loads((out / "elm_stage.json").read_text())
+    assert marker["complete"] and marker["stage"] == 1 and marker["stages"]["stage1"]["global_step"] == 4
+
+
+def test_stage2_full_trains_adapters_and_lm_and_the_result_loads(inputs, tmp_path):
+    from transformers import AutoModelForCausalLM, AutoProcessor
+
+    out = run_train(tiny_train_args(*inputs, tmp_path / "out"))
+    stage1 = load_file(str(out / "stage1" / "final" / "elm_adapters.safetensors"))
+    adapters2, lm2 = split(weights(out))
+    _, lm0 = split(weights(out / "stage0"))
+    assert changed(stage1, adapters2) == set(stage1)
+    assert len(changed(lm0, lm2)) > len(lm0) // 2
+    assert (out / "loss_stage2.png").is_file()
+    model, processor = AutoModelForCausalLM.from_pretrained(out), AutoProcessor.from_pretrained(out)
+    batch = processor(text="describe <movie> .", vectors=torch.ones(384))  # MiniLM-sized, as the corpus
+    assert model.generate(**batch, max_new_tokens=3, do_sample=False).shape[1] == batch["input_ids"].shape[1] + 3
+
+
+def test_stage2_lora_merges_into_a_plain_elm(inputs, tmp_path):
+    out = run_train(tiny_train_args(*inputs, tmp_path / "out", stage2="lora", lora_r=4))
+    state = weights(out)
+    assert not any("lora" in k or "modules_to_save" in k for k in state)
+    stage1 = load_file(str(out / "stage1" / "final" / "elm_adapters.safetensors"))
+    adapters2, lm2 = split(state)
+    _, lm0 = split(weights(out / "stage0"))
+    assert changed(stage1, adapters2) == set(stage1)  # the adapters train fully in stage 2
+    lora_targets = changed(lm0, lm2)
+    assert lora_targets and all("proj" in k for k in lora_targets)  # merged LoRA: only linear layers moved
+    assert not any("embed_tokens" in k or "norm" in k for k in lora_targets)
+
+
+def test_a_run_that_finished_is_not_trained_again(inputs, tmp_path):
+    out = run_train(tiny_train_args(*inputs, tmp_path / "out", stage2="none"))
+    before = (out / "model.safetensors").stat().st_mtime_ns
+    run_train(tiny_train_args(*inputs, tmp_path / "out", stage2="none"))
+    assert (out / "model.safetensors").stat().st_mtime_ns == before
+
+
+# Real processes: SIGKILL and resume, 2-process DDP
+
+
+def start(args: list[str], launcher: list[str] | None = None) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    command = (launcher or [sys.executable]) + [str(ROOT / "train.py"), *args]
+    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def kill_when(process: subprocess.Popen, path_glob: tuple[Path, str], timeout: float = 240) -> None:
+    folder, pattern = path_glob
+    deadline = time.time() + timeout
+    while not list(folder.glob(pattern)):
+        assert process.poll() is None, f"train.py ended before {pattern} appeared:\n{process.stdout.read()[-3000:]}"
+        assert time.time() < deadline, f"{pattern} never appeared"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+
+
+@pytest.mark.slow
+def test_sigkill_in_either_stage_resumes_in_that_stage_and_loses_no_finished_work(inputs, tmp_path):
+    out = tmp_path / "out"
+    args = tiny_train_args(*inputs, out, stage1_max_steps=60, stage2_max_steps=60, save_steps=5)
+    kill_when(start(args), (out / "stage1", "checkpoint-*/elm_stage.json"))
+    assert not (out / "stage1" / "final").exists()
+
+    kill_when(start(args), (out / "stage2", "checkpoint-*/elm_stage.json"))  # resumes stage 1, then dies in 2
+    stage1 = json.loads((out / "stage1" / "final" / "elm_stage.json").read_text())
+    assert stage1["resumed_from"] and "stage1/checkpoint-" in stage1["resumed_from"] and stage1["global_step"] == 60
+    stage1_adapters = (out / "stage1" / "final" / "elm_adapters.safetensors").stat().st_mtime_ns
+
+    process = start(args)
+    log, _ = process.communicate(timeout=600)
+    assert process.returncode == 0, log[-3000:]
+    assert "Stage 1 already finished" in log
+    marker = json.loads((out / "elm_stage.json").read_text())
+    assert marker["complete"] and "stage2/checkpoint-" in marker["stages"]["stage2"]["resumed_from"]
+    assert marker["stages"]["stage2"]["global_step"] == 60
+    assert (out / "stage1" / "final" / "elm_adapters.safetensors").stat().st_mtime_ns == stage1_adapters
+    history = json.loads((Path(last_checkpoint(out / "stage2")) / "trainer_state.json").read_text())["log_history"]
+    assert [e["step"] for e in history if "loss" in e] == list(range(1, 61))  # every step logged once: nothing redone
+
+
+@pytest.mark.slow
+def test_two_cpu_processes_hold_identical_weights_after_each_stage(inputs, tmp_path):
+    out = tmp_path / "out"
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
+    process = start(tiny_train_args(*inputs, out), launcher=torchrun)
+    log, _ = process.communicate(timeout=600)
+    assert process.returncode == 0, log[-3000:]
+    stages = json.loads((out / "elm_stage.json").read_text())["stages"]
+    for stage in ("stage1", "stage2"):
+        assert stages[stage]["rank_sync"] == {"world_size": 2, "max_fingerprint_difference": 0.0}
+
+
+def _desynchronised_rank(rank: int, port: int, queue) -> None:
+    from modeling_elm.training import ElmStageCallback
+
+    torch.distributed.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    model = torch.nn.Linear(3, 2)
+    torch.nn.init.constant_(model.weight, float(rank))  # the ranks disagree
+    try:
+        ElmStageCallback(1, lambda name: True).on_train_end(None, None, None, model=model)
+        queue.put("no error")
+    except RuntimeError as error:
+        queue.put(str(error))
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def test_rank_check_fails_loudly_when_ranks_disagree():
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    context = mp.get_context("spawn")
+    queue = context.SimpleQueue()
+    processes = [context.Process(target=_desynchronised_rank, args=(rank, port, queue)) for rank in (0, 1)]
+    for p in processes:
+        p.start()
+    for p in processes:
+        p.join(120)
+    messages = [queue.get() for _ in processes]
+    assert all("ranks hold different weights" in m for m in messages), messages
+
+
+# Recipes
+
+
+@pytest.mark.parametrize("recipe", sorted((ROOT / "recipes").glob("*.yaml")), ids=lambda p: p.stem)
+def test_recipes_parse_into_the_three_argument_groups(recipe):
+    from trl import SFTConfig, TrlParser
+
+    from modeling_elm.corpus import CorpusConfig
+    from modeling_elm.stages import ElmArguments
+
+    sys.path.insert(0, str(ROOT))
+    import train
+
+    parser = TrlParser((ElmArguments, CorpusConfig, SFTConfig))
+    elm_args, corpus_config, sft_config = parser.parse_args_and_config(
+        args=train.with_cpu_defaults(["--config", str(recipe)]))
+    assert sft_config.output_dir.startswith("checkpoints/")
+    assert elm_args.stage1_learning_rate > elm_args.stage2_learning_rate
+    assert not sft_config.gradient_checkpointing or recipe.stem != "quick"
+    if recipe.stem == "quick":
+        assert elm_args.base_model == "HuggingFaceTB/SmolLM2-135M-Instruct"
+        assert corpus_config.source == "ml-latest-small" and sft_config.use_cpu

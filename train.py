@@ -1,0 +1,67 @@
+"""Train an ELM: build (or reuse) the task corpus, assemble the base LM, stage 1 (adapters), stage 2 (whole model).
+
+    # CPU (this is what the README's main job runs; about 15 minutes on 2 cores)
+    accelerate launch --cpu train.py --config recipes/quick.yaml       # or: python train.py --config ...
+    # one GPU
+    accelerate launch --config_file configs/accelerate/single_gpu.yaml train.py --config recipes/movielens-semantic.yaml
+    # several GPUs: DDP, FSDP2 or DeepSpeed ZeRO-3
+    accelerate launch --config_file configs/accelerate/ddp.yaml train.py --config recipes/movielens-behavioral.yaml
+    accelerate launch --config_file configs/accelerate/fsdp2.yaml train.py --config recipes/movielens-semantic.yaml
+    accelerate launch --config_file configs/accelerate/zero3.yaml train.py --config recipes/movielens-semantic.yaml
+    # several CPU processes (gloo), e.g. to check distributed behaviour without a GPU
+    torchrun --nproc_per_node 2 train.py --config recipes/quick.yaml --use_cpu true
+
+Any option of the recipe can be overridden on the command line (`--stage1_max_steps 50`); `--help` lists them all:
+the model and stage options (ElmArguments), the corpus options (CorpusConfig) and TRL's SFTConfig. Killed runs
+resume: run the same command again and it continues from the last checkpoint, in the right stage.
+"""
+
+import logging
+import sys
+
+import torch
+from trl import SFTConfig, TrlParser
+
+from modeling_elm.corpus import CorpusConfig
+from modeling_elm.stages import ElmArguments, train_elm
+
+logger = logging.getLogger("train")
+
+
+def has_accelerator() -> bool:
+    return torch.cuda.is_available() or (hasattr(torch, "xpu") and torch.xpu.is_available())
+
+
+def with_cpu_defaults(argv: list[str]) -> list[str]:
+    """Without a GPU, SFTConfig's defaults (bf16) refuse to start: train on CPU in float32 unless told otherwise."""
+    if has_accelerator() or "--use_cpu" in argv or "--help" in argv or "-h" in argv:
+        return argv
+    logger.warning("No GPU found: training on CPU in float32 (pass --use_cpu / --bf16 to choose yourself).")
+    return [*argv, "--use_cpu", "true", *([] if "--bf16" in argv else ["--bf16", "false"])]
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    parser = TrlParser((ElmArguments, CorpusConfig, SFTConfig), description=__doc__.split("\n\n")[0])
+    elm_args, corpus_config, sft_config = parser.parse_args_and_config(
+        args=with_cpu_defaults(list(sys.argv[1:] if argv is None else argv)))
+
+    # Model, Dataset, Training: see ElmArguments, CorpusConfig and train_elm for what each stage does.
+    output_dir = train_elm(elm_args, corpus_config, sft_config)
+
+    if sft_config.push_to_hub and sft_config.process_index == 0:
+        from modeling_elm import ElmForCausalLM, ElmProcessor
+
+        ElmForCausalLM.from_pretrained(output_dir).push_to_hub(sft_config.hub_model_id or output_dir.name)
+        ElmProcessor.from_pretrained(output_dir).push_to_hub(sft_config.hub_model_id or output_dir.name)
+    if sft_config.process_index == 0:
+        print(f"\nTrained ELM: {output_dir.resolve()}\n"
+              f"  ask it:      python -m modeling_elm.describe --model {output_dir} --movie \"toy story\"\n"
+              f"  evaluate it: python -m modeling_elm.evaluate --model {output_dir}\n"
+              f"  load it:     AutoModelForCausalLM.from_pretrained({str(output_dir)!r}), "
+              f"AutoProcessor.from_pretrained({str(output_dir)!r})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
