@@ -154,6 +154,7 @@ class GroundedWriter:
             "convince3": f"A friend would recommend {m.title} for its {genre_phrase(m.genres)} appeal.",
             "dissuade1": f"Skip {m.title} unless you want yet another {genre_phrase(m.genres)} film.",
             "dissuade2": f"One reason to skip {m.title}: it is {_reception(m)}.",
+            "what_kind": f"{kind[0].upper()}{kind[1:]}{tagged}.",
         }
         text = brief[name]
         if self.detail == "brief" or name.startswith("five_"):

@@ -81,14 +81,23 @@ USER_TASKS = [
          "Describe this user's movie tastes: favourite genres and eras, movies they loved, how they rate."),
 ]
 
-TASKS: dict[str, Task] = {task.name: task for task in ONE_MOVIE_TASKS + TWO_MOVIE_TASKS + USER_TASKS}
+# Not in the paper: a one-sentence probe whose target is all vector-readable facts (genres, decade, tags) and no
+# title. Small models learn to read vectors from it in minutes, where title-led targets mostly teach the format.
+EXTRA_TASKS = [
+    _one("what_kind", "What kind of movie is <movie>?",
+         "Say in one sentence what kind of movie it is: its genres, its decade and what it is remembered for."),
+]
+
+TASKS: dict[str, Task] = {task.name: task for task in ONE_MOVIE_TASKS + TWO_MOVIE_TASKS + USER_TASKS + EXTRA_TASKS}
+PAPER_TASK_NAMES = [task.name for task in ONE_MOVIE_TASKS + TWO_MOVIE_TASKS + USER_TASKS]
 MOVIE_TASK_NAMES = [task.name for task in ONE_MOVIE_TASKS + TWO_MOVIE_TASKS]
 
 
 def get_tasks(names: list[str] | None) -> list[Task]:
-    """Tasks by name; `None` or `["all"]` is every task, `["movie"]` the 24 movie tasks."""
+    """Tasks by name; `None` or `["all"]` is the paper's 25 (24 movie tasks + user profile), `["movie"]` the 24
+    movie tasks; extra tasks (`what_kind`) only by name."""
     if not names or names == ["all"]:
-        return list(TASKS.values())
+        return [TASKS[name] for name in PAPER_TASK_NAMES]
     if names == ["movie"]:
         return [TASKS[name] for name in MOVIE_TASK_NAMES]
     unknown = [name for name in names if name not in TASKS]

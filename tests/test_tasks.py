@@ -94,3 +94,12 @@ def test_facts_stated_match_the_entity():
 def test_bad_detail_is_refused():
     with pytest.raises(ValueError, match="detail must be 'brief' or 'full'"):
         GroundedWriter("medium")
+
+
+def test_the_what_kind_probe_states_only_vector_readable_facts_and_is_not_in_all():
+    from modeling_elm.tasks import TASKS, get_tasks
+
+    assert "what_kind" not in {task.name for task in get_tasks(["all"])} and len(get_tasks(["all"])) == 25
+    text = GroundedWriter("brief").write(TASKS["what_kind"], [HEAT])
+    assert "Heat" not in text and "1990s" in text and {"action", "crime", "thriller"} <= set(text.lower().replace(",", "").split())
+    assert '"heist"' in text
