@@ -1,0 +1,74 @@
+"""Hypothetical vectors, the paper's two kinds: interpolations between two held-out movies, and held-out movies moved
+along a genre's concept direction (CAV). The model describes each; the description is re-embedded and scored."""
+
+import numpy as np
+
+from .metrics import bootstrap_ci, semantic_consistency
+
+ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
+STRENGTHS = (0.0, 0.5, 1.0, 2.0)
+
+
+def describe_prompt(ev) -> str:
+    """The prompt of the first one-movie task the model was trained on (its corpus' tasks), else the summary's."""
+    from .tasks import TASKS, get_tasks
+
+    trained = [t for t in get_tasks(ev.corpus.manifest["config"].get("tasks")) if t.kind == "one-movie"]
+    return (trained[0] if trained else TASKS["summary"]).prompt
+
+
+def _movie_space_is_semantic(ev) -> bool:
+    return ev.corpus.manifest["config"].get("movie_space", "semantic") == "semantic"
+
+
+def _vectors(ev):
+    return ev.semantic if _movie_space_is_semantic(ev) else ev.behavioural
+
+
+def interpolation_curve(ev) -> dict:
+    """SC of the description of (1 - a) * A + a * B to A and to B, for a from 0 to 1: the two should cross."""
+    test = np.flatnonzero(ev.corpus.movies["split"].to_numpy() == "test")
+    rng = np.random.default_rng(ev.args.seed + 7)
+    pairs = rng.choice(test, size=(ev.args.curve_examples, 2), replace=False) if len(test) >= 2 * ev.args.curve_examples \
+        else rng.choice(test, size=(ev.args.curve_examples, 2))
+    vectors = _vectors(ev)
+    curve = {"alpha": list(ALPHAS), "sc_to_a": [], "sc_to_b": []}
+    for alpha in ALPHAS:
+        mixed = [{"movie": ((1 - alpha) * vectors[a] + alpha * vectors[b])[None]} for a, b in pairs]
+        texts = ev.generate(ev.model, [describe_prompt(ev)] * len(pairs), mixed, f"interpolation a={alpha}")
+        embedded = ev.embed(texts)
+        curve["sc_to_a"].append(bootstrap_ci(semantic_consistency(embedded, ev.semantic[pairs[:, 0]]), seed=ev.args.seed))
+        curve["sc_to_b"].append(bootstrap_ci(semantic_consistency(embedded, ev.semantic[pairs[:, 1]]), seed=ev.args.seed))
+        if alpha == 0.5:
+            curve["example_midpoint"] = {"a": str(ev.corpus.movies.iloc[pairs[0, 0]]["title"]),
+                                         "b": str(ev.corpus.movies.iloc[pairs[0, 1]]["title"]), "text": texts[0]}
+    return curve
+
+
+def concept_curves(ev, top: int = 3) -> dict:
+    """For the `top` most accurate genre directions: held-out movies without the genre, moved by s along its CAV;
+    the concept's classifier score of the re-embedded description should rise with s."""
+    from .concepts import concept_score, load_concepts, move_along
+
+    space = "semantic" if _movie_space_is_semantic(ev) else "behavioural"
+    concepts = load_concepts(ev.corpus.folder / "concepts" / space)
+    text_concepts = load_concepts(ev.corpus.folder / "concepts" / "semantic")  # scores the re-embedded text
+    # IMAX is a screen format, not something a description can state
+    chosen = sorted((c for c in concepts.values() if c.name in text_concepts and c.name != "IMAX"),
+                    key=lambda c: -c.accuracy)[:top]
+    movies, vectors = ev.corpus.movies, _vectors(ev)
+    test = np.flatnonzero(movies["split"].to_numpy() == "test")
+    out = {"strength": list(STRENGTHS), "concepts": {}}
+    for concept in chosen:
+        genre = concept.name.split(":", 1)[-1]
+        without = [i for i in test if genre not in list(movies.iloc[i]["genres"])][: ev.args.curve_examples]
+        if not without:
+            continue
+        scores = []
+        for strength in STRENGTHS:
+            moved = [{"movie": move_along(vectors[i], concept, strength)[None]} for i in without]
+            texts = ev.generate(ev.model, [describe_prompt(ev)] * len(without), moved, f"{concept.name} s={strength}")
+            scores.append(bootstrap_ci(concept_score(ev.embed(texts), text_concepts[concept.name], probability=True),
+                                       seed=ev.args.seed))
+        out["concepts"][concept.name] = {"accuracy": concept.accuracy, "score": scores, "n": len(without)}
+    return out

@@ -1,0 +1,82 @@
+"""Batched generation and teacher-forced NLL for ELM prompts: what evaluation, the Space and the CLI share."""
+
+import math
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .training import chat_prompt
+
+# Greedy decoding loops on small LMs ("comedy, comedy, ..."); banning repeated trigrams stops that. Not a
+# repetition penalty: it also penalises every token of the prompt, end-of-turn included, so answers never end.
+GENERATION_DEFAULTS = dict(do_sample=False, no_repeat_ngram_size=3)
+
+
+def _per_example_vectors(vectors: dict | None) -> dict | None:
+    """{space: (k, dim) array} per example, as the processor takes it; None for text-only prompts."""
+    if vectors is None:
+        return None
+    return {space: [np.asarray(v, dtype=np.float32) for v in np.asarray(rows, dtype=np.float32).reshape(len(rows), -1)]
+            for space, rows in vectors.items() if len(rows)}
+
+
+@torch.no_grad()
+def generate_texts(model, processor, prompts: list[str], vectors: list[dict | None], system_prompt: str | None = None,
+                   batch_size: int = 16, max_new_tokens: int = 40, desc: str = "Generating", **generate_kwargs) -> list[str]:
+    """Answer every prompt (with placeholders) about its vectors; batched, left-padded, KV cache on."""
+    if len(prompts) != len(vectors):
+        raise ValueError(f"{len(prompts)} prompts but {len(vectors)} vector sets.")
+    model.eval()
+    tokenizer = processor.tokenizer
+    texts = [chat_prompt(tokenizer, p, system_prompt) for p in prompts]
+    # Similar lengths share a batch: less padding, and left padding stays short.
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    answers = [None] * len(texts)
+    settings = {**GENERATION_DEFAULTS, "max_new_tokens": max_new_tokens, "use_cache": True,
+                "pad_token_id": tokenizer.pad_token_id, **generate_kwargs}
+    for start in tqdm(range(0, len(order), batch_size), desc=desc, unit="batch", leave=False):
+        chunk = order[start: start + batch_size]
+        chunk_vectors = [_per_example_vectors(vectors[i]) for i in chunk]
+        batch = processor(text=[texts[i] for i in chunk],
+                          vectors=None if all(v is None for v in chunk_vectors) else chunk_vectors,
+                          padding_side="left").to(model.device)
+        output = model.generate(**batch, **settings)
+        for i, row in zip(chunk, output[:, batch["input_ids"].shape[1]:]):
+            answers[i] = tokenizer.decode(row, skip_special_tokens=True).strip()
+    return answers
+
+
+@torch.no_grad()
+def reference_nll(model, processor, prompts: list[str], targets: list[str], vectors: list[dict | None],
+                  system_prompt: str | None = None, batch_size: int = 16, desc: str = "Scoring") -> np.ndarray:
+    """Per example, the mean negative log-likelihood per token of `target` given the prompt and its vectors."""
+    import datasets
+
+    from .training import ElmDataCollator, tokenize_rows
+
+    spaces = list(model.config.embedding_spaces)
+    columns = {"task": ["eval"] * len(prompts), "prompt": prompts, "target": targets}
+    for space in spaces:
+        columns[f"{space}_vectors"] = [
+            np.asarray((v or {}).get(space, np.zeros((0, 0))), dtype=np.float32).tolist() for v in vectors]
+    rows = tokenize_rows(datasets.Dataset.from_dict(columns), processor, spaces, system_prompt, None)
+    collator = ElmDataCollator(processor.tokenizer.pad_token_id, tuple(spaces))
+    model.eval()
+    nll = np.zeros(len(rows))
+    for start in tqdm(range(0, len(rows), batch_size), desc=desc, unit="batch", leave=False):
+        batch = collator([rows[i] for i in range(start, min(start + batch_size, len(rows)))])
+        labels = batch.pop("labels").to(model.device)
+        batch = {k: ({s: t.to(model.device) for s, t in v.items()} if isinstance(v, dict) else v.to(model.device))
+                 for k, v in batch.items()}
+        logits = model(**batch).logits[:, :-1].float()
+        target = labels[:, 1:]
+        losses = torch.nn.functional.cross_entropy(logits.transpose(1, 2), target, ignore_index=-100,
+                                                   reduction="none")
+        counts = (target != -100).sum(dim=1).clamp(min=1)
+        nll[start: start + len(counts)] = (losses.sum(dim=1) / counts).cpu().numpy()
+    return nll
+
+
+def perplexity(nll: np.ndarray) -> float:
+    return float(math.exp(float(np.mean(nll))))

@@ -1,0 +1,113 @@
+"""The numbers of an ELM evaluation, as pure functions on arrays and strings: semantic consistency, retrieval
+rank, behavioural consistency, stated facts, bootstrap intervals and constant-guess baselines."""
+
+import re
+from collections import Counter
+
+import numpy as np
+from scipy.stats import spearmanr
+
+from .grounded import GENRE_WORDS
+
+# Words that state a genre in generated text; "children's" also as "children", "sci-fi" as science fiction.
+_GENRE_PATTERNS = {genre: re.compile(rf"\b{re.escape(word.split(chr(39))[0].lower())}", re.IGNORECASE)
+                   for genre, word in GENRE_WORDS.items() if genre != "IMAX"}
+_GENRE_PATTERNS["Sci-Fi"] = re.compile(r"\b(science fiction|sci-fi)\b", re.IGNORECASE)
+_GENRE_PATTERNS["Animation"] = re.compile(r"\banimat", re.IGNORECASE)
+_DECADE = re.compile(r"\b(1[89]\d0|20\d0)s\b")
+_YEAR = re.compile(r"\b(1[89]\d\d|20[0-3]\d)\b")
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+def semantic_consistency(text_vectors: np.ndarray, source_vectors: np.ndarray) -> np.ndarray:
+    """Per row, the cosine between the re-embedded text and the vector it was generated from (the paper's SC)."""
+    return np.sum(unit(text_vectors) * unit(source_vectors), axis=-1)
+
+
+def retrieval_ranks(text_vectors: np.ndarray, candidates: np.ndarray, true_index: np.ndarray) -> np.ndarray:
+    """Per row, the 1-based rank of the true entity among all candidates by cosine with the text (ties count
+    against the truth, so a constant text cannot look good)."""
+    scores = unit(text_vectors) @ unit(candidates).T
+    true = scores[np.arange(len(true_index)), true_index]
+    return (scores >= true[:, None]).sum(axis=1)
+
+
+def rank_summary(ranks: np.ndarray, ks=(1, 10)) -> dict:
+    ranks = np.asarray(ranks)
+    return {**{f"hits@{k}": float(np.mean(ranks <= k)) for k in ks}, "mrr": float(np.mean(1.0 / ranks))}
+
+
+def behavioural_consistency(profile_vector: np.ndarray, movie_semantic: np.ndarray, user_vector: np.ndarray,
+                            movie_behavioural: np.ndarray) -> float:
+    """Spearman correlation between two rankings of the same movies: by the generated profile (dual-encoder
+    similarity of profile text and movie text) and by the user's behavioural vector (dot product with the movies'
+    behavioural vectors). 1: the profile ranks movies as the user's vector does; -1: reversed."""
+    by_profile = unit(movie_semantic) @ unit(profile_vector)
+    by_user = np.asarray(movie_behavioural) @ np.asarray(user_vector)
+    if np.ptp(by_profile) == 0 or np.ptp(by_user) == 0:
+        return 0.0
+    return float(spearmanr(by_profile, by_user).statistic)
+
+
+def stated_genres(text: str) -> set[str]:
+    return {genre for genre, pattern in _GENRE_PATTERNS.items() if pattern.search(text)}
+
+
+def stated_decade(text: str) -> str | None:
+    decade = _DECADE.search(text)
+    if decade:
+        return f"{decade.group(1)}s"
+    year = _YEAR.search(text)
+    return f"{int(year.group(1)) // 10 * 10}s" if year else None
+
+
+def fact_scores(text: str, genres: list[str], year: int | None) -> dict:
+    """Genre precision / recall of what the text states against the entity's genres, and whether its decade is
+    right (None when the text names no decade or year)."""
+    true = {g for g in genres if g in _GENRE_PATTERNS}
+    said = stated_genres(text)
+    decade = stated_decade(text)
+    return {
+        "genre_precision": len(said & true) / len(said) if said else 0.0,
+        "genre_recall": len(said & true) / len(true) if true else 0.0,
+        "genre_f1": 2 * len(said & true) / (len(said) + len(true)) if said or true else 0.0,
+        "decade_accuracy": float(decade == f"{year // 10 * 10}s") if year else 0.0,
+    }
+
+
+def constant_guesses(train_genres: list[list[str]], train_years: list[int | None], train_texts: list[str]) -> dict:
+    """The best single answer a model could give without reading any vector: the most common decade, the most
+    common genres (as many as a movie typically has) and the most common target text."""
+    decades = Counter(f"{y // 10 * 10}s" for y in train_years if y)
+    genre_counts = Counter(g for gs in train_genres for g in gs if g in _GENRE_PATTERNS)
+    typical = max(1, int(np.median([len(gs) for gs in train_genres])))
+    genres = [g for g, _ in genre_counts.most_common(typical)]
+    words = [GENRE_WORDS[g] for g in genres]
+    decade = decades.most_common(1)[0][0] if decades else ""
+    return {"decade": decade, "genres": genres, "genre_text": f"{', '.join(words)} from the {decade}",
+            "text": Counter(train_texts).most_common(1)[0][0] if train_texts else ""}
+
+
+def bootstrap_ci(values, n_resamples: int = 2000, level: float = 0.95, seed: int = 0) -> dict:
+    """Mean with a percentile bootstrap interval. For a paired difference, pass the per-row differences."""
+    values = np.asarray(values, dtype=np.float64)
+    values = values[~np.isnan(values)]
+    if len(values) == 0:
+        return {"mean": float("nan"), "low": float("nan"), "high": float("nan"), "n": 0}
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, len(values), size=(n_resamples, len(values)))].mean(axis=1)
+    tail = (1 - level) / 2 * 100
+    return {"mean": float(values.mean()), "low": float(np.percentile(means, tail)),
+            "high": float(np.percentile(means, 100 - tail)), "n": int(len(values))}
+
+
+def derangement(n: int, seed: int = 0) -> np.ndarray:
+    """A permutation with no fixed point: every row gets another row's vector (the shuffled control)."""
+    if n < 2:
+        raise ValueError("The shuffled-vector control needs at least 2 rows.")
+    rng = np.random.default_rng(seed)
+    return (np.arange(n) + rng.integers(1, n)) % n

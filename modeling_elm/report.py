@@ -1,0 +1,134 @@
+"""An evaluation's results as files: results.json (stable, documented in docs/evaluation.md), report.md, PNGs."""
+
+import json
+from pathlib import Path
+
+CONDITION_ORDER = ("reference", "real", "shuffled", "random", "untrained", "text_only_base", "text_only_trained")
+CONDITION_NAMES = {
+    "reference": "reference targets (ceiling)", "real": "ELM, real vector", "shuffled": "ELM, shuffled vector",
+    "random": "ELM, random vector", "untrained": "untrained adapter (stage 0)",
+    "text_only_base": "base LM, title as text", "text_only_trained": "ELM, title as text (no vector)",
+}
+
+
+def _fmt(ci: dict | None, digits: int = 3) -> str:
+    if not ci or ci.get("n", 0) == 0 or ci["mean"] != ci["mean"]:
+        return "–"
+    return f"{ci['mean']:.{digits}f} [{ci['low']:.{digits}f}, {ci['high']:.{digits}f}]"
+
+
+def markdown(results: dict) -> str:
+    lines = [f"# ELM evaluation: {results['model']}", "",
+             f"Corpus `{results['corpus']}`, split `{results['split']}` (entities never seen in training), "
+             f"encoder `{results['encoder']}`, {results['settings']['max_examples']} examples per task. "
+             "Means with 95% bootstrap intervals.", "", "## Headline", ""]
+    summary = results["summary"]
+    lines += ["| metric (mean over tasks) | value |", "| --- | --- |"]
+    lines += [f"| {k} | {v:.3f} |" for k, v in summary.items()]
+    for task, conditions in results["tasks"].items():
+        metrics = [m for m in ("nll", "sc", "hits@1", "hits@10", "mrr", "genre_precision", "genre_recall", "genre_f1",
+                               "decade_accuracy", "bc_rated", "bc_sample") if any(m in c for c in conditions.values())]
+        lines += ["", f"## {task}", "", "| condition | " + " | ".join(metrics) + " |",
+                  "| --- |" + " --- |" * len(metrics)]
+        for condition in CONDITION_ORDER:
+            if condition in conditions:
+                lines.append(f"| {CONDITION_NAMES[condition]} | "
+                             + " | ".join(_fmt(conditions[condition].get(m)) for m in metrics) + " |")
+        constant = results.get("constant_guess", {}).get("tasks", {}).get(task)
+        if constant:
+            lines.append("| constant guess | " + " | ".join(_fmt(constant.get(m)) for m in metrics) + " |")
+        gap = results["gap_real_minus_shuffled"].get(task)
+        if gap:
+            lines.append("| **real − shuffled (paired)** | " + " | ".join(_fmt(gap.get(m)) for m in metrics) + " |")
+    curves = results.get("curves")
+    if curves:
+        lines += ["", "## Hypothetical vectors", "", "Interpolation (SC of the description to each end):", "",
+                  "| alpha | SC to A | SC to B |", "| --- | --- | --- |"]
+        inter = curves["interpolation"]
+        lines += [f"| {a} | {_fmt(x)} | {_fmt(y)} |" for a, x, y in zip(inter["alpha"], inter["sc_to_a"], inter["sc_to_b"])]
+        if "example_midpoint" in inter:
+            mid = inter["example_midpoint"]
+            lines += ["", f"Halfway between *{mid['a']}* and *{mid['b']}*: “{mid['text']}”"]
+        lines += ["", "Concept moves (classifier P(concept) of the re-embedded description):", "",
+                  "| concept | " + " | ".join(f"s={s}" for s in curves["concepts"]["strength"]) + " |",
+                  "| --- |" + " --- |" * len(curves["concepts"]["strength"])]
+        for name, c in curves["concepts"]["concepts"].items():
+            lines.append(f"| {name} (CAV acc {c['accuracy']:.2f}) | " + " | ".join(_fmt(s) for s in c["score"]) + " |")
+    lines += ["", "## Samples", ""]
+    for sample in results["samples"][:12]:
+        lines += [f"**{sample['task']}** {sample['ids']}", ""]
+        lines += [f"- {CONDITION_NAMES.get(k, k)}: {sample[k]}" for k in CONDITION_ORDER if k in sample]
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def plot_sc(results: dict, path: Path, metric: str = "sc") -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    tasks = [t for t, c in results["tasks"].items() if metric in c.get("real", {})]
+    if not tasks:
+        return
+    conditions = [c for c in CONDITION_ORDER if any(c in results["tasks"][t] for t in tasks)]
+    width = 0.8 / len(conditions)
+    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(tasks) + 3), 4), dpi=120)
+    for k, condition in enumerate(conditions):
+        cis = [results["tasks"][t].get(condition, {}).get(metric) for t in tasks]
+        means = [c["mean"] if c else np.nan for c in cis]
+        errors = [[c["mean"] - c["low"] if c else 0 for c in cis], [c["high"] - c["mean"] if c else 0 for c in cis]]
+        ax.bar(np.arange(len(tasks)) + k * width, means, width, yerr=errors, capsize=2,
+               label=CONDITION_NAMES[condition])
+    ax.set_xticks(np.arange(len(tasks)) + width * (len(conditions) - 1) / 2, tasks, rotation=20)
+    ax.set_ylabel({"sc": "semantic consistency", "nll": "reference NLL"}.get(metric, metric))
+    ax.legend(fontsize=7, ncol=2)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_curves(results: dict, folder: Path) -> None:
+    curves = results.get("curves")
+    if not curves:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    inter = curves["interpolation"]
+    fig, ax = plt.subplots(figsize=(5, 3.5), dpi=120)
+    for key, label in (("sc_to_a", "SC to movie A"), ("sc_to_b", "SC to movie B")):
+        ax.errorbar(inter["alpha"], [c["mean"] for c in inter[key]],
+                    yerr=[[c["mean"] - c["low"] for c in inter[key]], [c["high"] - c["mean"] for c in inter[key]]],
+                    marker="o", capsize=3, label=label)
+    ax.set(xlabel="mix a: (1 - a) A + a B", ylabel="semantic consistency", title="Interpolation")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(folder / "interpolation.png")
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(5, 3.5), dpi=120)
+    for name, c in curves["concepts"]["concepts"].items():
+        ax.plot(curves["concepts"]["strength"], [s["mean"] for s in c["score"]], marker="o", label=name)
+    ax.set(xlabel="strength s (units of the vector's norm)", ylabel="P(concept) of the description",
+           title="Moving along a concept")
+    if curves["concepts"]["concepts"]:
+        ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(folder / "concepts.png")
+    plt.close(fig)
+
+
+def write_report(results: dict, folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "results.json").write_text(json.dumps(results, indent=2, default=float))
+    (folder / "report.md").write_text(markdown(results))
+    plot_sc(results, folder / "sc_by_task.png")
+    plot_sc(results, folder / "nll_by_task.png", metric="nll")
+    plot_curves(results, folder)
+    return folder

@@ -1,0 +1,88 @@
+"""The evaluation CLI end to end on a tiny trained ELM and a tiny corpus; and the control that proves reading."""
+
+import json
+import shutil
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from test_training import run_train
+from training_fixtures import build_tiny_corpus, tiny_train_args, write_tiny_base_model
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("eval-inputs")
+    base, corpus = write_tiny_base_model(folder / "base"), build_tiny_corpus(folder)
+    out = run_train(tiny_train_args(base, corpus, folder / "elm", stage2="none", stage1_max_steps=6))
+    return out, corpus
+
+
+def evaluate(model, tmp_path, *extra):
+    from modeling_elm.evaluate import main
+
+    out = tmp_path / "eval"
+    main(["--model", str(model), "--max_examples", "5", "--curve_examples", "2", "--max_new_tokens", "6",
+          "--output_dir", str(out), *extra])
+    return json.loads((out / "results.json").read_text()), out
+
+
+def test_cli_writes_results_report_and_plots_with_every_control(trained, tmp_path):
+    model, _ = trained
+    results, out = evaluate(model, tmp_path)  # the corpus comes from the model's own record
+    assert set(results["tasks"]) == {"summary", "similarities", "user_profile"}
+    summary = results["tasks"]["summary"]
+    assert {"reference", "real", "shuffled", "random", "untrained", "text_only_base", "text_only_trained"} <= set(summary)
+    for metric in ("sc", "hits@1", "hits@10", "mrr", "genre_f1", "decade_accuracy", "nll"):
+        assert summary["real"][metric]["n"] == 5 and summary["real"][metric]["low"] <= summary["real"][metric]["high"]
+    assert {"bc_rated", "bc_sample"} <= set(results["tasks"]["user_profile"]["real"])
+    assert set(results["gap_real_minus_shuffled"]["summary"]) >= {"sc", "genre_f1"}
+    # the metric code on real texts: the reference targets describe their movie, a constant text does not
+    constant = results["constant_guess"]["tasks"]["summary"]
+    assert summary["reference"]["sc"]["mean"] > constant["sc"]["mean"] + 0.1
+    assert summary["reference"]["hits@10"]["mean"] > constant["hits@10"]["mean"]
+    assert summary["reference"]["genre_f1"]["mean"] > 0.7
+    assert len(results["curves"]["interpolation"]["sc_to_a"]) == 5
+    report = (out / "report.md").read_text()
+    assert "ELM, shuffled vector" in report and "real − shuffled (paired)" in report and "constant guess" in report
+    for png in ("sc_by_task.png", "nll_by_task.png", "interpolation.png", "concepts.png"):
+        assert (out / png).stat().st_size > 1000
+
+
+def test_a_model_that_ignores_its_vector_shows_no_gap_to_the_shuffled_control(trained, tmp_path):
+    model, _ = trained
+    deaf = tmp_path / "deaf"
+    shutil.copytree(model, deaf)
+    state = load_file(str(deaf / "model.safetensors"))
+    for key in state:
+        if ".adapters." in f".{key}" and "fc2" in key:
+            state[key] = torch.zeros_like(state[key])  # the adapter now outputs zeros, whatever the vector
+    save_file(state, str(deaf / "model.safetensors"), metadata={"format": "pt"})
+    results, _ = evaluate(deaf, tmp_path, "--tasks", "summary", "--controls", "shuffled", "--curves", "false")
+    gap = results["gap_real_minus_shuffled"]["summary"]
+    assert all(abs(ci["mean"]) < 1e-9 for ci in gap.values())
+    nll = results["tasks"]["summary"]
+    assert nll["real"]["nll"]["mean"] == nll["shuffled"]["nll"]["mean"]
+
+    # the same model with a strong random adapter, by contrast, gives each vector its own likelihood
+    hearing = tmp_path / "hearing"
+    shutil.copytree(model, hearing)
+    generator = torch.Generator().manual_seed(0)
+    for key in state:
+        if ".adapters." in f".{key}" and key.endswith("weight") and ("fc1" in key or "fc2" in key):
+            state[key] = torch.randn(state[key].shape, generator=generator) * 0.5
+    save_file(state, str(hearing / "model.safetensors"), metadata={"format": "pt"})
+    results, _ = evaluate(hearing, tmp_path, "--tasks", "summary", "--controls", "shuffled", "--curves", "false")
+    nll = results["tasks"]["summary"]
+    assert abs(nll["real"]["nll"]["mean"] - nll["shuffled"]["nll"]["mean"]) > 1e-5  # the deaf model: exactly 0
+
+
+def test_unknown_control_and_missing_corpus_are_clear_errors(tmp_path):
+    from modeling_elm.evaluate import EvalArguments, evaluate as run
+
+    with pytest.raises(ValueError, match="Unknown control"):
+        EvalArguments(controls=["shufled"])
+    write_tiny_base_model(tmp_path / "m")
+    with pytest.raises(ValueError, match="pass --corpus"):
+        run(EvalArguments(model=str(tmp_path / "m")))
