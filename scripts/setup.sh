@@ -4,6 +4,20 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Debian packages the tests use for real: chromium (the Space in a headless browser) and wordnet-base (the second
+# domain). Installed when we may (root, apt); otherwise the message says what to install.
+missing=()
+command -v chromium >/dev/null || missing+=(chromium)
+[ -d /usr/share/wordnet ] || missing+=(wordnet-base)
+if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "Installing ${missing[*]} (apt)"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    else
+        echo "Note: install ${missing[*]} (e.g. sudo apt-get install ${missing[*]}) for the browser and WordNet tests." >&2
+    fi
+fi
+
 PYTHON=${PYTHON:-python3.11}
 command -v "$PYTHON" >/dev/null || PYTHON=python3
 if [ ! -x .venv/bin/python ]; then

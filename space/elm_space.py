@@ -1,0 +1,232 @@
+"""What the Space does, without the UI: load an ELM and its vector tables, turn user choices into vectors, check
+vectors people bring, generate (streaming), find the nearest movies, draw the 2-D map.
+
+Self-contained on purpose: on the Hub the Space has transformers (the model comes with `trust_remote_code=True`),
+not this repository's package.
+"""
+
+import io
+import json
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+DEFAULT_MODEL = "checkpoints/elm-quick"
+FALLBACK_TASKS = {"summary": "Summarize the movie <movie> in a few sentences.",
+                  "user_profile": "Describe the movie tastes of the user <user>."}
+
+
+@dataclass
+class Concept:
+    name: str
+    direction: np.ndarray
+    accuracy: float
+
+
+def split_revision(name: str) -> tuple[str, str | None]:
+    """`user/repo@<commit>` -> (repo, commit); a local folder or a bare id -> (name, None)."""
+    if "@" in name and not Path(name).exists():
+        repo, revision = name.rsplit("@", 1)
+        return repo, revision
+    return name, None
+
+
+def _local_or_download(name: str, revision: str | None, repo_type: str, patterns: list[str]) -> Path:
+    if Path(name).exists():
+        return Path(name)
+    from huggingface_hub import snapshot_download
+
+    return Path(snapshot_download(name, revision=revision, repo_type=repo_type, allow_patterns=patterns))
+
+
+def load_concepts(stem: Path) -> dict[str, Concept]:
+    from safetensors.numpy import load_file
+
+    weights, sidecar = stem.with_name(stem.name + ".safetensors"), stem.with_name(stem.name + ".json")
+    if not weights.is_file():
+        return {}
+    tensors = load_file(str(weights))
+    meta = json.loads(sidecar.read_text())["concepts"]
+    return {m["name"]: Concept(m["name"], tensors[f"concept.{i}"], m["accuracy"]) for i, m in enumerate(meta)}
+
+
+class ElmSpace:
+    """The model, its tables and every operation a tab needs."""
+
+    def __init__(self, model: str | None = None, tables: str | None = None):
+        from transformers import AutoModelForCausalLM, AutoProcessor
+
+        model = model or os.environ.get("ELM_MODEL") or DEFAULT_MODEL
+        repo, revision = split_revision(model)
+        folder = _local_or_download(repo, revision, "model", ["*.json", "*.py", "*.safetensors", "*.jinja", "*.txt"])
+        self.model_name = model
+        self.model = AutoModelForCausalLM.from_pretrained(folder, trust_remote_code=True, dtype=torch.float32).eval()
+        self.processor = AutoProcessor.from_pretrained(folder, trust_remote_code=True)
+        marker = json.loads((folder / "elm_stage.json").read_text()) if (folder / "elm_stage.json").is_file() else {}
+        self.system_prompt = marker.get("system_prompt")
+        tasks_file = folder / "elm_tasks.json"
+        self.tasks = json.loads(tasks_file.read_text()) if tasks_file.is_file() else self._package_tasks()
+        tables = tables or os.environ.get("ELM_TABLES") or marker.get("corpus")
+        if not tables:
+            raise ValueError("No vector tables: set ELM_TABLES to a corpus folder or a dataset repo id.")
+        table_repo, table_revision = split_revision(tables)
+        self.tables = _local_or_download(table_repo, table_revision, "dataset",
+                                         ["movies.parquet", "users.parquet", "manifest.json", "concepts/*"])
+        manifest = json.loads((self.tables / "manifest.json").read_text())
+        self.movie_space = manifest["config"].get("movie_space", "semantic")
+        trained = [t for t in manifest["config"].get("tasks") or [] if t in self.tasks]
+        self.tasks = {**{t: self.tasks[t] for t in trained}, **self.tasks}  # what it was trained on comes first
+        self.movies = pd.read_parquet(self.tables / "movies.parquet")
+        self.users = pd.read_parquet(self.tables / "users.parquet")
+        self.movie_vectors = np.stack(self.movies[self.movie_space].to_numpy()).astype(np.float32)
+        self.user_vectors = np.stack(self.users["behavioural"].to_numpy()).astype(np.float32)
+        self.concepts = load_concepts(self.tables / "concepts" / self.movie_space)
+        self.spaces = self.model.config.embedding_spaces
+        self.titles = [f"{t} ({int(y)})" if pd.notna(y) else str(t) for t, y in zip(self.movies["title"], self.movies["year"])]
+        self.title_index = {t: i for i, t in enumerate(self.titles)}
+        self._lock = threading.Lock()  # one generation at a time per model; the queue holds the rest
+        self._fit_map()
+
+    @staticmethod
+    def _package_tasks() -> dict:
+        try:
+            from modeling_elm.tasks import TASKS
+        except ImportError:
+            return FALLBACK_TASKS
+        return {name: task.prompt for name, task in TASKS.items()}
+
+    # ---- choices -> vectors -------------------------------------------------------------------------------
+    def movie_tasks(self) -> list[str]:
+        return [name for name, prompt in self.tasks.items() if prompt.count("<movie>") == 1 and "<user>" not in prompt]
+
+    def movie_vector(self, title: str) -> np.ndarray:
+        if title not in self.title_index:
+            raise ValueError(f"Unknown movie {title!r}: pick one from the list.")
+        return self.movie_vectors[self.title_index[title]]
+
+    def mix(self, first: str, second: str, alpha: float) -> np.ndarray:
+        return (1 - alpha) * self.movie_vector(first) + alpha * self.movie_vector(second)
+
+    def move(self, title: str, concept: str, strength: float) -> np.ndarray:
+        if concept not in self.concepts:
+            raise ValueError(f"Unknown concept {concept!r}.")
+        vector = self.movie_vector(title)
+        return vector + strength * np.linalg.norm(vector) * self.concepts[concept].direction
+
+    def parse_vector(self, text: str | None = None, file: str | None = None, space: str = "movie") -> np.ndarray:
+        """A pasted JSON list or an uploaded .npy / .json file -> a checked vector for `space`."""
+        dim = self.spaces[space]["dim"]
+        try:
+            if file:
+                path = Path(file)
+                if path.suffix == ".npy":
+                    vector = np.load(path, allow_pickle=False)  # never unpickle an upload
+                else:
+                    vector = np.asarray(json.loads(path.read_text()), dtype=np.float64)
+            elif text and text.strip():
+                vector = np.asarray(json.loads(text), dtype=np.float64)
+            else:
+                raise ValueError("Paste a JSON list of numbers or upload a .npy / .json file.")
+        except (json.JSONDecodeError, TypeError) as error:
+            raise ValueError(f"Could not read a vector: {error}. Expected a JSON list like [0.1, -0.2, ...].") from None
+        vector = np.squeeze(vector)
+        if vector.ndim != 1 or vector.shape[0] != dim:
+            raise ValueError(f"The {space} space takes vectors of {dim} numbers; got shape {tuple(np.shape(vector))}.")
+        if not np.isfinite(vector).all():
+            raise ValueError("The vector holds NaN or infinity; every entry must be a finite number.")
+        return vector.astype(np.float32)
+
+    # ---- generation -----------------------------------------------------------------------------------------
+    def stream(self, prompt: str, vectors: dict, max_new_tokens: int = 60):
+        """Yield the answer as it grows."""
+        from transformers import TextIteratorStreamer
+
+        tokenizer = self.processor.tokenizer
+        messages = ([{"role": "system", "content": self.system_prompt}] if self.system_prompt else []) + [
+            {"role": "user", "content": prompt}]
+        text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        batch = self.processor(text=text, vectors={s: np.asarray(v, np.float32)[None] for s, v in vectors.items()})
+        streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=300)
+        settings = dict(**batch, max_new_tokens=max_new_tokens, do_sample=False, no_repeat_ngram_size=3,
+                        streamer=streamer, pad_token_id=tokenizer.pad_token_id)
+        with self._lock:
+            worker = threading.Thread(target=self._generate, args=(settings,), daemon=True)
+            worker.start()
+            answer = ""
+            for piece in streamer:
+                answer += piece
+                yield answer.strip()
+            worker.join()
+
+    @torch.no_grad()
+    def _generate(self, settings):
+        self.model.generate(**settings)
+
+    def answer(self, prompt: str, vectors: dict, max_new_tokens: int = 60) -> str:
+        result = ""
+        for result in self.stream(prompt, vectors, max_new_tokens):
+            pass
+        return result
+
+    # ---- context: nearest movies and the map ---------------------------------------------------------------
+    def nearest(self, vector: np.ndarray, k: int = 5) -> pd.DataFrame:
+        table = self.movie_vectors / np.linalg.norm(self.movie_vectors, axis=1, keepdims=True)
+        scores = table @ (vector / max(np.linalg.norm(vector), 1e-12))
+        best = np.argsort(-scores)[:k]
+        return pd.DataFrame({"movie": [self.titles[i] for i in best],
+                             "genres": ["|".join(self.movies.iloc[i]["genres"]) for i in best],
+                             "cosine": np.round(scores[best], 3)})
+
+    def _fit_map(self):
+        centred = self.movie_vectors - self.movie_vectors.mean(axis=0)
+        _, _, components = np.linalg.svd(centred[:: max(1, len(centred) // 5000)], full_matrices=False)
+        self._axes = components[:2]
+        self._mean = self.movie_vectors.mean(axis=0)
+        self._points = (self.movie_vectors - self._mean) @ self._axes.T
+
+    def map_figure(self, vector: np.ndarray, label: str = "your vector"):
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        point = (vector - self._mean) @ self._axes.T
+        fig, ax = plt.subplots(figsize=(5, 4), dpi=100)
+        ax.scatter(self._points[:, 0], self._points[:, 1], s=3, c="#bbbbbb", label="movies")
+        for _, row in self.nearest(vector, 3).iterrows():
+            x, y = self._points[self.title_index[row["movie"]]]
+            ax.annotate(row["movie"][:28], (x, y), fontsize=7)
+        ax.scatter([point[0]], [point[1]], s=160, marker="*", c="#d62728", label=label, zorder=3)
+        ax.set(title=f"{self.movie_space} space, first two principal components", xticks=[], yticks=[])
+        ax.legend(loc="lower right", fontsize=7)
+        fig.tight_layout()
+        return fig
+
+    def user_choices(self, limit: int = 200) -> list[str]:
+        order = self.users.sort_values(["split", "n_ratings"], ascending=[True, False])  # held-out users first
+        return [str(u) for u in order["user_id"].head(limit)]
+
+    def user_vector(self, user_id: str) -> np.ndarray:
+        rows = np.flatnonzero(self.users["user_id"].astype(str).to_numpy() == str(user_id))
+        if not len(rows):
+            raise ValueError(f"Unknown user {user_id!r}.")
+        return self.user_vectors[rows[0]]
+
+    def user_top_movies(self, user_id: str, k: int = 8) -> pd.DataFrame:
+        user = self.users.iloc[np.flatnonzero(self.users["user_id"].astype(str).to_numpy() == str(user_id))[0]]
+        order = np.argsort(-np.asarray(user["ratings"]))[:k]
+        ids = np.asarray(user["rated_movie_ids"])[order]
+        index = {m: i for i, m in enumerate(self.movies["movie_id"])}
+        return pd.DataFrame({"movie": [self.titles[index[m]] if m in index else str(m) for m in ids],
+                             "rating": np.asarray(user["ratings"])[order]})
+
+
+def figure_png(fig) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()

@@ -1,0 +1,108 @@
+"""`python -m hub.publish` against an in-memory Hub: which files and metadata go where, updates instead of
+duplicates, clear errors; and what lands in the model repo loads with trust_remote_code in a fresh process."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from fake_hub import FakeHub
+from hub_mock import mocked_hub_http
+from test_evaluate import trained  # noqa: F401  (module fixture: a tiny trained ELM and its corpus)
+
+
+@pytest.fixture
+def hub(monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "hf_fake_token_for_tests")
+    fake = FakeHub()
+    with mocked_hub_http(fake):
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def evaluated(trained, tmp_path_factory):  # noqa: F811
+    from modeling_elm.evaluate import main
+
+    model, _ = trained
+    out = tmp_path_factory.mktemp("eval")
+    main(["--model", str(model), "--max_examples", "3", "--curves", "false", "--max_new_tokens", "4",
+          "--controls", "shuffled", "--output_dir", str(out)])
+    return out
+
+
+def front_matter(text: str) -> dict:
+    return yaml.safe_load(text.split("---\n")[1])
+
+
+def test_publish_pushes_model_dataset_and_a_pinned_space(hub, trained, evaluated, tmp_path):  # noqa: F811
+    from hub.publish import publish
+
+    model, corpus = trained
+    commits = publish(model, "me/elm-tiny", evaluated, dataset_repo="me/elm-tasks", space_repo="me/elm-demo")
+
+    files = hub.repo("model", "me/elm-tiny")["files"]
+    assert {"config.json", "model.safetensors", "configuration_elm.py", "modeling_elm.py", "processor_config.json",
+            "tokenizer.json", "README.md", "elm_stage.json", "elm_tasks.json", "eval/results.json"} <= set(files)
+    assert not [name for name in files if name.endswith((".bin", ".pt", ".pth", ".pkl"))
+                or name.startswith(("stage0/", "stage1/", "stage2/"))]  # weights as safetensors, no checkpoints
+    assert "corpus" not in json.loads(files["elm_stage.json"])  # no local paths leave the machine
+    card = files["README.md"].decode()
+    meta = front_matter(card)
+    assert meta["license"] == "apache-2.0" and meta["datasets"] == ["me/elm-tasks"] and "elm" in meta["tags"]
+    assert 'from_pretrained("me/elm-tiny", trust_remote_code=True)' in card
+    assert "| summary |" in card and "NLL shuffled" in card and "GroupLens" in card
+
+    dataset = hub.repo("dataset", "me/elm-tasks")
+    assert dataset["private"]  # MovieLens may not be redistributed: private unless the user says otherwise
+    assert {"movies.parquet", "users.parquet", "manifest.json", "README.md"} <= set(dataset["files"])
+    assert any(name.startswith("tasks/") for name in dataset["files"])
+    assert "no redistribution" in dataset["files"]["README.md"].decode().lower()
+
+    space = hub.repo("space", "me/elm-demo")
+    assert space["sdk"] == "gradio" and {"app.py", "elm_space.py", "requirements.txt", "README.md"} <= set(space["files"])
+    assert front_matter(space["files"]["README.md"].decode())["models"] == ["me/elm-tiny"]
+    assert space["variables"]["ELM_MODEL"] == f"me/elm-tiny@{commits['model']}"  # the Space pins the model commit
+    assert space["variables"]["ELM_TABLES"] == f"me/elm-tasks@{commits['dataset']}"
+
+    # a second run updates the same repositories
+    publish(model, "me/elm-tiny", evaluated, dataset_repo="me/elm-tasks", space_repo="me/elm-demo")
+    assert len(hub.repos) == 3 and all(len(repo["commits"]) == 2 for repo in hub.repos.values())
+
+    # what the model repo holds is a checkpoint that loads through the remote-code path, in a fresh process
+    folder = tmp_path / "downloaded"
+    for name, content in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(content)
+    script = ("import sys, torch; from transformers import AutoModelForCausalLM, AutoProcessor\n"
+              "m = AutoModelForCausalLM.from_pretrained(sys.argv[1], trust_remote_code=True)\n"
+              "p = AutoProcessor.from_pretrained(sys.argv[1], trust_remote_code=True)\n"
+              "b = p(text='describe <movie> .', vectors=torch.ones(384))\n"
+              "print(type(m).__module__, m.generate(**b, max_new_tokens=2, do_sample=False).shape[1] - b['input_ids'].shape[1])")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules"), "PYTHONPATH": ""}
+    result = subprocess.run([sys.executable, "-c", script, str(folder)], cwd=tmp_path, env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    module, new_tokens = result.stdout.split()[-2:]
+    assert module.startswith("transformers_modules.") and new_tokens == "2"
+
+
+def test_publish_without_a_token_says_how_to_log_in(trained, monkeypatch, tmp_path):  # noqa: F811
+    from hub.publish import PublishError, publish
+
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-hf-home"))
+    with pytest.raises(PublishError, match="hf auth login"):
+        publish(trained[0], "me/elm-tiny")
+
+
+def test_publish_refuses_pickled_weights(hub, tmp_path):
+    from hub.publish import PublishError, publish
+
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "pytorch_model.bin").write_bytes(b"not safetensors")
+    with pytest.raises(PublishError, match="safetensors only"):
+        publish(tmp_path, "me/elm-tiny")
+    assert not hub.repos  # nothing was created
