@@ -46,6 +46,10 @@ class EvalArguments:
     curve_examples: int = field(default=8, metadata={"help": "movies (pairs) per curve point"})
     batch_size: int = field(default=16, metadata={"help": "generation batch size"})
     max_new_tokens: int = field(default=40, metadata={"help": "tokens generated per answer"})
+    candidates: int = field(default=10, metadata={"help": (
+        "your own data: vectors the reference is scored under for hits@k by likelihood (its own + others)")})
+    probes: list[str] | None = field(default=None, metadata={"help": (
+        "your own data with a sentence-encoder space: texts or arithmetic ('king - man + woman') to describe")})
     bc_sample: int = field(default=200, metadata={"help": "fixed sample of other movies for behavioural consistency"})
     output_dir: str = field(default="eval", metadata={"help": "where results.json, report.md and plots go"})
     seed: int = field(default=0, metadata={"help": "seed for samples, controls and bootstrap"})
@@ -210,10 +214,14 @@ def evaluate_task(ev: Evaluation, task: str, rows: list[dict]) -> tuple[dict, di
         nll["shuffled"] = control_vectors(vectors, "shuffled", ev.args.seed)
     from .generation import reference_nll
 
+    nll_rows = {}
     for condition, condition_vectors in nll.items():
-        results[condition]["nll"] = bootstrap_ci(reference_nll(
+        nll_rows[condition] = reference_nll(
             ev.model, ev.processor, prompts, texts["reference"], condition_vectors, ev.system_prompt,
-            ev.args.batch_size, desc=f"{task}: NLL {condition}"), seed=ev.args.seed)
+            ev.args.batch_size, desc=f"{task}: NLL {condition}")
+        results[condition]["nll"] = bootstrap_ci(nll_rows[condition], seed=ev.args.seed)
+    if "shuffled" in nll_rows:  # paired: the same reference under its own vector and another entity's
+        gaps["nll"] = bootstrap_ci(nll_rows["real"] - nll_rows["shuffled"], seed=ev.args.seed)
     if ev.untrained is not None and "untrained" in ev.args.controls:
         results["untrained"]["nll"] = bootstrap_ci(reference_nll(
             ev.untrained, ev.processor, prompts, texts["reference"], vectors, ev.system_prompt, ev.args.batch_size,
@@ -249,6 +257,16 @@ def constant_baseline(ev: Evaluation, task_rows: dict[str, list[dict]]) -> dict:
 
 
 def evaluate(args: EvalArguments) -> dict:
+    from .training import read_marker
+
+    marker = (read_marker(args.model) or {}) if Path(args.model).is_dir() else {}
+    corpus = Path(args.corpus or marker.get("corpus") or "")
+    if (corpus / "manifest.json").is_file() and json.loads((corpus / "manifest.json").read_text()).get("kind") == "byo":
+        from .evaluate_byo import evaluate_byo
+
+        results = evaluate_byo(args, corpus, marker)
+        results["summary"] = headline(results)
+        return results
     ev = Evaluation(args)
     split = ev.corpus.tasks[args.split]
     names = args.tasks or sorted(set(split["task"]))
@@ -283,7 +301,7 @@ def headline(results: dict) -> dict:
         return float(np.mean(values)) if values else None
 
     return {f"{metric}_{condition}": mean_of(condition, metric)
-            for metric in ("sc", "nll", "hits@10", "genre_f1", "bc_sample")
+            for metric in ("sc", "nll", "hits@1", "hits@10", "genre_f1", "bc_sample")
             for condition in ("real", "shuffled", "random", "untrained", "reference")
             if mean_of(condition, metric) is not None}
 

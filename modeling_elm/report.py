@@ -26,7 +26,7 @@ def markdown(results: dict) -> str:
     lines += ["| metric (mean over tasks) | value |", "| --- | --- |"]
     lines += [f"| {k} | {v:.3f} |" for k, v in summary.items()]
     for task, conditions in results["tasks"].items():
-        metrics = [m for m in ("nll", "sc", "hits@1", "hits@10", "mrr", "genre_precision", "genre_recall", "genre_f1",
+        metrics = [m for m in ("nll", "sc", "hits@1", "hits@5", "hits@10", "mrr", "genre_precision", "genre_recall", "genre_f1",
                                "decade_accuracy", "bc_rated", "bc_sample") if any(m in c for c in conditions.values())]
         lines += ["", f"## {task}", "", "| condition | " + " | ".join(metrics) + " |",
                   "| --- |" + " --- |" * len(metrics)]
@@ -54,6 +54,9 @@ def markdown(results: dict) -> str:
                   "| --- |" + " --- |" * len(curves["concepts"]["strength"])]
         for name, c in curves["concepts"]["concepts"].items():
             lines.append(f"| {name} (CAV acc {c['accuracy']:.2f}) | " + " | ".join(_fmt(s) for s in c["score"]) + " |")
+    if results.get("probes"):
+        lines += ["", "## Probes (vectors no training row had)", "", "| input | answer |", "| --- | --- |"]
+        lines += [f"| `{p['input']}` | {p['answer']} |" for p in results["probes"]]
     lines += ["", "## Samples", ""]
     for sample in results["samples"][:12]:
         lines += [f"**{sample['task']}** {sample['ids']}", ""]

@@ -12,6 +12,7 @@ far a run got, so running the same command again after a crash (or SIGKILL) cont
 """
 
 import dataclasses
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -43,6 +44,9 @@ class ElmArguments:
     system_prompt: str = field(default=DEFAULT_SYSTEM_PROMPT, metadata={"help": (
         "short on purpose: a long system prompt doubles the tokens of every step ('' for none)")})
     # Dataset
+    data: dict | None = field(default=None, metadata={"help": (
+        "your own (id, vector, text) data instead of MovieLens: a YAML mapping (spaces, texts, templates), see "
+        "docs/your-own-vectors.md")})
     corpus_path: str | None = field(default=None, metadata={"help": (
         "a built corpus folder; default: build (or find in the cache) the one the corpus options describe")})
     max_train_rows: int | None = field(default=None, metadata={"help": "train on a seeded sample of N rows"})
@@ -75,6 +79,18 @@ def load_training_data(elm_args: ElmArguments, corpus_config, main_process_first
     """The task rows, the embedding spaces they use and where they came from: `(DatasetDict, spaces, folder)`."""
     from .corpus import build_corpus, load_corpus
 
+    if elm_args.data:
+        import datasets
+
+        from .byo import DataConfig, build_byo_corpus
+
+        with main_process_first(desc="checking and splitting your data"):
+            folder = build_byo_corpus(DataConfig.from_dict(elm_args.data))
+            manifest = json.loads((folder / "manifest.json").read_text())
+            tasks = datasets.load_from_disk(str(folder / "tasks"))
+        spaces = {name: {"dim": dim, "placeholder": manifest["placeholders"][name]}
+                  for name, dim in manifest["spaces"].items()}
+        return tasks, spaces, folder
     with main_process_first(desc="building the corpus"):
         folder = elm_args.corpus_path or build_corpus(corpus_config)
         corpus = load_corpus(folder)

@@ -1,0 +1,280 @@
+"""Bring your own (id, vector, text) data: any embedding space becomes an ELM task corpus, checked before training.
+
+A recipe's `data:` section (see docs/your-own-vectors.md) names, per embedding space, a file of entities (Parquet,
+CSV, JSONL, a `datasets` folder, or a Hub dataset id) with an id column and the vector (a list column, or numbered
+columns such as dim_0, dim_1, ...); and the texts, as rows (ids, task, target[, prompt]) in a file and/or as
+templates that fill prompts and targets from entity columns. The output is the same kind of corpus folder the
+MovieLens recipe writes (tasks/ split by entity, a manifest), so training and evaluation treat both alike.
+
+Everything is validated first: vector sizes agree, values are finite, ids are unique, every text's ids exist, every
+prompt has one placeholder per id. A broken file fails with its path and row; rows that cannot be used (unknown
+ids, empty targets) are dropped, counted, and shown, never skipped in silence.
+"""
+
+import hashlib
+import json
+import logging
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .base_models import elm_cache_dir
+
+logger = logging.getLogger(__name__)
+BYO_VERSION = 1
+
+
+@dataclass
+class SpaceSpec:
+    path: str  # entities: .parquet, .csv, .jsonl, a datasets folder, or a Hub dataset id
+    id_column: str = "id"
+    vector_column: str | None = "vector"  # a column holding one list of numbers per row ...
+    vector_columns: str | None = None  # ... or numbered columns matching this glob, e.g. "dim_*"
+    placeholder: str | None = None  # default: <space name>
+    encoder: str | None = None  # the sentence-transformers model that made the vectors, if one did (enables SC)
+
+
+@dataclass
+class TemplateSpec:
+    task: str
+    prompt: str  # with the space's placeholder
+    target: str  # a format string over the entity's columns, e.g. "{gloss}."
+    space: str | None = None  # default: the only space
+
+
+@dataclass
+class DataConfig:
+    spaces: dict[str, SpaceSpec]
+    texts: str | None = None  # rows of (ids, task, target[, prompt])
+    prompts: dict[str, str] = field(default_factory=dict)  # task -> prompt, for text rows without one
+    templates: list[TemplateSpec] = field(default_factory=list)
+    test_fraction: float = 0.1  # held-out entities of the first space (no text about them is trained on)
+    max_test_entities: int = 1000
+    seed: int = 0
+    output_dir: str | None = None  # default: the ELM cache
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> "DataConfig":
+        if not isinstance(raw, dict) or not raw.get("spaces"):
+            raise ValueError("data: needs a `spaces:` mapping, e.g. spaces: {word: {path: synsets.parquet}}.")
+        known = set(cls.__dataclass_fields__)
+        unknown = set(raw) - known
+        if unknown:
+            raise ValueError(f"data: unknown key(s) {sorted(unknown)}; known: {sorted(known)}.")
+        spaces = {name: SpaceSpec(**spec) for name, spec in raw["spaces"].items()}
+        templates = [TemplateSpec(**t) for t in raw.get("templates") or []]
+        config = cls(**{**raw, "spaces": spaces, "templates": templates})
+        if not (config.texts or config.templates):
+            raise ValueError("data: give `texts:` (a file of ids, task, target) or `templates:`, or both.")
+        return config
+
+    def placeholder(self, space: str) -> str:
+        return self.spaces[space].placeholder or f"<{space}>"
+
+    def cache_key(self) -> str:
+        files = [Path(s.path) for s in self.spaces.values()] + ([Path(self.texts)] if self.texts else [])
+        stats = [(str(p), p.stat().st_size, int(p.stat().st_mtime)) for p in files if p.is_file()]
+        blob = json.dumps({"v": BYO_VERSION, "config": asdict(self), "files": stats}, sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+    def folder(self) -> Path:
+        if self.output_dir:
+            return Path(self.output_dir)
+        return elm_cache_dir() / "corpora" / f"byo-{'-'.join(self.spaces)}-{self.cache_key()}"
+
+
+# ---- reading ------------------------------------------------------------------------------------------------
+def read_table(path: str) -> tuple[pd.DataFrame, int]:
+    """A table from a file or dataset, and the offset from row index to file line (for error messages)."""
+    p = Path(path)
+    if p.is_dir():
+        import datasets
+
+        loaded = datasets.load_from_disk(str(p))
+        return (loaded["train"] if isinstance(loaded, datasets.DatasetDict) else loaded).to_pandas(), 0
+    if p.suffix == ".parquet":
+        return pd.read_parquet(p), 0
+    if p.suffix == ".csv":
+        try:
+            return pd.read_csv(p), 2  # header on line 1
+        except pd.errors.ParserError as error:
+            raise ValueError(f"{p}: {error}") from None
+    if p.suffix in (".jsonl", ".json"):
+        rows = []
+        with p.open() as handle:
+            for number, line in enumerate(handle, start=1):
+                if line.strip():
+                    try:
+                        rows.append(json.loads(line))
+                    except json.JSONDecodeError as error:
+                        raise ValueError(f"{p}:{number}: not a JSON object ({error.msg}).") from None
+        return pd.DataFrame(rows), 1
+    if not p.exists() and re.fullmatch(r"[\w.-]+/[\w.-]+", path):
+        import datasets
+
+        return datasets.load_dataset(path, split="train").to_pandas(), 0
+    raise ValueError(f"{path}: not a .parquet, .csv or .jsonl file, a datasets folder, or a Hub dataset id.")
+
+
+def entity_vectors(table: pd.DataFrame, spec: SpaceSpec, line_offset: int) -> np.ndarray:
+    where = f"{spec.path}"
+    if spec.id_column not in table.columns:
+        raise ValueError(f"{where}: no id column {spec.id_column!r} (columns: {list(table.columns)[:10]}); "
+                         "set id_column in the recipe's data section.")
+    if spec.vector_columns:
+        import fnmatch
+
+        columns = [c for c in table.columns if fnmatch.fnmatch(str(c), spec.vector_columns)]
+        if not columns:
+            raise ValueError(f"{where}: no columns match vector_columns={spec.vector_columns!r}.")
+        columns.sort(key=lambda c: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(c))])
+        vectors = table[columns].to_numpy(dtype=np.float64)
+    else:
+        if spec.vector_column not in table.columns:
+            raise ValueError(f"{where}: no vector column {spec.vector_column!r} (columns: {list(table.columns)[:10]}); "
+                             "set vector_column (a list column) or vector_columns (numbered columns, e.g. 'dim_*').")
+        sizes = table[spec.vector_column].map(lambda v: len(v) if hasattr(v, "__len__") else -1).to_numpy()
+        expected = np.bincount(sizes[sizes >= 0]).argmax() if (sizes >= 0).any() else -1
+        bad = np.flatnonzero(sizes != expected)
+        if len(bad):
+            row = int(bad[0])
+            raise ValueError(f"{where}, row {row + line_offset} (id {table[spec.id_column].iloc[row]!r}): vector has "
+                             f"{sizes[row]} values, the others have {expected}; {len(bad)} row(s) differ.")
+        vectors = np.stack([np.asarray(v, dtype=np.float64) for v in table[spec.vector_column]])
+    finite = np.isfinite(vectors).all(axis=1)
+    if not finite.all():
+        row = int(np.flatnonzero(~finite)[0])
+        raise ValueError(f"{where}, row {row + line_offset} (id {table[spec.id_column].iloc[row]!r}): the vector holds "
+                         f"NaN or infinity ({int((~finite).sum())} such row(s)); fix or remove them.")
+    ids = table[spec.id_column].astype(str)
+    duplicated = ids[ids.duplicated()]
+    if len(duplicated):
+        rows = np.flatnonzero(ids.to_numpy() == duplicated.iloc[0])
+        raise ValueError(f"{where}: id {duplicated.iloc[0]!r} appears {len(rows)} times (rows "
+                         f"{', '.join(str(r + line_offset) for r in rows[:5])}); ids must be unique.")
+    return vectors.astype(np.float32)
+
+
+# ---- texts --------------------------------------------------------------------------------------------------
+def placeholder_spaces(prompt: str, config: DataConfig) -> list[str]:
+    """The space of each placeholder in `prompt`, in order."""
+    marks = {config.placeholder(s): s for s in config.spaces}
+    pattern = "|".join(re.escape(m) for m in marks)
+    return [marks[m] for m in re.findall(pattern, prompt)]
+
+
+def text_rows(config: DataConfig, entities: dict[str, pd.DataFrame], dropped: dict) -> list[dict]:
+    index = {space: set(table["id"]) for space, table in entities.items()}
+    rows = []
+    if config.texts:
+        table, offset = read_table(config.texts)
+        for column in ("ids", "task", "target"):
+            if column not in table.columns:
+                raise ValueError(f"{config.texts}: no {column!r} column; text rows need ids, task, target "
+                                 "(and optionally prompt).")
+        for i, row in enumerate(table.to_dict("records")):
+            where = f"{config.texts}:{i + offset}"
+            ids = row["ids"] if isinstance(row["ids"], (list, tuple, np.ndarray)) else str(row["ids"]).split("|")
+            ids = [str(x) for x in ids]
+            prompt = row.get("prompt") if isinstance(row.get("prompt"), str) else config.prompts.get(row["task"])
+            if not prompt:
+                raise ValueError(f"{where}: task {row['task']!r} has no prompt; add a `prompt` column or "
+                                 f"data.prompts.{row['task']}: 'text with {config.placeholder(next(iter(config.spaces)))}'.")
+            spaces = placeholder_spaces(prompt, config)
+            if len(spaces) != len(ids):
+                raise ValueError(f"{where}: the prompt has {len(spaces)} placeholder(s) but the row has {len(ids)} "
+                                 f"id(s): {prompt!r} / {ids}.")
+            missing = [x for x, s in zip(ids, spaces) if x not in index[s]]
+            if missing:
+                dropped.setdefault("unknown id", []).append(f"{where}: {missing[0]!r}")
+                continue
+            if not isinstance(row["target"], str) or not row["target"].strip():
+                dropped.setdefault("empty target", []).append(where)
+                continue
+            rows.append({"task": row["task"], "prompt": prompt, "target": row["target"].strip(), "ids": ids,
+                         "spaces": spaces})
+    for template in config.templates:
+        space = template.space or next(iter(config.spaces))
+        if placeholder_spaces(template.prompt, config) != [space]:
+            raise ValueError(f"template {template.task!r}: the prompt needs exactly one {config.placeholder(space)}.")
+        for record in entities[space].to_dict("records"):
+            try:
+                target = template.target.format(**record).strip()
+            except KeyError as error:
+                raise ValueError(f"template {template.task!r}: no column {error} in {config.spaces[space].path}.") from None
+            if not target or target.lower() in ("nan", "none"):
+                dropped.setdefault(f"template {template.task}: empty target", []).append(str(record["id"]))
+                continue
+            rows.append({"task": template.task, "prompt": template.prompt, "target": target, "ids": [record["id"]],
+                         "spaces": [space]})
+    return rows
+
+
+# ---- the corpus ---------------------------------------------------------------------------------------------
+def build_byo_corpus(config: DataConfig, rebuild: bool = False) -> Path:
+    """Validate, split by entity, write tasks/ + entities/ + manifest.json; a cache hit when nothing changed."""
+    import datasets
+
+    folder = config.folder()
+    manifest_path = folder / "manifest.json"
+    if manifest_path.is_file() and not rebuild and json.loads(manifest_path.read_text()).get("cache_key") == config.cache_key():
+        logger.info("Data cache hit: %s", folder)
+        return folder
+    entities, vectors = {}, {}
+    for name, spec in config.spaces.items():
+        table, offset = read_table(spec.path)
+        vectors[name] = entity_vectors(table, spec, offset)
+        table = table.drop(columns=[c for c in (spec.vector_column,) if c in table.columns])
+        table.insert(0, "id", table.pop(spec.id_column).astype(str))
+        entities[name] = table
+    dropped: dict[str, list] = {}
+    rows = text_rows(config, entities, dropped)
+    for reason, where in dropped.items():
+        logger.warning("Dropped %d row(s), %s; first: %s", len(where), reason, "; ".join(where[:3]))
+    if not rows:
+        raise ValueError("No usable text rows: every row was dropped (see the warnings above).")
+
+    anchor_space = next(iter(config.spaces))
+    anchors = sorted({r["ids"][0] for r in rows if r["spaces"][0] == anchor_space})
+    rng = np.random.default_rng(config.seed)
+    n_test = min(config.max_test_entities, max(1, round(config.test_fraction * len(anchors))))
+    test = set(rng.choice(anchors, size=n_test, replace=False).tolist()) if len(anchors) > 1 else set()
+    position = {s: {i: k for k, i in enumerate(entities[s]["id"])} for s in config.spaces}
+    columns = {split: {"task": [], "kind": [], "prompt": [], "target": [], "ids": [],
+                       **{f"{s}_vectors": [] for s in config.spaces}} for split in ("train", "test")}
+    for row in rows:
+        split = "test" if any(i in test for i, s in zip(row["ids"], row["spaces"]) if s == anchor_space) else "train"
+        out = columns[split]
+        out["task"].append(row["task"])
+        out["kind"].append("byo")
+        out["prompt"].append(row["prompt"])
+        out["target"].append(row["target"])
+        out["ids"].append(row["ids"])
+        for s in config.spaces:
+            out[f"{s}_vectors"].append([vectors[s][position[s][i]].tolist() for i, sp in zip(row["ids"], row["spaces"])
+                                        if sp == s])
+    splits = datasets.DatasetDict({split: datasets.Dataset.from_dict(c) for split, c in columns.items()})
+    folder.mkdir(parents=True, exist_ok=True)
+    splits.save_to_disk(str(folder / "tasks"))
+    (folder / "entities").mkdir(exist_ok=True)
+    for name, table in entities.items():
+        table = table.copy()
+        table["vector"] = list(vectors[name])
+        table["split"] = np.where(table["id"].isin(test), "test", "train") if name == anchor_space else "train"
+        table.to_parquet(folder / "entities" / f"{name}.parquet", index=False)
+    manifest = {
+        "kind": "byo", "cache_key": config.cache_key(), "config": asdict(config),
+        "spaces": {name: int(v.shape[1]) for name, v in vectors.items()},
+        "placeholders": {name: config.placeholder(name) for name in config.spaces},
+        "encoders": {name: spec.encoder for name, spec in config.spaces.items()},
+        "counts": {"entities": {n: len(t) for n, t in entities.items()}, "test_entities": len(test),
+                   "rows": {split: len(splits[split]) for split in splits}},
+        "dropped": {reason: len(where) for reason, where in dropped.items()},
+    }
+    manifest_path.write_text(json.dumps(manifest, indent=2))
+    logger.info("Data: %s rows (train / test), %d held-out %s entities, dropped %s -> %s",
+                manifest["counts"]["rows"], len(test), anchor_space, manifest["dropped"] or "nothing", folder)
+    return folder

@@ -1,0 +1,100 @@
+"""Evaluation for your own data (a `data:` corpus): the proof that the vector is read needs no text encoder.
+
+- `nll`: teacher-forced NLL of the held-out reference under the real vector and under another entity's (shuffled);
+- `hits@1`, `hits@5`, `mrr` by likelihood: the reference is scored under its own vector and `candidates - 1` other
+  held-out entities' vectors; the rank of its own is the retrieval metric (chance: hits@1 = 1 / candidates);
+- `sc`, when the space's vectors came from a sentence encoder (`encoder:` in the data section): the generated text,
+  re-embedded, against the vector; with the references as the ceiling and the shuffled vector as the control.
+- probes: texts or vector arithmetic ("king - man + woman") embedded with that encoder and described by the model.
+"""
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+
+from .metrics import bootstrap_ci, derangement, semantic_consistency
+
+
+def vector_from_expression(expression: str, encoder) -> np.ndarray:
+    """'king - man + woman' -> emb(king) - emb(man) + emb(woman); a plain word or phrase -> its embedding.
+    Terms are separated by ' + ' or ' - ' with spaces, so hyphenated words stay whole."""
+    from .embeddings import semantic_embeddings
+
+    tokens = re.split(r"\s+([+-])\s+", expression.strip())
+    words, signs = tokens[0::2], ["+"] + tokens[1::2]
+    vectors = semantic_embeddings(words, encoder, progress=False)
+    return np.asarray(sum(v if sign == "+" else -v for sign, v in zip(signs, vectors)), dtype=np.float32)
+
+
+def evaluate_byo(ev_args, folder: Path, marker: dict) -> dict:
+    import datasets
+    import torch
+
+    from .embeddings import load_encoder
+    from .evaluate import control_vectors, row_vectors, summarise
+    from .generation import generate_texts, reference_nll
+    from .modeling_elm import ElmForCausalLM, ElmProcessor
+
+    manifest = json.loads((folder / "manifest.json").read_text())
+    model = ElmForCausalLM.from_pretrained(ev_args.model, dtype=torch.float32).eval()
+    processor = ElmProcessor.from_pretrained(ev_args.model)
+    system = marker.get("system_prompt")
+    split = datasets.load_from_disk(str(folder / "tasks"))[ev_args.split]
+    spaces = list(manifest["spaces"])
+    anchor = spaces[0]
+    encoder_name = manifest.get("encoders", {}).get(anchor)
+    encoder = load_encoder(encoder_name) if encoder_name else None
+    rng = np.random.default_rng(ev_args.seed)
+    results = {"version": 1, "model": ev_args.model, "revision": ev_args.revision, "corpus": str(folder),
+               "split": ev_args.split, "encoder": encoder_name,
+               "settings": {k: v for k, v in vars(ev_args).items()}, "tasks": {}, "gap_real_minus_shuffled": {},
+               "samples": []}
+    names = ev_args.tasks or sorted(set(split["task"]))
+    for task in names:
+        indices = [i for i, t in enumerate(split["task"]) if t == task]
+        if len(indices) < 2:
+            raise ValueError(f"Task {task!r} has {len(indices)} row(s) in split {ev_args.split!r}; need at least 2.")
+        rows = [split[int(i)] for i in sorted(rng.choice(indices, min(ev_args.max_examples, len(indices)), replace=False))]
+        prompts, targets = [r["prompt"] for r in rows], [r["target"] for r in rows]
+        vectors = [row_vectors(r, spaces) for r in rows]
+        shuffled = control_vectors(vectors, "shuffled", ev_args.seed)
+        per_row = {"real": {}, "shuffled": {}, "reference": {}}
+        score = lambda v, d: reference_nll(model, processor, prompts, targets, v, system, ev_args.batch_size, desc=d)  # noqa: E731
+        per_row["real"]["nll"], per_row["shuffled"]["nll"] = score(vectors, f"{task}: NLL"), score(shuffled, f"{task}: NLL shuffled")
+        single = all(len(v.get(anchor, [])) == 1 and len(v) == 1 for v in vectors)
+        if single:  # retrieval by likelihood among held-out entities
+            n_candidates = min(ev_args.candidates, len(rows))
+            nll = np.stack([per_row["real"]["nll"]] + [
+                score([vectors[j] for j in derangement(len(rows), ev_args.seed + shift)], f"{task}: candidates {shift}")
+                for shift in range(1, n_candidates)], axis=1)
+            ranks = (nll <= nll[:, :1]).sum(axis=1)
+            per_row["real"].update({"hits@1": (ranks <= 1).astype(float), "hits@5": (ranks <= 5).astype(float),
+                                    "mrr": 1.0 / ranks})
+        texts = {"real": generate_texts(model, processor, prompts, vectors, system, ev_args.batch_size,
+                                        ev_args.max_new_tokens, desc=f"{task}: real"),
+                 "shuffled": generate_texts(model, processor, prompts, shuffled, system, ev_args.batch_size,
+                                            ev_args.max_new_tokens, desc=f"{task}: shuffled"),
+                 "reference": targets}
+        if encoder is not None and single:
+            from .embeddings import semantic_embeddings
+
+            sources = np.stack([v[anchor][0] for v in vectors])
+            for condition, condition_texts in texts.items():
+                per_row[condition]["sc"] = semantic_consistency(
+                    semantic_embeddings(condition_texts, encoder, progress=False), sources)
+        results["tasks"][task] = {c: summarise(v, ev_args.seed) for c, v in per_row.items() if v}
+        results["gap_real_minus_shuffled"][task] = {
+            m: bootstrap_ci(np.asarray(per_row["real"][m]) - np.asarray(per_row["shuffled"][m]), seed=ev_args.seed)
+            for m in per_row["shuffled"]}
+        results["samples"] += [{"task": task, "ids": rows[i]["ids"], "prompt": prompts[i],
+                                **{c: texts[c][i] for c in texts}} for i in range(min(3, len(rows)))]
+    if ev_args.probes and encoder is not None:
+        prompt = next((r["prompt"] for r in split if len(re.findall(re.escape(manifest["placeholders"][anchor]), r["prompt"])) == 1),
+                      None)
+        probe_vectors = [{anchor: vector_from_expression(p, encoder)[None]} for p in ev_args.probes]
+        answers = generate_texts(model, processor, [prompt] * len(ev_args.probes), probe_vectors, system,
+                                 ev_args.batch_size, ev_args.max_new_tokens, desc="probes")
+        results["probes"] = [{"input": p, "prompt": prompt, "answer": a} for p, a in zip(ev_args.probes, answers)]
+    return results

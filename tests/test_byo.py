@@ -1,0 +1,129 @@
+"""Bring your own vectors: loaders per format, validation messages, the WordNet builder, and one tiny run from files
+on disk through both stages to evaluation."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from modeling_elm.byo import DataConfig, build_byo_corpus, entity_vectors, read_table, SpaceSpec
+from test_training import run_train
+from training_fixtures import write_tiny_base_model
+
+WORDS = ["love", "war", "space", "music", "family", "crime", "drama", "comedy", "horror", "romance", "story", "film"]
+
+
+def entities(n=12, dim=6, seed=0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({"id": [f"e{i}" for i in range(n)], "vector": list(rng.standard_normal((n, dim))),
+                         "word": WORDS[:n], "kind": ["good" if i % 2 else "bad" for i in range(n)]})
+
+
+def test_every_format_loads_the_same_vectors(tmp_path):
+    table = entities(dim=12)
+    expected = np.stack(table["vector"]).astype(np.float32)
+    table.to_parquet(tmp_path / "e.parquet")
+    wide = pd.concat([table[["id"]], pd.DataFrame(expected, columns=[f"dim_{i}" for i in range(12)])], axis=1)
+    shuffled = [f"dim_{i}" for i in np.random.default_rng(1).permutation(12)]  # dim_10 must come after dim_9
+    wide[["id"] + shuffled].to_csv(tmp_path / "e.csv", index=False)
+    with open(tmp_path / "e.jsonl", "w") as f:
+        for _, row in table.iterrows():
+            f.write(json.dumps({"id": row["id"], "vector": row["vector"].tolist()}) + "\n")
+    import datasets
+
+    datasets.Dataset.from_pandas(table[["id", "word"]].assign(vector=[v.tolist() for v in table["vector"]])).save_to_disk(
+        str(tmp_path / "e-ds"))
+    for path, spec in [("e.parquet", {}), ("e.csv", {"vector_column": None, "vector_columns": "dim_*"}),
+                       ("e.jsonl", {}), ("e-ds", {})]:
+        frame, offset = read_table(str(tmp_path / path))
+        assert np.allclose(entity_vectors(frame, SpaceSpec(str(tmp_path / path), **spec), offset), expected, atol=1e-6), path
+
+
+def test_broken_inputs_name_the_file_and_row(tmp_path):
+    (tmp_path / "bad.jsonl").write_text('{"id": "a", "vector": [1, 2]}\n{"id": "b", "vector": [1, 2\n')
+    with pytest.raises(ValueError, match=r"bad\.jsonl:2: not a JSON object"):
+        read_table(str(tmp_path / "bad.jsonl"))
+    (tmp_path / "bad.csv").write_text("id,dim_0,dim_1\na,1,2\nb,1,2,3\n")
+    with pytest.raises(ValueError, match=r"bad\.csv.*line 3"):
+        read_table(str(tmp_path / "bad.csv"))
+    cases = {
+        "size": (pd.DataFrame({"id": ["a", "b", "c"], "vector": [[1.0, 2.0], [1.0, 2.0], [1.0]]}), r"row 2 \(id 'c'\): vector has 1"),
+        "nan": (pd.DataFrame({"id": ["a", "b"], "vector": [[1.0, 2.0], [np.nan, 2.0]]}), r"row 1 \(id 'b'\).*NaN"),
+        "dupe": (pd.DataFrame({"id": ["a", "a"], "vector": [[1.0, 2.0], [3.0, 2.0]]}), r"id 'a' appears 2 times \(rows 0, 1\)"),
+        "no id": (pd.DataFrame({"key": ["a"], "vector": [[1.0]]}), r"no id column 'id'"),
+    }
+    for name, (frame, message) in cases.items():
+        with pytest.raises(ValueError, match=message):
+            entity_vectors(frame, SpaceSpec(f"{name}.parquet"), 0)
+
+
+def test_texts_with_unknown_ids_are_dropped_counted_and_shown(tmp_path, caplog):
+    entities().to_parquet(tmp_path / "e.parquet")
+    rows = [{"ids": ["e1"], "task": "say", "target": "a word"}, {"ids": ["zz"], "task": "say", "target": "lost"},
+            {"ids": ["e2"], "task": "say", "target": ""}, {"ids": "e3|e4", "task": "pair", "target": "two words"}]
+    (tmp_path / "t.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    config = DataConfig.from_dict({"spaces": {"word": {"path": str(tmp_path / "e.parquet")}}, "texts": str(tmp_path / "t.jsonl"),
+                                   "prompts": {"say": "say <word> .", "pair": "compare <word> and <word> ."},
+                                   "output_dir": str(tmp_path / "out"), "test_fraction": 0.5})
+    folder = build_byo_corpus(config)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["dropped"] == {"unknown id": 1, "empty target": 1}
+    assert "t.jsonl:2: 'zz'" in caplog.text
+    assert sum(manifest["counts"]["rows"].values()) == 2
+    bad = dict(config.__dict__, prompts={"say": "say <word> and <word> ."}, output_dir=str(tmp_path / "out2"))
+    with pytest.raises(ValueError, match=r"t\.jsonl:1: the prompt has 2 placeholder\(s\) but the row has 1 id"):
+        build_byo_corpus(DataConfig(**bad))
+    with pytest.raises(ValueError, match="unknown key"):
+        DataConfig.from_dict({"spaces": {"w": {"path": "x"}}, "text": "typo.jsonl"})
+
+
+def test_wordnet_builder_on_a_small_slice(tmp_path):
+    from modeling_elm.wordnet import build_wordnet, parse_data_line
+
+    out = build_wordnet(tmp_path / "wn", max_synsets=40)
+    synsets = pd.read_parquet(out / "synsets.parquet")
+    assert len(synsets) == 40 and synsets["id"].is_unique and (synsets["gloss"].str.len() > 0).all()
+    assert len(synsets["vector"].iloc[0]) == 384 and (synsets["hypernym"].str.len() > 0).all()
+    texts = [json.loads(line) for line in (out / "texts.jsonl").read_text().splitlines()]
+    assert {t["task"] for t in texts} >= {"definition", "kind_of"}
+    kind_of = {t["ids"][0]: t["target"] for t in texts if t["task"] == "kind_of"}
+    assert all(kind_of[i] == f"A kind of {h}." for i, h in zip(synsets["id"], synsets["hypernym"]))
+    dog = parse_data_line("02084071 05 n 03 dog 0 domestic_dog 0 Canis_familiaris 0 001 @ 02083346 n 0000 | a member "
+                          'of the genus Canis; "the dog barked all night"', "data.noun", 7)
+    assert dog.lemmas == ["dog", "domestic dog", "Canis familiaris"] and dog.hypernyms == ["02083346"]
+    assert dog.definition == "a member of the genus Canis" and dog.examples == ["the dog barked all night"]
+    with pytest.raises(ValueError, match="data.noun:9: not a WordNet data line"):
+        parse_data_line("garbage", "data.noun", 9)
+
+
+def test_own_files_through_both_stages_to_evaluation(tmp_path):
+    from modeling_elm.evaluate import main as evaluate
+
+    table = entities(n=12, dim=6)
+    table.to_parquet(tmp_path / "words.parquet")
+    recipe = {
+        "base_model": str(write_tiny_base_model(tmp_path / "base")), "output_dir": str(tmp_path / "elm"),
+        "data": {"spaces": {"word": {"path": str(tmp_path / "words.parquet")}},
+                 "templates": [{"task": "name", "prompt": "what does <word> mean ?", "target": "{word} ."},
+                               {"task": "kind", "prompt": "is <word> good ?", "target": "{kind} ."}],
+                 "test_fraction": 0.25, "output_dir": str(tmp_path / "corpus")},
+        "per_device_train_batch_size": 4, "stage1_max_steps": 3, "stage2_max_steps": 2, "logging_steps": 1,
+        "save_steps": 100, "report_to": "none", "gradient_checkpointing": False, "use_cpu": True, "bf16": False,
+        "max_length": 48, "system_prompt": "",
+    }
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+    out = run_train(["--config", str(tmp_path / "recipe.yaml"), "--output_dir", str(tmp_path / "elm")])
+    marker = json.loads((out / "elm_stage.json").read_text())
+    assert marker["complete"] and set(marker["stages"]) == {"stage1", "stage2"}
+    config = json.loads((out / "config.json").read_text())
+    assert config["embedding_spaces"]["word"]["dim"] == 6 and config["embedding_spaces"]["word"]["placeholder"] == "<word>"
+    evaluate(["--model", str(out), "--max_examples", "3", "--candidates", "3", "--max_new_tokens", "3",
+              "--output_dir", str(tmp_path / "eval")])
+    results = json.loads((tmp_path / "eval" / "results.json").read_text())
+    assert set(results["tasks"]) == {"name", "kind"}
+    for task in results["tasks"].values():
+        assert {"nll", "hits@1", "hits@5", "mrr"} <= set(task["real"]) and "nll" in task["shuffled"]
+    assert "nll" in results["gap_real_minus_shuffled"]["name"]
+    assert (tmp_path / "eval" / "report.md").is_file()
