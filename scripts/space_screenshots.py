@@ -34,6 +34,7 @@ def main():
         browser = p.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1280, "height": 1100})
         page.goto(f"http://127.0.0.1:{port}/")
+        page.get_by_role("tab").first.wait_for(timeout=60_000)  # the app renders after load
         tabs = [t.inner_text().strip() for t in page.get_by_role("tab").all()]
         for k, name in enumerate(tabs):
             page.get_by_role("tab", name=name).click()

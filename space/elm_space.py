@@ -234,7 +234,7 @@ class ElmSpace:
             return "|".join(value) if isinstance(value, (list, np.ndarray)) else str(value)[:80]
 
         return pd.DataFrame({"movie": [self.titles[i] for i in best], "about": [detail(i) for i in best],
-                             "cosine": np.round(scores[best], 3)})
+                             "cosine": np.round(scores[best].astype(np.float64), 3)})
 
     def _fit_map(self):
         centred = self.movie_vectors - self.movie_vectors.mean(axis=0)
