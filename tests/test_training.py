@@ -261,3 +261,23 @@ def test_recipes_parse_into_the_three_argument_groups(recipe):
     if recipe.stem == "quick":
         assert elm_args.base_model == "HuggingFaceTB/SmolLM2-135M-Instruct"
         assert corpus_config.source == "ml-latest-small" and sft_config.use_cpu
+
+
+def test_stage1_stops_early_once_the_loss_criterion_is_met(inputs, tmp_path):
+    out = run_train(tiny_train_args(*inputs, tmp_path / "out", stage2="none", stage1_max_steps=20,
+                                    stage1_stop_loss=100.0))
+    assert json.loads((out / "elm_stage.json").read_text())["stages"]["stage1"]["global_step"] == 1
+
+
+def test_a_stage_refuses_to_start_when_the_wrong_parameters_train(tiny_elm):
+    from modeling_elm.stages import stage_trainable
+    from modeling_elm.training import ElmStageCallback
+
+    model, _ = tiny_elm
+    for parameter in model.parameters():
+        parameter.requires_grad_(True)  # stage 1 must train the adapters alone
+    with pytest.raises(RuntimeError, match="Stage 1: the parameters that train are not the ones"):
+        ElmStageCallback(1, stage_trainable(1, "full")).on_train_begin(None, None, None, model=model)
+    for name, parameter in model.named_parameters():
+        parameter.requires_grad_(stage_trainable(1, "full")(name))
+    ElmStageCallback(1, stage_trainable(1, "full")).on_train_begin(None, None, None, model=model)
