@@ -50,6 +50,10 @@ class EvalArguments:
         "your own data: vectors the reference is scored under for hits@k by likelihood (its own + others)")})
     probes: list[str] | None = field(default=None, metadata={"help": (
         "your own data with a sentence-encoder space: texts or arithmetic ('king - man + woman') to describe")})
+    judge_model: str | None = field(default=None, metadata={"help": (
+        "optional LLM judge in place of human raters: a local causal LM (Hub id or folder)")})
+    judge_endpoint: str | None = field(default=None, metadata={"help": (
+        "optional LLM judge: an OpenAI-compatible / TGI URL, or a Hub model id for Inference Providers")})
     bc_sample: int = field(default=200, metadata={"help": "fixed sample of other movies for behavioural consistency"})
     output_dir: str = field(default="eval", metadata={"help": "where results.json, report.md and plots go"})
     seed: int = field(default=0, metadata={"help": "seed for samples, controls and bootstrap"})
@@ -98,6 +102,19 @@ class Evaluation:
         self.semantic = np.stack(movies["semantic"].to_numpy())
         self.behavioural = np.stack(movies["behavioural"].to_numpy())
         self.user_index = {str(u): i for i, u in enumerate(self.corpus.users["user_id"])}
+        self.judge = None
+        if args.judge_model or args.judge_endpoint:
+            from .judge import Judge
+
+            self.judge = Judge(args.judge_model, args.judge_endpoint, Path(args.output_dir) / "judge_cache.jsonl")
+
+    def movie_facts(self, movie_id: str):
+        from .grounded import MovieFacts
+
+        m = self.corpus.movies.iloc[self.movie_index[movie_id]]
+        return MovieFacts(str(m["movie_id"]), str(m["title"]), _year(m["year"]), list(m["genres"]),
+                          tags=list(m["tags"]) if m.get("tags") is not None else [],
+                          mean_rating=float(m["mean_rating"]), n_ratings=int(m["n_ratings"]))
 
     def embed(self, texts: list[str]) -> np.ndarray:
         from .embeddings import semantic_embeddings
@@ -203,6 +220,12 @@ def evaluate_task(ev: Evaluation, task: str, rows: list[dict]) -> tuple[dict, di
         texts["text_only_trained"] = ev.generate(ev.model, titled, nones, f"{task}: trained, title as text")
     texts["reference"] = [r["target"] for r in rows]
     per_row = {condition: score(t) for condition, t in texts.items()}
+    if ev.judge is not None and rows[0]["kind"] == "one-movie":
+        facts = [ev.movie_facts(i[0]) for i in ids]
+        for condition in ("real", "shuffled", "reference"):
+            if condition in texts:
+                judged = ev.judge.score(facts, texts[condition], desc=f"{task}: judging {condition}")
+                per_row[condition].update({f"judge_{k}": v.tolist() for k, v in judged.items()})
     results = {condition: summarise(values, ev.args.seed) for condition, values in per_row.items()}
     gaps = {}
     if "shuffled" in per_row:
@@ -285,6 +308,8 @@ def evaluate(args: EvalArguments) -> dict:
         results["tasks"][task], results["gap_real_minus_shuffled"][task], samples = evaluate_task(ev, task, rows)
         results["samples"] += samples
     results["constant_guess"] = constant_baseline(ev, task_rows)
+    if ev.judge is not None:
+        results["judge"] = ev.judge.name
     if args.curves:
         from .curves import concept_curves, interpolation_curve
 
@@ -301,7 +326,8 @@ def headline(results: dict) -> dict:
         return float(np.mean(values)) if values else None
 
     return {f"{metric}_{condition}": mean_of(condition, metric)
-            for metric in ("sc", "nll", "hits@1", "hits@10", "genre_f1", "bc_sample")
+            for metric in ("sc", "nll", "hits@1", "hits@10", "genre_f1", "bc_sample", "judge_consistent",
+                           "judge_well_written")
             for condition in ("real", "shuffled", "random", "untrained", "reference")
             if mean_of(condition, metric) is not None}
 

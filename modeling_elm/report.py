@@ -21,13 +21,15 @@ def markdown(results: dict) -> str:
     lines = [f"# ELM evaluation: {results['model']}", "",
              f"Corpus `{results['corpus']}`, split `{results['split']}` (entities never seen in training), "
              f"encoder `{results['encoder']}`, {results['settings']['max_examples']} examples per task. "
-             "Means with 95% bootstrap intervals.", "", "## Headline", ""]
+             "Means with 95% bootstrap intervals." + (f" Judge (in place of human raters, 1-5): `{results['judge']}`."
+                                                      if results.get("judge") else ""), "", "## Headline", ""]
     summary = results["summary"]
     lines += ["| metric (mean over tasks) | value |", "| --- | --- |"]
     lines += [f"| {k} | {v:.3f} |" for k, v in summary.items()]
     for task, conditions in results["tasks"].items():
         metrics = [m for m in ("nll", "sc", "hits@1", "hits@5", "hits@10", "mrr", "genre_precision", "genre_recall", "genre_f1",
-                               "decade_accuracy", "bc_rated", "bc_sample") if any(m in c for c in conditions.values())]
+                               "decade_accuracy", "bc_rated", "bc_sample", "judge_consistent", "judge_well_written")
+                   if any(m in c for c in conditions.values())]
         lines += ["", f"## {task}", "", "| condition | " + " | ".join(metrics) + " |",
                   "| --- |" + " --- |" * len(metrics)]
         for condition in CONDITION_ORDER:

@@ -78,39 +78,45 @@ class TeacherWriter:
                 cache[record["key"]] = record["text"]
         return cache
 
-    def key(self, prompt: str) -> str:
+    def key(self, prompt: str, system: str = SYSTEM_PROMPT) -> str:
         identity = {"model": self.model_name, "endpoint": self.endpoint, "max_new_tokens": self.max_new_tokens,
-                    "system": SYSTEM_PROMPT, "prompt": prompt}
+                    "system": system, "prompt": prompt}
         return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
 
     def write_many(self, task: Task, entity_lists: list[list]) -> list[str]:
-        prompts = [teacher_prompt(task, entities) for entities in entity_lists]
-        keys = [self.key(p) for p in prompts]
+        return self.complete([teacher_prompt(task, entities) for entities in entity_lists], label=task.name,
+                             desc=f"Teacher writes {task.name}")
+
+    def complete(self, prompts: list[str], system: str = SYSTEM_PROMPT, label: str = "", desc: str = "Teacher writes"
+                 ) -> list[str]:
+        """Answers to `prompts` under `system`, batched, cached on disk (a rerun pays nothing twice)."""
+        keys = [self.key(p, system) for p in prompts]
         missing = list(dict.fromkeys(i for i, k in enumerate(keys) if k not in self.cache))
         if missing:
             self.cache_path.parent.mkdir(parents=True, exist_ok=True)
             with self.cache_path.open("a", encoding="utf-8") as log, tqdm(
-                total=len(missing), desc=f"Teacher writes {task.name}", unit="target"
+                total=len(missing), desc=desc, unit="answer"
             ) as bar:
                 for start in range(0, len(missing), self.batch_size):
                     batch = missing[start:start + self.batch_size]
-                    texts = self._generate([prompts[i] for i in batch])
+                    texts = self._generate([prompts[i] for i in batch], system)
                     for i, text in zip(batch, texts):
                         self.cache[keys[i]] = text
-                        log.write(json.dumps({"key": keys[i], "task": task.name, "text": text}) + "\n")
+                        log.write(json.dumps({"key": keys[i], "task": label, "text": text}) + "\n")
                     log.flush()
                     os.fsync(log.fileno())  # what is written survives a crash; the next run skips it
                     self.generated += len(batch)
                     bar.update(len(batch))
         return [self.cache[k] for k in keys]
 
-    def _generate(self, prompts: list[str]) -> list[str]:
-        return self._generate_endpoint(prompts) if self.endpoint else self._generate_local(prompts)
+    def _generate(self, prompts: list[str], system: str = SYSTEM_PROMPT) -> list[str]:
+        return self._generate_endpoint(prompts, system) if self.endpoint else self._generate_local(prompts, system)
 
-    def _messages(self, prompt: str) -> list[dict]:
-        return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": prompt}]
+    @staticmethod
+    def _messages(prompt: str, system: str = SYSTEM_PROMPT) -> list[dict]:
+        return [{"role": "system", "content": system}, {"role": "user", "content": prompt}]
 
-    def _generate_local(self, prompts: list[str]) -> list[str]:
+    def _generate_local(self, prompts: list[str], system: str = SYSTEM_PROMPT) -> list[str]:
         import torch
 
         if self._local is None:
@@ -124,7 +130,7 @@ class TeacherWriter:
                 tokenizer.pad_token = tokenizer.eos_token
             self._local = (AutoModelForCausalLM.from_pretrained(path).eval(), tokenizer)
         model, tokenizer = self._local
-        texts = [tokenizer.apply_chat_template(self._messages(p), add_generation_prompt=True, tokenize=False)
+        texts = [tokenizer.apply_chat_template(self._messages(p, system), add_generation_prompt=True, tokenize=False)
                  for p in prompts]
         batch = tokenizer(texts, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False)
         with torch.no_grad():
@@ -132,7 +138,7 @@ class TeacherWriter:
                                     repetition_penalty=1.1, pad_token_id=tokenizer.pad_token_id)
         return [t.strip() for t in tokenizer.batch_decode(output[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)]
 
-    def _generate_endpoint(self, prompts: list[str]) -> list[str]:
+    def _generate_endpoint(self, prompts: list[str], system: str = SYSTEM_PROMPT) -> list[str]:
         from huggingface_hub import InferenceClient
 
         is_url = self.endpoint.startswith(("http://", "https://"))
@@ -140,7 +146,8 @@ class TeacherWriter:
             model=self.endpoint, token=self.token)
 
         def ask(prompt: str) -> str:
-            answer = client.chat_completion(self._messages(prompt), max_tokens=self.max_new_tokens, temperature=0.0)
+            answer = client.chat_completion(self._messages(prompt, system), max_tokens=self.max_new_tokens,
+                                            temperature=0.0)
             return (answer.choices[0].message.content or "").strip()
 
         with ThreadPoolExecutor(max_workers=self.batch_size) as pool:

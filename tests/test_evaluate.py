@@ -86,3 +86,49 @@ def test_unknown_control_and_missing_corpus_are_clear_errors(tmp_path):
     write_tiny_base_model(tmp_path / "m")
     with pytest.raises(ValueError, match="pass --corpus"):
         run(EvalArguments(model=str(tmp_path / "m")))
+
+
+def test_an_llm_judge_scores_outputs_next_to_sc(trained, tmp_path):  # noqa: F811
+    import httpx2
+
+    from hub_mock import mocked_hub_http
+    from modeling_elm.judge import parse_scores
+
+    asked = []
+
+    def judge(request):  # a judge that checks the title of the facts it is shown against the text it grades
+        prompt = json.loads(request.content)["messages"][1]["content"]
+        asked.append(prompt)
+        reply = "consistent: 5\nwell_written: 4" if "reference" in prompt else "I think it is fine."
+        return httpx2.Response(200, json={
+            "id": "x", "object": "chat.completion", "created": 0, "model": "judge",
+            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": reply}}],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}})
+
+    model, _ = trained
+    from modeling_elm.evaluate import EvalArguments, evaluate as run
+
+    args = EvalArguments(model=str(model), tasks=["summary"], controls=["shuffled"], curves=False, max_examples=3,
+                         max_new_tokens=4, judge_endpoint="http://judge.local/v1", output_dir=str(tmp_path))
+    with mocked_hub_http(judge):
+        import modeling_elm.evaluate as evaluation
+
+        original = evaluation.evaluate_task
+
+        def tag_references(ev, task, rows):  # mark reference texts so the fake judge can tell them apart
+            for row in rows:
+                row["target"] = "reference " + row["target"]
+            return original(ev, task, rows)
+
+        evaluation.evaluate_task = tag_references
+        try:
+            results = run(args)
+        finally:
+            evaluation.evaluate_task = original
+    summary = results["tasks"]["summary"]
+    assert results["judge"] == "http://judge.local/v1"
+    assert 6 <= len(asked) <= 9 and len(set(asked)) == len(asked)  # 3 rows x 3 conditions, identical ones asked once
+    assert summary["reference"]["judge_consistent"]["mean"] == 5 and summary["reference"]["judge_well_written"]["mean"] == 4
+    assert summary["real"]["judge_consistent"]["n"] == 0  # unparsable replies are NaN, not a silent score
+    assert "- title:" in asked[0] and "consistent: <1-5>" in asked[0]
+    assert parse_scores("Consistent = 3, well_written: 2") == {"consistent": 3.0, "well_written": 2.0}

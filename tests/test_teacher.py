@@ -35,11 +35,11 @@ def test_local_teacher_writes_batches_resumes_after_a_crash_and_caches(tiny_teac
     writer = TeacherWriter(model=tiny_teacher, cache_path=cache, batch_size=2, max_new_tokens=4)
     real_generate, batches = writer._generate_local, []
 
-    def killed_during_second_batch(prompts):
+    def killed_during_second_batch(prompts, system):
         batches.append(len(prompts))
         if len(batches) == 2:
             raise RuntimeError("killed")
-        return real_generate(prompts)
+        return real_generate(prompts, system)
 
     monkeypatch.setattr(writer, "_generate_local", killed_during_second_batch)
     with pytest.raises(RuntimeError, match="killed"):
