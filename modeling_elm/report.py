@@ -77,9 +77,9 @@ def plot_sc(results: dict, path: Path, metric: str = "sc") -> None:
     tasks = [t for t, c in results["tasks"].items() if metric in c.get("real", {})]
     if not tasks:
         return
-    conditions = [c for c in CONDITION_ORDER if any(c in results["tasks"][t] for t in tasks)]
+    conditions = [c for c in CONDITION_ORDER if any(metric in results["tasks"][t].get(c, {}) for t in tasks)]
     width = 0.8 / len(conditions)
-    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(tasks) + 3), 4), dpi=120)
+    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(tasks) + 3), 5), dpi=120)
     for k, condition in enumerate(conditions):
         cis = [results["tasks"][t].get(condition, {}).get(metric) for t in tasks]
         means = [c["mean"] if c else np.nan for c in cis]
@@ -88,7 +88,7 @@ def plot_sc(results: dict, path: Path, metric: str = "sc") -> None:
                label=CONDITION_NAMES[condition])
     ax.set_xticks(np.arange(len(tasks)) + width * (len(conditions) - 1) / 2, tasks, rotation=20)
     ax.set_ylabel({"sc": "semantic consistency", "nll": "reference NLL"}.get(metric, metric))
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.15))  # below: bars stay visible
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path)
