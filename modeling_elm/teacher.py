@@ -135,7 +135,7 @@ class TeacherWriter:
         batch = tokenizer(texts, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False)
         with torch.no_grad():
             output = model.generate(**batch.to(model.device), max_new_tokens=self.max_new_tokens, do_sample=False,
-                                    repetition_penalty=1.1, pad_token_id=tokenizer.pad_token_id)
+                                    no_repeat_ngram_size=3, pad_token_id=tokenizer.pad_token_id)
         return [t.strip() for t in tokenizer.batch_decode(output[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)]
 
     def _generate_endpoint(self, prompts: list[str], system: str = SYSTEM_PROMPT) -> list[str]:
