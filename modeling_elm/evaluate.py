@@ -261,22 +261,42 @@ def _title(movie) -> str:
 
 def constant_baseline(ev: Evaluation, task_rows: dict[str, list[dict]]) -> dict:
     """Scores of the best vector-free answers, per task, with the same metric code as the model's."""
+    from collections import Counter
+
     train = ev.corpus.movies[ev.corpus.movies["split"] == "train"]
+    training_rows = ev.corpus.tasks["train"]
+    counts = Counter(zip(training_rows["task"], training_rows["target"]))  # one pass over every training target
+    commonest = {}
+    for (task, target), _ in counts.most_common():
+        commonest.setdefault(task, target)
     guess = constant_guesses([list(g) for g in train["genres"]], [_year(y) for y in train["year"]],
-                             list(ev.corpus.tasks["train"]["target"][:5000]))
+                             [counts.most_common(1)[0][0][1]] if counts else [])
     out = {"guess": guess, "tasks": {}}
     for task, rows in task_rows.items():
         if rows[0]["kind"] == "user":
             continue
         ids = [r["movie_ids"] for r in rows]
-        task_targets = [t for t, name in zip(ev.corpus.tasks["train"]["target"][:20000],
-                                             ev.corpus.tasks["train"]["task"][:20000]) if name == task]
-        text = max(set(task_targets), key=task_targets.count) if task_targets else guess["text"]
+        text = commonest.get(task, guess["text"])
         values = movie_metrics(ev, [text] * len(rows), ids)
         facts = movie_metrics(ev, [guess["genre_text"]] * len(rows), ids)
         values.update({k: facts[k] for k in ("genre_precision", "genre_recall", "genre_f1", "decade_accuracy")})
         out["tasks"][task] = {"text": text, **summarise(values, ev.args.seed)}
     return out
+
+
+def sample_task_rows(split, tasks: list[str] | None, max_examples: int, rng, split_name: str) -> dict[str, list[dict]]:
+    """Per task, a seeded sample of at most `max_examples` rows of `split` (all tasks in it by default)."""
+    by_task: dict[str, list[int]] = {}
+    for i, name in enumerate(split["task"]):  # the column is read once, however many tasks
+        by_task.setdefault(name, []).append(i)
+    sampled = {}
+    for task in tasks or sorted(by_task):
+        indices = by_task.get(task, [])
+        if len(indices) < 2:
+            raise ValueError(f"Task {task!r} has {len(indices)} row(s) in split {split_name!r}; need at least 2.")
+        chosen = sorted(rng.choice(indices, min(max_examples, len(indices)), replace=False).tolist())
+        sampled[task] = [split[int(i)] for i in chosen]
+    return sampled
 
 
 def evaluate(args: EvalArguments) -> dict:
@@ -291,15 +311,7 @@ def evaluate(args: EvalArguments) -> dict:
         results["summary"] = headline(results)
         return results
     ev = Evaluation(args)
-    split = ev.corpus.tasks[args.split]
-    names = args.tasks or sorted(set(split["task"]))
-    task_rows = {}
-    for task in names:
-        indices = [i for i, name in enumerate(split["task"]) if name == task]
-        if len(indices) < 2:
-            raise ValueError(f"Task {task!r} has {len(indices)} row(s) in split {args.split!r}; need at least 2.")
-        chosen = sorted(ev.rng.choice(indices, min(args.max_examples, len(indices)), replace=False).tolist())
-        task_rows[task] = [split[i] for i in chosen]
+    task_rows = sample_task_rows(ev.corpus.tasks[args.split], args.tasks, args.max_examples, ev.rng, args.split)
     results = {"version": RESULTS_VERSION, "model": args.model, "revision": args.revision,
                "corpus": str(ev.corpus.folder), "split": args.split, "encoder": ev.encoder_name or "all-MiniLM-L6-v2",
                "settings": asdict(args), "tasks": {}, "gap_real_minus_shuffled": {}, "samples": []}

@@ -33,7 +33,7 @@ def evaluate_byo(ev_args, folder: Path, marker: dict) -> dict:
     import torch
 
     from .embeddings import load_encoder
-    from .evaluate import control_vectors, row_vectors, summarise
+    from .evaluate import control_vectors, row_vectors, sample_task_rows, summarise
     from .generation import generate_texts, reference_nll
     from .modeling_elm import ElmForCausalLM, ElmProcessor
 
@@ -51,12 +51,7 @@ def evaluate_byo(ev_args, folder: Path, marker: dict) -> dict:
                "split": ev_args.split, "encoder": encoder_name,
                "settings": {k: v for k, v in vars(ev_args).items()}, "tasks": {}, "gap_real_minus_shuffled": {},
                "samples": []}
-    names = ev_args.tasks or sorted(set(split["task"]))
-    for task in names:
-        indices = [i for i, t in enumerate(split["task"]) if t == task]
-        if len(indices) < 2:
-            raise ValueError(f"Task {task!r} has {len(indices)} row(s) in split {ev_args.split!r}; need at least 2.")
-        rows = [split[int(i)] for i in sorted(rng.choice(indices, min(ev_args.max_examples, len(indices)), replace=False))]
+    for task, rows in sample_task_rows(split, ev_args.tasks, ev_args.max_examples, rng, ev_args.split).items():
         prompts, targets = [r["prompt"] for r in rows], [r["target"] for r in rows]
         vectors = [row_vectors(r, spaces) for r in rows]
         shuffled = control_vectors(vectors, "shuffled", ev_args.seed)
@@ -91,8 +86,11 @@ def evaluate_byo(ev_args, folder: Path, marker: dict) -> dict:
         results["samples"] += [{"task": task, "ids": rows[i]["ids"], "prompt": prompts[i],
                                 **{c: texts[c][i] for c in texts}} for i in range(min(3, len(rows)))]
     if ev_args.probes and encoder is not None:
-        prompt = next((r["prompt"] for r in split if len(re.findall(re.escape(manifest["placeholders"][anchor]), r["prompt"])) == 1),
-                      None)
+        # the first evaluated task whose prompt takes one vector (the samples hold one prompt per row)
+        prompt = next((s["prompt"] for s in results["samples"] if s["prompt"].count(manifest["placeholders"][anchor]) == 1
+                       and len(s["ids"]) == 1), None)
+        if prompt is None:
+            raise ValueError("--probes needs a task whose prompt takes a single vector; none was evaluated.")
         probe_vectors = [{anchor: vector_from_expression(p, encoder)[None]} for p in ev_args.probes]
         answers = generate_texts(model, processor, [prompt] * len(ev_args.probes), probe_vectors, system,
                                  ev_args.batch_size, ev_args.max_new_tokens, desc="probes")

@@ -23,7 +23,7 @@ import torch
 from .base_models import DEFAULT_BASE_MODEL, resolve_base_model
 from .modeling_elm import ElmForCausalLM, ElmProcessor
 from .training import (
-    ADAPTER_WEIGHTS, ElmDataCollator, ElmSFTTrainer, ElmStageCallback, adapter_state, last_checkpoint,
+    ADAPTER_WEIGHTS, ElmDataCollator, ElmSFTTrainer, ElmStageCallback, adapter_state, is_adapter, last_checkpoint,
     load_adapter_state, plot_loss, read_marker, tokenize_rows, write_marker,
 )
 
@@ -99,9 +99,9 @@ def load_training_data(elm_args: ElmArguments, corpus_config, main_process_first
 
 def stage_trainable(stage: int, mode: str):
     if stage == 1:
-        return lambda name: ".adapters." in f".{name}"
+        return is_adapter
     if mode == "lora":
-        return lambda name: "lora_" in name or (".adapters." in f".{name}" and "modules_to_save" in name)
+        return lambda name: "lora_" in name or (is_adapter(name) and "modules_to_save" in name)
     return lambda name: True
 
 
@@ -203,7 +203,7 @@ def train_elm(elm_args: ElmArguments, corpus_config, sft_config) -> Path:
             from safetensors.torch import save_file
 
             stage1_final.mkdir(parents=True, exist_ok=True)
-            save_file(adapter_state(model), str(stage1_final / ADAPTER_WEIGHTS), metadata={"format": "pt"})
+            save_file(adapter_state(model.state_dict()), str(stage1_final / ADAPTER_WEIGHTS), metadata={"format": "pt"})
             write_marker(stage1_final, **records["stage1"])
         trainer.accelerator.wait_for_everyone()
         del trainer

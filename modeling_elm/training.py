@@ -99,9 +99,14 @@ class ElmDataCollator:
         return batch
 
 
-def adapter_state(model) -> dict[str, torch.Tensor]:
-    """The adapters' weights, by their names in the full model (`model.adapters.<space>.*`)."""
-    return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if ".adapters." in f".{k}"}
+def is_adapter(name: str) -> bool:
+    """Whether a parameter / state-dict key belongs to an ELM adapter (`model.adapters.<space>.*`, any prefix)."""
+    return ".adapters." in f".{name}"
+
+
+def adapter_state(state_dict: dict) -> dict[str, torch.Tensor]:
+    """The adapters' weights out of a full state dict, by their names in the full model, ready for safetensors."""
+    return {k: v.detach().cpu().contiguous() for k, v in state_dict.items() if is_adapter(k)}
 
 
 def load_adapter_state(model, path: str | Path) -> None:
@@ -129,8 +134,7 @@ class ElmSFTTrainer(SFTTrainer):
             state_dict = self.accelerator.unwrap_model(self.model).state_dict()
         if self.args.should_save:
             Path(output_dir).mkdir(parents=True, exist_ok=True)
-            adapters = {k: v.detach().cpu().contiguous() for k, v in state_dict.items() if ".adapters." in f".{k}"}
-            save_file(adapters, str(Path(output_dir) / ADAPTER_WEIGHTS), metadata={"format": "pt"})
+            save_file(adapter_state(state_dict), str(Path(output_dir) / ADAPTER_WEIGHTS), metadata={"format": "pt"})
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
         path = Path(resume_from_checkpoint) / ADAPTER_WEIGHTS
