@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from .metrics import (
-    behavioural_consistency, bootstrap_ci, constant_guesses, derangement, fact_scores, rank_summary,
-    retrieval_ranks, semantic_consistency,
+    behavioural_consistency, bootstrap_ci, constant_guesses, derangement, fact_scores, invents_title,
+    repeats_content_word, retrieval_ranks, semantic_consistency,
 )
 
 logger = logging.getLogger(__name__)
@@ -171,6 +171,10 @@ def movie_metrics(ev: Evaluation, texts: list[str], movie_ids: list[list[str]]) 
              for t, r in zip(texts, rows)]
     for key in ("genre_precision", "genre_recall", "genre_f1", "decade_accuracy"):
         values[key] = [f[key] for f in facts]
+    values["repeat_free"] = [float(not repeats_content_word(t)) for t in texts]
+    if all(len(r) == 1 for r in rows):
+        values["no_invented_title"] = [float(not invents_title(t, str(movies.iloc[r[0]]["title"])))
+                                       for t, r in zip(texts, rows)]
     return values
 
 

@@ -10,6 +10,7 @@ the evaluation can score outputs against them.
 import hashlib
 from dataclasses import dataclass, field
 
+from .embeddings import movie_text
 from .tasks import Task
 
 # MovieLens genre -> the words a sentence uses for it.
@@ -155,9 +156,11 @@ class GroundedWriter:
             "dissuade1": f"Skip {m.title} unless you want yet another {genre_phrase(m.genres)} film.",
             "dissuade2": f"One reason to skip {m.title}: it is {_reception(m)}.",
             "what_kind": f"{kind[0].upper()}{kind[1:]}{tagged}.",
+            # the very text the semantic vector encodes (embeddings.movie_text), word for word
+            "reconstruct": movie_text(m.title, m.year, m.genres, m.tags),
         }
         text = brief[name]
-        if self.detail == "brief" or name.startswith("five_"):
+        if self.detail == "brief" or name.startswith("five_") or name == "reconstruct":
             return text
         extra = {
             "summary": f" It is {_reach(m)}, {_reception(m)}.{like}",

@@ -79,6 +79,36 @@ def fact_scores(text: str, genres: list[str], year: int | None) -> dict:
     }
 
 
+# Words that may repeat in a one-sentence answer without it reading as a loop.
+_FUNCTION_WORDS = frozenset(
+    "a an the and or but of to in on at by for with from as is are was were be it its this that who whom which "
+    "film films movie movies".split())
+_WORD = re.compile(r"[a-z][a-z'-]+")
+# "Title (1994)": how the targets state a movie's title; an answer stating one about a held-out movie states a fact.
+_TITLE_WITH_YEAR = re.compile(r"([A-Z0-9][^.!?:;()\n]{0,80}?)\s*\((1[89]\d\d|20\d\d)\)")
+
+
+def repeats_content_word(text: str) -> bool:
+    """Whether a content word occurs twice in the text ("An animated, animated comedy"): the loop a small model falls
+    into when it cannot read what comes next. Meant for one-sentence answers; long ones repeat words by nature."""
+    words = [w for w in _WORD.findall(text.lower()) if w not in _FUNCTION_WORDS]
+    return len(words) != len(set(words))
+
+
+def invents_title(text: str, true_title: str) -> bool:
+    """Whether the text states a "Title (year)" that is not the movie's own: a made-up title stated as fact."""
+    truth = _normalise_title(true_title)
+    return any(_normalise_title(found) not in (truth, "") and truth not in _normalise_title(found)
+               for found, _ in _TITLE_WITH_YEAR.findall(text))
+
+
+def _normalise_title(title: str) -> str:
+    # MovieLens writes "Matrix, The"; answers write "The Matrix".
+    title = re.sub(r",\s*(the|a|an)$", "", title.strip().lower())
+    title = re.sub(r"^(the|a|an)\s+", "", title)
+    return re.sub(r"[^a-z0-9]+", " ", title).strip()
+
+
 def constant_guesses(train_genres: list[list[str]], train_years: list[int | None], train_texts: list[str]) -> dict:
     """The best single answer a model could give without reading any vector: the most common decade, the most
     common genres (as many as a movie typically has) and the most common target text."""

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer, BatchFeature, GenerationMixin
 from transformers import PreTrainedModel, ProcessorMixin
+from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.cache_utils import Cache
 from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
@@ -42,11 +43,27 @@ class ElmAdapter(nn.Module):
         self.act = ACT2FN[space["adapter_hidden_act"]]
         self.fc2 = nn.Linear(space["adapter_hidden_size"], self.num_tokens * lm_hidden_size)
         self.norm = nn.RMSNorm(lm_hidden_size, eps=eps)
+        # Input standardisation by training statistics (identity until `standardize` sets it). Sentence-encoder
+        # coordinates are ~0.05 around a mean every vector shares: unstandardised, fc1 starts near-linear and the
+        # soft tokens of all entities start alike. Buffers, so they travel with the checkpoint.
+        self.register_buffer("input_mean", torch.zeros(space["dim"]))
+        self.register_buffer("input_std", torch.ones(space["dim"]))
 
     def forward(self, vectors: torch.Tensor) -> torch.Tensor:
         """(n, dim) -> (n * num_tokens, lm_hidden_size), the k tokens of each vector consecutive."""
+        vectors = (vectors - self.input_mean) / self.input_std
         hidden = self.fc2(self.act(self.fc1(vectors)))
         return self.norm(hidden.view(-1, self.lm_hidden_size))
+
+    @torch.no_grad()
+    def standardize(self, vectors) -> None:
+        """Centre and scale inputs per dimension by these (training) vectors' mean and standard deviation."""
+        vectors = torch.as_tensor(vectors, dtype=torch.float32).reshape(-1, self.input_mean.shape[0])
+        if len(vectors) < 2 or not torch.isfinite(vectors).all():
+            raise ValueError(f"standardize needs at least 2 finite vectors of size {self.input_mean.shape[0]}, "
+                             f"got {len(vectors)}.")
+        self.input_mean.copy_(vectors.mean(dim=0).to(self.input_mean))
+        self.input_std.copy_(vectors.std(dim=0).clamp_min(1e-6).to(self.input_std))
 
     @torch.no_grad()
     def calibrate(self, token_embeddings: torch.Tensor) -> None:
@@ -66,6 +83,13 @@ class ElmPreTrainedModel(PreTrainedModel):
     _supports_flex_attn = True
     _supports_attention_backend = True
     _can_compile_fullgraph = False  # the injection checks counts on the host
+
+    @torch.no_grad()
+    def _init_weights(self, module):
+        super()._init_weights(module)
+        if isinstance(module, ElmAdapter):  # checkpoints from before standardisation: identity
+            init.zeros_(module.input_mean)
+            init.ones_(module.input_std)
 
 
 class ElmModel(ElmPreTrainedModel):

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from .base_models import DEFAULT_BASE_MODEL, resolve_base_model
@@ -41,6 +42,12 @@ class ElmArguments:
         "causal LM to wrap: Hub id or folder (offline, SmolLM2-135M-Instruct comes from the packaged GGUF)")})
     num_tokens: int = field(default=1, metadata={"help": "soft tokens per vector (the paper: 1)"})
     adapter_hidden_size: int | None = field(default=None, metadata={"help": "adapter MLP width; default: the LM's"})
+    standardize_inputs: bool = field(default=False, metadata={"help": (
+        "centre and scale each vector dimension by the training vectors' statistics before the adapter (stored in "
+        "the checkpoint)")})
+    distill_weight: float = field(default=0.0, metadata={"help": (
+        "stage 1 loss = (1 - w) x cross-entropy + w x KL to the frozen LM reading the entity's text in place of its "
+        "vector (self-distillation; needs entity texts, e.g. MovieLens movies); 0: cross-entropy only")})
     system_prompt: str = field(default=DEFAULT_SYSTEM_PROMPT, metadata={"help": (
         "short on purpose: a long system prompt doubles the tokens of every step ('' for none)")})
     # Dataset
@@ -71,6 +78,8 @@ class ElmArguments:
         "after each stage, compare a fingerprint of every rank's weights and fail if they differ")})
 
     def __post_init__(self):
+        if not 0.0 <= self.distill_weight <= 1.0:
+            raise ValueError(f"distill_weight must be between 0 and 1, got {self.distill_weight}.")
         if self.stage2 not in ("full", "lora", "none"):
             raise ValueError(f"stage2 must be 'full', 'lora' or 'none', got {self.stage2!r}.")
 
@@ -97,6 +106,18 @@ def load_training_data(elm_args: ElmArguments, corpus_config, main_process_first
     return corpus.tasks, corpus.spaces, Path(folder)
 
 
+def entity_texts(corpus_folder: Path) -> dict[str, dict[str, str]]:
+    """{space: {id: the text its vector was made from}}, for self-distillation; MovieLens movies have one."""
+    import pandas as pd
+
+    movies = Path(corpus_folder) / "movies.parquet"
+    if not movies.is_file():
+        raise ValueError(f"distill_weight needs the entities' texts; {corpus_folder} has no movies.parquet with a "
+                         "text column. Set distill_weight: 0 for this data.")
+    table = pd.read_parquet(movies, columns=["movie_id", "text"])
+    return {"movie": dict(zip(table["movie_id"].astype(str), table["text"]))}
+
+
 def stage_trainable(stage: int, mode: str):
     if stage == 1:
         return is_adapter
@@ -105,7 +126,14 @@ def stage_trainable(stage: int, mode: str):
     return lambda name: True
 
 
-def assemble_stage0(elm_args: ElmArguments, spaces: dict, folder: Path, main_process_first):
+def training_vectors(train_split, space: str, max_rows: int = 20_000) -> np.ndarray:
+    """The vectors of `space` that a seeded sample of training rows carries, stacked (n, dim)."""
+    rows = train_split.shuffle(seed=0).select(range(min(max_rows, len(train_split))))[f"{space}_vectors"]
+    stacked = [np.asarray(v, dtype=np.float32) for v in rows if len(v)]
+    return np.concatenate(stacked) if stacked else np.empty((0, 0), np.float32)
+
+
+def assemble_stage0(elm_args: ElmArguments, spaces: dict, folder: Path, main_process_first, train_split=None):
     """Stage 0, once: the base LM wrapped into an ELM, saved; every later run and rank loads it from disk."""
     with main_process_first(desc="assembling stage 0"):
         if read_marker(folder) is None:
@@ -114,6 +142,9 @@ def assemble_stage0(elm_args: ElmArguments, spaces: dict, folder: Path, main_pro
                                 if elm_args.adapter_hidden_size else {})} for name, space in spaces.items()}
             model, processor = ElmForCausalLM.from_language_model(resolve_base_model(elm_args.base_model), spaces,
                                                                   dtype=torch.float32)
+            if elm_args.standardize_inputs:
+                for name, adapter in model.model.adapters.items():
+                    adapter.standardize(training_vectors(train_split, name))
             model.config.base_model = elm_args.base_model
             model.save_pretrained(folder)
             processor.save_pretrained(folder)
@@ -156,7 +187,7 @@ def run_stage(stage: int, model, processor, data, elm_args, sft_config, output_d
         model=model, args=args, train_dataset=data["train"], eval_dataset=data.get("eval"),
         processing_class=processor.tokenizer, callbacks=[callback],
         data_collator=ElmDataCollator(processor.tokenizer.pad_token_id, tuple(data["spaces"]), args.pad_to_multiple_of),
-        adapter_only_checkpoints=stage == 1,
+        adapter_only_checkpoints=stage == 1, distill_weight=elm_args.distill_weight if stage == 1 else 0.0,
     )
     resume = last_checkpoint(args.output_dir)
     if resume:
@@ -182,14 +213,16 @@ def train_elm(elm_args: ElmArguments, corpus_config, sft_config) -> Path:
         return output_dir
     set_seed(sft_config.seed)
     splits, spaces, corpus_folder = load_training_data(elm_args, corpus_config, sft_config.main_process_first)
-    model, processor = assemble_stage0(elm_args, spaces, output_dir / "stage0", sft_config.main_process_first)
+    model, processor = assemble_stage0(elm_args, spaces, output_dir / "stage0", sft_config.main_process_first,
+                                       splits["train"])
     with sft_config.main_process_first(desc="tokenizing"):
         train = splits["train"]
         if elm_args.max_train_rows and elm_args.max_train_rows < len(train):
             train = train.shuffle(seed=sft_config.seed).select(range(elm_args.max_train_rows))
+        texts = entity_texts(corpus_folder) if elm_args.distill_weight else None
         data = {"spaces": list(spaces),
                 "train": tokenize_rows(train, processor, list(spaces), elm_args.system_prompt or None,
-                                       sft_config.max_length)}
+                                       sft_config.max_length, entity_texts=texts)}
         if sft_config.eval_strategy != "no" and "test" in splits:
             test = splits["test"].shuffle(seed=sft_config.seed)
             data["eval"] = tokenize_rows(test.select(range(min(elm_args.eval_rows, len(test)))), processor,

@@ -86,6 +86,10 @@ USER_TASKS = [
 EXTRA_TASKS = [
     _one("what_kind", "What kind of movie is <movie>?",
          "Say in one sentence what kind of movie it is: its genres, its decade and what it is remembered for."),
+    # Reconstruction (xRAG's paraphrase pretraining, for semantic vectors): the target is the text the vector was
+    # encoded from, so every token of it is what the vector holds.
+    _one("reconstruct", "Which movie is <movie>?",
+         "Write the movie's title and year, then its genres and tags, as 'Title (year). Genres: ... Tags: ...'."),
 ]
 
 TASKS: dict[str, Task] = {task.name: task for task in ONE_MOVIE_TASKS + TWO_MOVIE_TASKS + USER_TASKS + EXTRA_TASKS}

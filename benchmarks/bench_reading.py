@@ -1,0 +1,229 @@
+"""Does a recipe teach the model to read its vectors, and how fast? Candidates side by side, against the controls.
+
+    .venv/bin/python benchmarks/bench_reading.py --candidates k1 k4 k4-std          # validation movies, seed 0
+    .venv/bin/python benchmarks/bench_reading.py --candidates k4-std --seeds 0 1     # two seeds for a finalist
+    .venv/bin/python benchmarks/bench_reading.py --candidates k4-std --final         # once, on the test movies
+    .venv/bin/python benchmarks/bench_reading.py --candidates k1 --quick             # smoke run, a minute or two
+    .venv/bin/python benchmarks/bench_reading.py --list                              # what each candidate changes
+
+Every candidate trains under the same budget, counted in steps and rows (not seconds, so runs compare across a
+drifting machine), through the real entry points: `train.py --config <recipe> ...` then
+`python -m modeling_elm.evaluate`. Candidates are chosen on validation movies carved out of the *training* movies
+(their rows leave the training set); `--final` scores the chosen one once on the corpus' test movies. Each row:
+teacher-forced NLL of the references under the real and the shuffled vector with the paired gap, genre F1 and
+decade accuracy of the generated answers against the constant guess, hits@10 and MRR of the true movie by SC among
+all movies, SC real / shuffled / reference, answers without a repeated content word, seconds of training.
+Rows are appended to `--results` (JSON lines); the Markdown table of all rows there is printed at the end.
+"""
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+# name -> what it changes against the quick recipe (`recipe`, train.py overrides, corpus tasks).
+CANDIDATES = {
+    "k1": dict(help="the quick recipe as it was: one soft token per vector (the paper's)",
+               train=["--num_tokens", "1"]),
+    "k2": dict(help="two soft tokens per vector", train=["--num_tokens", "2"]),
+    "k4": dict(help="four soft tokens per vector", train=["--num_tokens", "4"]),
+    "k8": dict(help="eight soft tokens per vector", train=["--num_tokens", "8"]),
+    "k16": dict(help="sixteen soft tokens per vector (vec2text's count)", train=["--num_tokens", "16"]),
+    "k4-std": dict(help="k=4, inputs standardised by training statistics",
+                   train=["--num_tokens", "4", "--standardize_inputs", "true"]),
+    "k8-std": dict(help="k=8, inputs standardised", train=["--num_tokens", "8", "--standardize_inputs", "true"]),
+    "k4-std-wide": dict(help="k=4, standardised, adapter hidden width 2048 (ctELM's)",
+                        train=["--num_tokens", "4", "--standardize_inputs", "true", "--adapter_hidden_size", "2048"]),
+    "k4-std-lr4e-3": dict(help="k=4, standardised, stage-1 learning rate 4e-3",
+                          train=["--num_tokens", "4", "--standardize_inputs", "true", "--stage1_learning_rate", "4e-3"]),
+    "k4-std-bf16": dict(help="k=4, standardised, bf16 autocast on the CPU (faster steps, same step count)",
+                        train=["--num_tokens", "4", "--standardize_inputs", "true", "--bf16", "true"]),
+    "k4-std-recon": dict(help="k=4, standardised, plus a reconstruction task (target: the text the vector encodes)",
+                         train=["--num_tokens", "4", "--standardize_inputs", "true"],
+                         tasks=["what_kind", "reconstruct"]),
+    "k4-std-distill": dict(help="k=4, standardised, loss = 0.5 CE + 0.5 KL to the frozen LM reading the movie's text",
+                           train=["--num_tokens", "4", "--standardize_inputs", "true", "--distill_weight", "0.5"]),
+    # The paper's title-led tasks (a second recipe): same levers, other targets.
+    "paper-k1": dict(help="summary + movie_to_viewer, k=1", recipe="recipes/quick-paper.yaml",
+                     train=["--num_tokens", "1", "--standardize_inputs", "false"]),
+    "paper-k4-std": dict(help="summary + movie_to_viewer, k=4, standardised", recipe="recipes/quick-paper.yaml",
+                         train=["--num_tokens", "4", "--standardize_inputs", "true"]),
+}
+METRICS = ("nll", "sc", "hits@10", "mrr", "genre_f1", "decade_accuracy", "repeat_free", "no_invented_title")
+
+
+def corpus_for(tasks: list[str], detail: str) -> Path:
+    from modeling_elm.corpus import CorpusConfig, build_corpus
+
+    return build_corpus(CorpusConfig(source="ml-latest-small", tasks=tasks, detail=detail, evaluate_embeddings=False))
+
+
+def carve_validation(corpus: Path, n_movies: int, seed: int, out: Path) -> Path:
+    """A copy of `corpus` whose `test` split holds the rows of `n_movies` *training* movies, removed from `train`.
+
+    The corpus' real test movies are marked `heldout` in the copy, so nothing tuned here ever looks at them.
+    """
+    import datasets
+    import pandas as pd
+
+    if (out / "manifest.json").is_file():
+        return out
+    movies = pd.read_parquet(corpus / "movies.parquet")
+    train_ids = movies.loc[movies["split"] == "train", "movie_id"].astype(str).to_numpy()
+    chosen = set(np.random.default_rng(seed).choice(train_ids, size=n_movies, replace=False).tolist())
+    tasks = datasets.load_from_disk(str(corpus / "tasks"))
+    about_chosen = [any(m in chosen for m in ids) for ids in tasks["train"]["movie_ids"]]
+    keep = [i for i, hit in enumerate(about_chosen) if not hit]
+    val = [i for i, hit in enumerate(about_chosen) if hit]
+    partial = out.with_name(out.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    datasets.DatasetDict({"train": tasks["train"].select(keep), "test": tasks["train"].select(val)}).save_to_disk(
+        str(partial / "tasks"))
+    split = np.where(movies["movie_id"].astype(str).isin(chosen), "test",
+                     np.where(movies["split"] == "test", "heldout", "train"))
+    movies.assign(split=split).to_parquet(partial / "movies.parquet", index=False)
+    shutil.copy(corpus / "users.parquet", partial / "users.parquet")
+    shutil.copytree(corpus / "concepts", partial / "concepts")
+    manifest = json.loads((corpus / "manifest.json").read_text())
+    manifest["validation_of"] = str(corpus)
+    manifest["counts"]["rows"] = {"train": len(keep), "test": len(val)}
+    (partial / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    partial.rename(out)
+    return out
+
+
+def run(command: list[str], log: Path) -> float:
+    started = time.perf_counter()
+    with log.open("w") as handle:
+        done = subprocess.run(command, cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT)
+    if done.returncode:
+        raise RuntimeError(f"{' '.join(command[:4])} ... failed (exit {done.returncode}); see {log}")
+    return time.perf_counter() - started
+
+
+def bench_one(name: str, seed: int, args) -> dict:
+    candidate = CANDIDATES[name]
+    recipe = candidate.get("recipe", "recipes/quick.yaml")
+    tasks = candidate.get("tasks") or _recipe_tasks(recipe)
+    corpus = corpus_for(tasks, "brief")
+    if not args.final:
+        corpus = carve_validation(corpus, args.validation_movies, 1234, corpus.with_name(corpus.name + "-validation"))
+    where = Path(args.workdir) / f"{name}-s{seed}{'-final' if args.final else ''}"
+    if where.exists():
+        shutil.rmtree(where)
+    where.mkdir(parents=True)
+    budget = ["--stage1_max_steps", str(args.stage1_steps), "--stage2_max_steps", str(args.stage2_steps),
+              "--per_device_train_batch_size", str(args.batch_size)]
+    train_cmd = [sys.executable, "train.py", "--config", recipe, "--corpus_path", str(corpus),
+                 "--output_dir", str(where / "model"), "--seed", str(seed), "--save_steps", "100000",
+                 "--report_to", "none", "--disable_tqdm", "true", *budget, *candidate["train"]]
+    train_s = run(train_cmd, where / "train.log")
+    eval_cmd = [sys.executable, "-m", "modeling_elm.evaluate", "--model", str(where / "model"), "--corpus", str(corpus),
+                "--max_examples", str(args.eval_movies), "--controls", "shuffled", "--curves", "false",
+                "--output_dir", str(where / "eval"), "--seed", str(seed)]
+    run(eval_cmd, where / "eval.log")
+    results = json.loads((where / "eval" / "results.json").read_text())
+    return row_of(name, seed, results, train_s, args)
+
+
+def _recipe_tasks(recipe: str) -> list[str]:
+    import yaml
+
+    return list(yaml.safe_load((ROOT / recipe).read_text())["tasks"])
+
+
+def row_of(name, seed, results, train_s, args) -> dict:
+    """One table row: means over the evaluated tasks, each with its condition."""
+    def mean(condition, metric, source=None):
+        tasks = (source or results["tasks"]).values()
+        values = [t[condition][metric]["mean"] for t in tasks if condition in t and metric in t[condition]]
+        return float(np.mean(values)) if values else None
+
+    gaps = [g["nll"] for g in results["gap_real_minus_shuffled"].values() if "nll" in g]
+    constant = {t: {"c": v} for t, v in results.get("constant_guess", {}).get("tasks", {}).items()}
+    row = {"candidate": name, "seed": seed, "split": "test" if args.final else "validation",
+           "budget": f"{args.stage1_steps}+{args.stage2_steps} steps x {args.batch_size} rows",
+           "train_s": round(train_s), "n": min(t["real"]["nll"]["n"] for t in results["tasks"].values()),
+           "nll_gap": gaps[0] if len(gaps) == 1 else {"mean": float(np.mean([g["mean"] for g in gaps])),
+                                                      "low": float("nan"), "high": float("nan")}}
+    for metric in METRICS:
+        for condition in ("real", "shuffled", "reference"):
+            row[f"{metric}_{condition}"] = mean(condition, metric)
+        row[f"{metric}_constant"] = mean("c", metric, constant)
+    return row
+
+
+def table(rows: list[dict]) -> str:
+    def f(x, digits=3):
+        return "–" if x is None or x != x else f"{x:.{digits}f}"
+
+    lines = ["| candidate | split, seed | NLL real / shuffled | paired gap [95% CI] | genre F1 (const.) | "
+             "decade acc (const.) | hits@10 | MRR | SC real / shuffled / ref | no repeat | no invented title | "
+             "train s |", "| --- |" + " --- |" * 11]
+    for r in rows:
+        gap = r["nll_gap"]
+        lines.append(
+            f"| {r['candidate']} | {r['split']}, {r['seed']} | {f(r['nll_real'])} / {f(r['nll_shuffled'])} | "
+            f"{f(gap['mean'])} [{f(gap['low'])}, {f(gap['high'])}] | {f(r['genre_f1_real'])} ({f(r['genre_f1_constant'])}) | "
+            f"{f(r['decade_accuracy_real'])} ({f(r['decade_accuracy_constant'])}) | {f(r['hits@10_real'])} | "
+            f"{f(r['mrr_real'])} | {f(r['sc_real'])} / {f(r['sc_shuffled'])} / {f(r['sc_reference'])} | "
+            f"{f(r['repeat_free_real'], 2)} | {f(r['no_invented_title_real'], 2)} | {r['train_s']} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False,
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--candidates", nargs="+", default=["k1", "k4"], choices=sorted(CANDIDATES), metavar="NAME",
+                        help="candidates to train and score (see --list)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0])
+    parser.add_argument("--final", action="store_true", help="score on the corpus' test movies (once, at the end)")
+    parser.add_argument("--stage1_steps", type=int, default=120, help="stage-1 steps of every candidate")
+    parser.add_argument("--stage2_steps", type=int, default=10, help="stage-2 steps of every candidate")
+    parser.add_argument("--batch_size", type=int, default=16, help="rows per step")
+    parser.add_argument("--validation_movies", type=int, default=150, help="training movies carved out for choosing")
+    parser.add_argument("--eval_movies", type=int, default=150, help="movies scored per task (all: a large number)")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 4 + 1 steps, 8 movies")
+    parser.add_argument("--workdir", default="/tmp/elm-bench-reading", help="models and logs of each run")
+    parser.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / "reading.jsonl"),
+                        help="JSON lines every run appends to")
+    parser.add_argument("--list", action="store_true", help="list the candidates and exit")
+    args = parser.parse_args(argv)
+    if args.list:
+        for name, c in CANDIDATES.items():
+            print(f"{name:16s} {c['help']}")
+        return 0
+    if args.quick:
+        args.stage1_steps, args.stage2_steps, args.eval_movies = 4, 1, 8
+        args.results = str(Path(args.workdir) / "quick.jsonl")
+    results = Path(args.results)
+    results.parent.mkdir(parents=True, exist_ok=True)
+    for name in args.candidates:
+        for seed in args.seeds:
+            print(f"== {name} (seed {seed}): {CANDIDATES[name]['help']}", flush=True)
+            try:
+                row = bench_one(name, seed, args)
+            except RuntimeError as error:  # a failed candidate is a row too: the table keeps failures
+                row = {"candidate": name, "seed": seed, "failed": str(error)}
+            with results.open("a") as handle:
+                handle.write(json.dumps(row) + "\n")
+            print(json.dumps(row), flush=True)
+    rows = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
+    print(table([r for r in rows if "failed" not in r]))
+    for r in rows:
+        if "failed" in r:
+            print(f"failed: {r['candidate']} seed {r['seed']}: {r['failed']}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,181 @@
+"""The levers that make a model read its vectors: each does what its option says (docs/results.md measures whether
+it pays)."""
+
+import datasets
+import numpy as np
+import pytest
+import torch
+
+from modeling_elm import ElmForCausalLM
+from modeling_elm.metrics import invents_title, repeats_content_word
+from modeling_elm.training import ElmDataCollator, distillation_loss, tokenize_rows
+
+# Standardised inputs
+
+
+def test_standardised_adapter_sees_centred_unit_variance_inputs_and_keeps_them_through_save_and_load(tiny_elm,
+                                                                                                       tmp_path):
+    model, processor = tiny_elm
+    adapter = model.model.adapters["movie"]
+    vectors = torch.randn(200, 8) * 0.05 + 3.0
+    before = adapter(vectors[:4]).detach()
+    adapter.standardize(vectors)
+    seen = (vectors - adapter.input_mean) / adapter.input_std
+    assert torch.allclose(seen.mean(0), torch.zeros(8), atol=1e-5)
+    assert torch.allclose(seen.std(0), torch.ones(8), atol=1e-4)
+    after = adapter(vectors[:4]).detach()
+    assert not torch.allclose(before, after)  # the forward uses the statistics
+
+    model.save_pretrained(tmp_path)
+    loaded = ElmForCausalLM.from_pretrained(tmp_path)
+    assert torch.equal(loaded.model.adapters["movie"].input_mean, adapter.input_mean)
+    assert torch.equal(loaded.model.adapters["movie"].input_std, adapter.input_std)
+    assert torch.allclose(loaded.model.adapters["movie"](vectors[:4]), after, atol=1e-6)
+
+
+def test_a_checkpoint_saved_before_standardisation_loads_with_identity_statistics(tiny_elm, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    model, _ = tiny_elm
+    model.model.adapters["movie"].standardize(torch.randn(50, 8) + 1)
+    model.save_pretrained(tmp_path)
+    state = load_file(str(tmp_path / "model.safetensors"))
+    save_file({k: v for k, v in state.items() if not k.endswith(("input_mean", "input_std"))},
+              str(tmp_path / "model.safetensors"), metadata={"format": "pt"})
+    adapter = ElmForCausalLM.from_pretrained(tmp_path).model.adapters["movie"]
+    assert torch.equal(adapter.input_mean, torch.zeros(8)) and torch.equal(adapter.input_std, torch.ones(8))
+
+
+def test_standardize_refuses_too_few_or_broken_vectors(tiny_elm):
+    adapter = tiny_elm[0].model.adapters["movie"]
+    with pytest.raises(ValueError, match="at least 2 finite vectors of size 8"):
+        adapter.standardize(torch.randn(1, 8))
+    with pytest.raises(ValueError, match="finite"):
+        adapter.standardize(torch.tensor([[float("nan")] * 8, [0.0] * 8]))
+
+
+# Self-distillation
+
+
+def _rows(prompts, targets, movie_ids):
+    return datasets.Dataset.from_dict({
+        "task": ["t"] * len(prompts), "prompt": prompts, "target": targets, "movie_ids": movie_ids,
+        "movie_vectors": [[[float(i + 1)] * 8 for _ in ids] for i, ids in enumerate(movie_ids)]})
+
+
+def test_the_teacher_reads_the_entity_text_in_place_of_the_vector_and_shares_the_target(tiny_elm):
+    _, processor = tiny_elm
+    rows = _rows(["describe <movie> .", "what does <movie> mean ?"], ["a funny movie", "a sad film"], [["1"], ["9"]])
+    texts = {"movie": {"1": "funny war story", "2": "old drama"}}
+    tokenized = tokenize_rows(rows, processor, ["movie"], None, None, entity_texts=texts)
+    tok = processor.tokenizer
+    first = tokenized[0]
+    teacher_prompt = tok.decode(first["teacher_input_ids"][: first["teacher_prompt_length"]])
+    assert "funny war story" in teacher_prompt and "<movie>" not in teacher_prompt
+    assert (first["teacher_input_ids"][first["teacher_prompt_length"]:]
+            == first["input_ids"][first["prompt_length"]:])  # same target tokens, end of turn included
+    assert tokenized[1]["teacher_input_ids"] == []  # entity 9 has no text: cross-entropy only for this row
+    batch = ElmDataCollator(tok.pad_token_id, ("movie",))([tokenized[0], tokenized[1]])
+    student_targets = batch["labels"][:, 1:][batch["labels"][:, 1:] != -100]
+    teacher_targets = batch["teacher_labels"][:, 1:][batch["teacher_labels"][:, 1:] != -100]
+    assert torch.equal(teacher_targets, student_targets[: len(teacher_targets)])
+
+
+class _Metrics:
+    _metrics = {"train": {"cross_entropy": [], "distill_kl": []}, "eval": {"cross_entropy": [], "distill_kl": []}}
+
+
+def test_distillation_is_cross_entropy_alone_when_student_and_teacher_read_the_same_thing(tiny_elm):
+    model, processor = tiny_elm
+    model.train()
+    # No placeholder: the student's input is exactly the teacher's, so the KL term must vanish.
+    rows = _rows(["describe the movie ."], ["a funny movie"], [[]])
+    row = tokenize_rows(rows, processor, ["movie"], None, None)[0]
+    batch = ElmDataCollator(processor.tokenizer.pad_token_id, ("movie",))([row])
+    teacher = {"teacher_input_ids": batch["input_ids"], "teacher_attention_mask": batch["attention_mask"],
+               "teacher_labels": batch["labels"]}
+    full = distillation_loss(_Metrics(), model, dict(batch), teacher, weight=1.0)
+    assert abs(float(full.detach())) < 1e-5
+    half = distillation_loss(_Metrics(), model, dict(batch), teacher, weight=0.5)
+    cross_entropy = model(**batch).loss
+    assert torch.allclose(half, 0.5 * cross_entropy, atol=1e-5)
+
+
+def test_distillation_pulls_the_adapter_toward_the_teacher(tiny_elm):
+    model, processor = tiny_elm
+    model.train()
+    rows = _rows(["describe <movie> ."], ["a funny movie"], [["1"]])
+    row = tokenize_rows(rows, processor, ["movie"], None, None, entity_texts={"movie": {"1": "sad war story"}})[0]
+    batch = ElmDataCollator(processor.tokenizer.pad_token_id, ("movie",))([row])
+    teacher = {k: batch.pop(k) for k in ("teacher_input_ids", "teacher_attention_mask", "teacher_labels")}
+    loss = distillation_loss(_Metrics(), model, batch, teacher, weight=1.0)
+    assert float(loss.detach()) > 0  # the vector is not the text yet
+    loss.backward()
+    assert model.model.adapters["movie"].fc1.weight.grad.abs().sum() > 0
+
+
+# The reconstruction task and the metrics the targets are stated in
+
+
+def test_reconstruction_target_is_the_text_the_vector_encodes():
+    from modeling_elm.embeddings import movie_text
+    from modeling_elm.grounded import GroundedWriter, MovieFacts
+    from modeling_elm.tasks import TASKS
+
+    movie = MovieFacts("1", "Heat", 1995, ["Action", "Crime"], tags=["heist", "pacino"])
+    for detail in ("brief", "full"):
+        assert GroundedWriter(detail).write(TASKS["reconstruct"], [movie]) == movie_text(
+            "Heat", 1995, ["Action", "Crime"], ["heist", "pacino"])
+
+
+@pytest.mark.parametrize("text, repeats", [
+    ("An animated, animated, comedy film from the 1990s.", True),
+    ("A comedy and drama film from the 1990s, remembered for \"quirky\" and \"comedy\".", True),
+    ("An action, crime and thriller film from the 1990s.", False),
+    ("A drama film and a war film from the 1940s.", False),  # function words and "film" may repeat
+])
+def test_repeated_content_words_are_found(text, repeats):
+    assert repeats_content_word(text) is repeats
+
+
+@pytest.mark.parametrize("text, title, invented", [
+    ("The Shining (2005) is a horror film.", "Pulp Fiction", True),
+    ("Pulp Fiction (1994) is a crime film.", "Pulp Fiction", False),
+    ("The Matrix (1999) is a science fiction film.", "Matrix, The", False),
+    ("A crime and thriller film from the 1990s.", "Heat", False),  # no title stated: nothing invented
+])
+def test_invented_titles_are_found(text, title, invented):
+    assert invents_title(text, title) is invented
+
+
+def test_training_vectors_sample_the_rows_of_a_space():
+    from modeling_elm.stages import training_vectors
+
+    split = datasets.Dataset.from_dict({"movie_vectors": [[[1.0, 2.0]], [[3.0, 4.0], [5.0, 6.0]], []]})
+    stacked = training_vectors(split, "movie")
+    assert stacked.shape == (3, 2)
+    assert sorted(stacked[:, 0].tolist()) == [1.0, 3.0, 5.0]
+    assert np.isfinite(stacked).all()
+
+
+def test_train_py_standardises_and_distils_when_the_recipe_says_so(tmp_path):
+    import json
+    import sys
+    from pathlib import Path
+
+    from safetensors.torch import load_file
+
+    from training_fixtures import build_tiny_corpus, tiny_train_args, write_tiny_base_model
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    import train
+
+    base, corpus = write_tiny_base_model(tmp_path / "base"), build_tiny_corpus(tmp_path, tasks=("summary",))
+    out = tmp_path / "out"
+    train.main(tiny_train_args(base, corpus, out, stage2="none", standardize_inputs="true", distill_weight="0.5",
+                               num_tokens="2"))
+    stage0 = load_file(str(out / "stage0" / "model.safetensors"))
+    assert not torch.equal(stage0["model.adapters.movie.input_std"], torch.ones_like(stage0["model.adapters.movie.input_std"]))
+    logs = json.loads((out / "stage1" / sorted(p.name for p in (out / "stage1").glob("checkpoint-*"))[-1]
+                       / "trainer_state.json").read_text())["log_history"]
+    assert any(entry.get("distill_kl", 0) > 0 for entry in logs)  # the KL term was computed and logged
