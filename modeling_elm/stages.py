@@ -110,12 +110,20 @@ def entity_texts(corpus_folder: Path) -> dict[str, dict[str, str]]:
     """{space: {id: the text its vector was made from}}, for self-distillation; MovieLens movies have one."""
     import pandas as pd
 
-    movies = Path(corpus_folder) / "movies.parquet"
-    if not movies.is_file():
-        raise ValueError(f"distill_weight needs the entities' texts; {corpus_folder} has no movies.parquet with a "
-                         "text column. Set distill_weight: 0 for this data.")
-    table = pd.read_parquet(movies, columns=["movie_id", "text"])
-    return {"movie": dict(zip(table["movie_id"].astype(str), table["text"]))}
+    folder = Path(corpus_folder)
+    if (folder / "movies.parquet").is_file():
+        table = pd.read_parquet(folder / "movies.parquet", columns=["movie_id", "text"])
+        return {"movie": dict(zip(table["movie_id"].astype(str), table["text"]))}
+    manifest = json.loads((folder / "manifest.json").read_text()) if (folder / "manifest.json").is_file() else {}
+    texts = {}
+    for space, spec in (manifest.get("config") or {}).get("spaces", {}).items():
+        if spec.get("text_column"):
+            table = pd.read_parquet(folder / "entities" / f"{space}.parquet", columns=["id", spec["text_column"]])
+            texts[space] = dict(zip(table["id"].astype(str), table[spec["text_column"]].astype(str)))
+    if not texts:
+        raise ValueError(f"distill_weight needs the text each vector was made from; {folder} has none. For your own "
+                         "data set `text_column:` on the space in the recipe's data section, or set distill_weight: 0.")
+    return texts
 
 
 def stage_trainable(stage: int, mode: str):

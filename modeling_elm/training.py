@@ -55,7 +55,12 @@ def tokenize_rows(dataset, processor, spaces: list[str], system_prompt: str | No
         for i, prompt in enumerate(batch["prompt"]):
             texts = []
             for space in spaces:
-                ids = batch.get(f"{space}_ids", [[]] * len(batch["prompt"]))[i] or []
+                if f"{space}_ids" in batch:
+                    ids = batch[f"{space}_ids"][i] or []
+                elif "ids" in batch and len(spaces) == 1:  # your-own-data rows: one id list, one space
+                    ids = batch["ids"][i] or []
+                else:
+                    ids = []
                 placeholder = processor.embedding_spaces[space]["placeholder"]
                 if prompt.count(placeholder) != len(ids):
                     texts = None

@@ -1,0 +1,73 @@
+"""What a trained ELM says about ten well-known movies, with each stated genre and decade marked right or wrong.
+
+    .venv/bin/python scripts/famous_movies.py --model checkpoints/elm-quick            # Markdown table on stdout
+
+The model reads only each movie's vector; the title is used here to look the vector up. Whether a movie was held
+out from training (never seen) is marked, so a reader can tell recall from reading.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+FAMOUS = ["Pulp Fiction", "Toy Story", "The Matrix", "Titanic", "Heat", "The Godfather",
+          "Star Wars: Episode IV - A New Hope", "The Shawshank Redemption", "Jurassic Park", "Casablanca"]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--model", default="checkpoints/elm-quick", help="trained ELM folder")
+    parser.add_argument("--corpus", default=None, help="corpus folder (default: the one the model trained on)")
+    parser.add_argument("--task", default=None, help="task to ask (default: the first one-movie task trained)")
+    parser.add_argument("--movies", nargs="+", default=FAMOUS, help="exact corpus titles")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from modeling_elm import ElmForCausalLM, ElmProcessor
+    from modeling_elm.corpus import load_corpus
+    from modeling_elm.generation import generate_texts
+    from modeling_elm.metrics import stated_decade, stated_genres
+    from modeling_elm.tasks import TASKS, get_tasks
+    from modeling_elm.training import read_marker
+
+    marker = read_marker(args.model) or {}
+    corpus = load_corpus(args.corpus or marker["corpus"])
+    model = ElmForCausalLM.from_pretrained(args.model, dtype=torch.float32)
+    processor = ElmProcessor.from_pretrained(args.model)
+    task = args.task or next(t.name for t in get_tasks(corpus.manifest["config"]["tasks"]) if t.kind == "one-movie")
+    space = "semantic" if corpus.manifest["config"].get("movie_space", "semantic") == "semantic" else "behavioural"
+    movies = corpus.movies
+    chosen = []
+    for title in args.movies:
+        rows = np.flatnonzero(movies["title"].to_numpy() == title)
+        if not len(rows):
+            raise SystemExit(f"No movie titled {title!r} in {corpus.folder}; pass exact corpus titles with --movies.")
+        chosen.append(int(rows[np.argmax(movies["n_ratings"].to_numpy()[rows])]))
+    vectors = [{"movie": np.asarray(movies.iloc[i][space], np.float32)[None]} for i in chosen]
+    answers = generate_texts(model, processor, [TASKS[task].prompt] * len(chosen), vectors,
+                             marker.get("system_prompt"), desc="famous movies")
+    print(f"Task `{task}`: “{TASKS[task].prompt}”\n")
+    print("| movie | held out | the model says | genres right / wrong | decade |")
+    print("| --- | --- | --- | --- | --- |")
+    for i, answer in zip(chosen, answers):
+        movie = movies.iloc[i]
+        truth = set(movie["genres"])
+        said = stated_genres(answer)
+        right, wrong = sorted(said & truth), sorted(said - truth)
+        decade = stated_decade(answer)
+        true_decade = f"{int(movie['year']) // 10 * 10}s" if movie["year"] == movie["year"] else None
+        mark = "–" if decade is None else ("✓ " if decade == true_decade else "✗ ") + decade
+        print(f"| {movie['title']} ({int(movie['year'])}), {', '.join(sorted(truth))} | "
+              f"{'yes' if movie['split'] == 'test' else 'no'} | {answer} | "
+              f"{', '.join(right) or '–'} / {', '.join(wrong) or '–'} | {mark} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
