@@ -56,14 +56,18 @@ CANDIDATES = {
                      train=["--num_tokens", "1", "--standardize_inputs", "false"]),
     "paper-k4-std": dict(help="summary + movie_to_viewer, k=4, standardised", recipe="recipes/quick-paper.yaml",
                          train=["--num_tokens", "4", "--standardize_inputs", "true"]),
+    "paper-k4-std-notitle": dict(help="summary + movie_to_viewer, k=4, standardised, title-free targets",
+                                 recipe="recipes/quick-paper.yaml", corpus={"titles": False},
+                                 train=["--num_tokens", "4", "--standardize_inputs", "true"]),
 }
 METRICS = ("nll", "sc", "hits@10", "mrr", "genre_f1", "decade_accuracy", "repeat_free", "no_invented_title")
 
 
-def corpus_for(tasks: list[str], detail: str) -> Path:
+def corpus_for(tasks: list[str], detail: str, **options) -> Path:
     from modeling_elm.corpus import CorpusConfig, build_corpus
 
-    return build_corpus(CorpusConfig(source="ml-latest-small", tasks=tasks, detail=detail, evaluate_embeddings=False))
+    return build_corpus(CorpusConfig(source="ml-latest-small", tasks=tasks, detail=detail, evaluate_embeddings=False,
+                                     **options))
 
 
 def carve_validation(corpus: Path, n_movies: int, seed: int, out: Path) -> Path:
@@ -114,7 +118,7 @@ def bench_one(name: str, seed: int, args) -> dict:
     candidate = CANDIDATES[name]
     recipe = candidate.get("recipe", "recipes/quick.yaml")
     tasks = candidate.get("tasks") or _recipe_tasks(recipe)
-    corpus = corpus_for(tasks, "brief")
+    corpus = corpus_for(tasks, "brief", **candidate.get("corpus", {}))
     if not args.final:
         corpus = carve_validation(corpus, args.validation_movies, 1234, corpus.with_name(corpus.name + "-validation"))
     where = Path(args.workdir) / f"{name}-s{seed}{'-final' if args.final else ''}"
@@ -187,8 +191,8 @@ def main(argv=None) -> int:
                         help="candidates to train and score (see --list)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--final", action="store_true", help="score on the corpus' test movies (once, at the end)")
-    parser.add_argument("--stage1_steps", type=int, default=120, help="stage-1 steps of every candidate")
-    parser.add_argument("--stage2_steps", type=int, default=10, help="stage-2 steps of every candidate")
+    parser.add_argument("--stage1_steps", type=int, default=100, help="stage-1 steps of every candidate")
+    parser.add_argument("--stage2_steps", type=int, default=5, help="stage-2 steps of every candidate")
     parser.add_argument("--batch_size", type=int, default=16, help="rows per step")
     parser.add_argument("--validation_movies", type=int, default=150, help="training movies carved out for choosing")
     parser.add_argument("--eval_movies", type=int, default=150, help="movies scored per task (all: a large number)")

@@ -61,6 +61,9 @@ class CorpusConfig:
     writer: str = field(default="grounded", metadata={"help": (
         "'grounded': targets written from the data, offline and deterministic; 'teacher': an LM writes them")})
     detail: str = field(default="full", metadata={"help": "grounded targets: 'brief' (one sentence) or 'full'"})
+    titles: bool = field(default=True, metadata={"help": (
+        "grounded targets name each movie by its title (the paper's); false: 'this movie', so targets hold only "
+        "what a vector can tell (kind, decade, tags) and a model is not taught to state titles it cannot read")})
     teacher_model: str | None = field(default=None, metadata={"help": "teacher: a causal LM (Hub id or folder)"})
     teacher_endpoint: str | None = field(default=None, metadata={"help": (
         "teacher: an OpenAI-compatible or TGI endpoint URL, or a Hub model id for Inference Providers")})
@@ -83,6 +86,8 @@ class CorpusConfig:
 
     def cache_key(self) -> str:
         settings = {k: v for k, v in asdict(self).items() if k != "corpus_dir"}
+        if settings["titles"]:  # the default, added later: corpora built before it keep their cache key
+            del settings["titles"]
         source = Path(self.source).expanduser()
         if source.exists():  # a user's folder: a changed file must not hit a stale cache
             settings["source"] = [str(source.resolve()), *sorted(

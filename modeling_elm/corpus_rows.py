@@ -14,7 +14,7 @@ from .tasks import Task, get_tasks
 
 def make_writer(config):
     if config.writer == "grounded":
-        return GroundedWriter(config.detail)
+        return GroundedWriter(config.detail, titles=config.titles)
     from .teacher import TeacherWriter
 
     return TeacherWriter(model=config.teacher_model, endpoint=config.teacher_endpoint,

@@ -7,7 +7,9 @@ Genre words appear in a target only when they are true of the entities the row i
 the evaluation can score outputs against them.
 """
 
+import dataclasses
 import hashlib
+import re
 from dataclasses import dataclass, field
 
 from .embeddings import movie_text
@@ -34,6 +36,7 @@ class MovieFacts:
     popularity: float = 0.0  # percentile of the number of ratings among all movies, 0..1
     fan_genre: str | None = None  # the genre its high raters favour most
     neighbours: list[str] = field(default_factory=list)  # titles of the nearest movies in the vector space
+    anonymous: bool = False  # `title` is a stand-in ("this movie"): never state a year next to it
 
     @property
     def decade(self) -> str | None:
@@ -41,7 +44,7 @@ class MovieFacts:
 
     @property
     def named(self) -> str:
-        return f"{self.title} ({self.year})" if self.year else self.title
+        return f"{self.title} ({self.year})" if self.year and not self.anonymous else self.title
 
 
 @dataclass
@@ -114,17 +117,25 @@ class GroundedWriter:
 
     name = "grounded"
 
-    def __init__(self, detail: str = "full"):
+    def __init__(self, detail: str = "full", titles: bool = True):
         if detail not in ("brief", "full"):
             raise ValueError(f"detail must be 'brief' or 'full', got {detail!r}.")
         self.detail = detail
+        # titles=False: movies are "this movie" / "the first movie" in every target, so a model learns to say what
+        # the vector holds (kind, decade, tags) instead of inventing a title it cannot read.
+        self.titles = titles
 
     def write_many(self, task: Task, entity_lists: list[list]) -> list[str]:
         return [self.write(task, entities) for entities in entity_lists]
 
     def write(self, task: Task, entities: list) -> str:
         method = getattr(self, f"_{task.kind.replace('-', '_')}")
-        return method(task.name, *entities)
+        if self.titles or task.kind == "user" or task.name == "reconstruct":
+            return method(task.name, *entities)
+        stand_ins = ["this movie"] if len(entities) == 1 else ["the first movie", "the second movie"]
+        anonymous = [dataclasses.replace(e, title=name, anonymous=True) for e, name in zip(entities, stand_ins)]
+        # a stand-in may open a sentence: capitalise every sentence start
+        return re.sub(r"(^|[.!?]\s+)([a-z])", lambda m: m.group(1) + m.group(2).upper(), method(task.name, *anonymous))
 
     # --- one movie ---------------------------------------------------------------------------------------------
     def _one_movie(self, name: str, m: MovieFacts) -> str:

@@ -179,3 +179,21 @@ def test_train_py_standardises_and_distils_when_the_recipe_says_so(tmp_path):
     logs = json.loads((out / "stage1" / sorted(p.name for p in (out / "stage1").glob("checkpoint-*"))[-1]
                        / "trainer_state.json").read_text())["log_history"]
     assert any(entry.get("distill_kl", 0) > 0 for entry in logs)  # the KL term was computed and logged
+
+
+def test_title_free_targets_never_name_the_movie_and_keep_what_the_vector_holds():
+    from modeling_elm.grounded import GroundedWriter, MovieFacts
+    from modeling_elm.tasks import TASKS, get_tasks
+
+    heat = MovieFacts("1", "Heat", 1995, ["Action", "Crime"], tags=["heist"], neighbours=["Ronin"])
+    alien = MovieFacts("2", "Alien", 1979, ["Horror", "Sci-Fi"], tags=["space"])
+    for detail in ("brief", "full"):
+        for task in get_tasks(["movie"]):
+            entities = [heat] if task.kind == "one-movie" else [heat, alien]
+            text = GroundedWriter(detail, titles=False).write(task, entities)
+            assert "Heat" not in text and "Alien" not in text and "(1995)" not in text, (task.name, text)
+            assert not text[0].islower(), (task.name, text)
+    summary = GroundedWriter("brief", titles=False).write(TASKS["summary"], [heat])
+    assert summary.startswith("This movie is an action and crime film from the 1990s")
+    # the default is the paper's: titles named
+    assert GroundedWriter("brief").write(TASKS["summary"], [heat]).startswith("Heat (1995) is")
