@@ -51,6 +51,9 @@ CANDIDATES = {
                          tasks=["what_kind", "reconstruct"]),
     "k4-std-distill": dict(help="k=4, standardised, loss = 0.5 CE + 0.5 KL to the frozen LM reading the movie's text",
                            train=["--num_tokens", "4", "--standardize_inputs", "true", "--distill_weight", "0.5"]),
+    "k4-std-warm": dict(help="k=4, standardised, adapter output layer fitted by ridge regression to the text's "
+                             "token embeddings before stage 1",
+                        train=["--num_tokens", "4", "--standardize_inputs", "true", "--warm_start", "true"]),
     # The paper's title-led tasks (a second recipe): same levers, other targets.
     "paper-k1": dict(help="summary + movie_to_viewer, k=1", recipe="recipes/quick-paper.yaml",
                      train=["--num_tokens", "1", "--standardize_inputs", "false"]),

@@ -18,11 +18,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from .base_models import DEFAULT_BASE_MODEL, resolve_base_model
 from .modeling_elm import ElmForCausalLM, ElmProcessor
+from .reading import entity_texts, prepare_adapters
 from .training import (
     ADAPTER_WEIGHTS, ElmDataCollator, ElmSFTTrainer, ElmStageCallback, adapter_state, is_adapter, last_checkpoint,
     load_adapter_state, plot_loss, read_marker, tokenize_rows, write_marker,
@@ -45,6 +45,9 @@ class ElmArguments:
     standardize_inputs: bool = field(default=False, metadata={"help": (
         "centre and scale each vector dimension by the training vectors' statistics before the adapter (stored in "
         "the checkpoint)")})
+    warm_start: bool = field(default=False, metadata={"help": (
+        "fit the adapter's output layer in closed form (ridge regression) to the LM's embeddings of each training "
+        "entity's text before stage 1 (needs entity texts, like distill_weight)")})
     distill_weight: float = field(default=0.0, metadata={"help": (
         "stage 1 loss = (1 - w) x cross-entropy + w x KL to the frozen LM reading the entity's text in place of its "
         "vector (self-distillation; needs entity texts, e.g. MovieLens movies); 0: cross-entropy only")})
@@ -106,26 +109,6 @@ def load_training_data(elm_args: ElmArguments, corpus_config, main_process_first
     return corpus.tasks, corpus.spaces, Path(folder)
 
 
-def entity_texts(corpus_folder: Path) -> dict[str, dict[str, str]]:
-    """{space: {id: the text its vector was made from}}, for self-distillation; MovieLens movies have one."""
-    import pandas as pd
-
-    folder = Path(corpus_folder)
-    if (folder / "movies.parquet").is_file():
-        table = pd.read_parquet(folder / "movies.parquet", columns=["movie_id", "text"])
-        return {"movie": dict(zip(table["movie_id"].astype(str), table["text"]))}
-    manifest = json.loads((folder / "manifest.json").read_text()) if (folder / "manifest.json").is_file() else {}
-    texts = {}
-    for space, spec in (manifest.get("config") or {}).get("spaces", {}).items():
-        if spec.get("text_column"):
-            table = pd.read_parquet(folder / "entities" / f"{space}.parquet", columns=["id", spec["text_column"]])
-            texts[space] = dict(zip(table["id"].astype(str), table[spec["text_column"]].astype(str)))
-    if not texts:
-        raise ValueError(f"distill_weight needs the text each vector was made from; {folder} has none. For your own "
-                         "data set `text_column:` on the space in the recipe's data section, or set distill_weight: 0.")
-    return texts
-
-
 def stage_trainable(stage: int, mode: str):
     if stage == 1:
         return is_adapter
@@ -134,14 +117,8 @@ def stage_trainable(stage: int, mode: str):
     return lambda name: True
 
 
-def training_vectors(train_split, space: str, max_rows: int = 20_000) -> np.ndarray:
-    """The vectors of `space` that a seeded sample of training rows carries, stacked (n, dim)."""
-    rows = train_split.shuffle(seed=0).select(range(min(max_rows, len(train_split))))[f"{space}_vectors"]
-    stacked = [np.asarray(v, dtype=np.float32) for v in rows if len(v)]
-    return np.concatenate(stacked) if stacked else np.empty((0, 0), np.float32)
-
-
-def assemble_stage0(elm_args: ElmArguments, spaces: dict, folder: Path, main_process_first, train_split=None):
+def assemble_stage0(elm_args: ElmArguments, spaces: dict, folder: Path, main_process_first, train_split=None,
+                    corpus_folder: Path | None = None):
     """Stage 0, once: the base LM wrapped into an ELM, saved; every later run and rank loads it from disk."""
     with main_process_first(desc="assembling stage 0"):
         if read_marker(folder) is None:
@@ -150,9 +127,7 @@ def assemble_stage0(elm_args: ElmArguments, spaces: dict, folder: Path, main_pro
                                 if elm_args.adapter_hidden_size else {})} for name, space in spaces.items()}
             model, processor = ElmForCausalLM.from_language_model(resolve_base_model(elm_args.base_model), spaces,
                                                                   dtype=torch.float32)
-            if elm_args.standardize_inputs:
-                for name, adapter in model.model.adapters.items():
-                    adapter.standardize(training_vectors(train_split, name))
+            prepare_adapters(model, processor.tokenizer, elm_args, train_split, corpus_folder)
             model.config.base_model = elm_args.base_model
             model.save_pretrained(folder)
             processor.save_pretrained(folder)
@@ -222,7 +197,7 @@ def train_elm(elm_args: ElmArguments, corpus_config, sft_config) -> Path:
     set_seed(sft_config.seed)
     splits, spaces, corpus_folder = load_training_data(elm_args, corpus_config, sft_config.main_process_first)
     model, processor = assemble_stage0(elm_args, spaces, output_dir / "stage0", sft_config.main_process_first,
-                                       splits["train"])
+                                       splits["train"], corpus_folder)
     with sft_config.main_process_first(desc="tokenizing"):
         train = splits["train"]
         if elm_args.max_train_rows and elm_args.max_train_rows < len(train):

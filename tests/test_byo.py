@@ -132,7 +132,7 @@ def test_own_files_through_both_stages_to_evaluation(tmp_path):
 def test_a_text_column_gives_your_own_rows_a_teacher_for_distillation(tmp_path):
     import datasets
 
-    from modeling_elm.stages import entity_texts
+    from modeling_elm.reading import entity_texts
     from modeling_elm.training import tokenize_rows
     from conftest import assemble
 

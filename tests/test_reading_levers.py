@@ -149,7 +149,7 @@ def test_invented_titles_are_found(text, title, invented):
 
 
 def test_training_vectors_sample_the_rows_of_a_space():
-    from modeling_elm.stages import training_vectors
+    from modeling_elm.reading import training_vectors
 
     split = datasets.Dataset.from_dict({"movie_vectors": [[[1.0, 2.0]], [[3.0, 4.0], [5.0, 6.0]], []]})
     stacked = training_vectors(split, "movie")
@@ -173,6 +173,7 @@ def test_train_py_standardises_and_distils_when_the_recipe_says_so(tmp_path):
     base, corpus = write_tiny_base_model(tmp_path / "base"), build_tiny_corpus(tmp_path, tasks=("summary",))
     out = tmp_path / "out"
     train.main(tiny_train_args(base, corpus, out, stage2="none", standardize_inputs="true", distill_weight="0.5",
+                               warm_start="true",
                                num_tokens="2"))
     stage0 = load_file(str(out / "stage0" / "model.safetensors"))
     assert not torch.equal(stage0["model.adapters.movie.input_std"], torch.ones_like(stage0["model.adapters.movie.input_std"]))
@@ -197,3 +198,23 @@ def test_title_free_targets_never_name_the_movie_and_keep_what_the_vector_holds(
     assert summary.startswith("This movie is an action and crime film from the 1990s")
     # the default is the paper's: titles named
     assert GroundedWriter("brief").write(TASKS["summary"], [heat]).startswith("Heat (1995) is")
+
+
+def test_warm_start_points_soft_tokens_at_the_words_the_vector_was_made_from():
+    from conftest import assemble
+    from modeling_elm.reading import warm_start_adapter
+
+    model, processor = assemble("llama", {"movie": {"dim": 8, "num_tokens": 2}})
+    adapter = model.model.adapters["movie"]
+    texts = ["funny comedy movie", "sad war drama", "scary horror film", "old love story", "great action film",
+             "bad crime movie", "new space story", "family music film"] * 4
+    vectors = torch.randn(len(texts), 8).numpy()
+    embeddings = model.get_input_embeddings().weight
+    fit = warm_start_adapter(adapter, vectors, texts, processor.tokenizer, embeddings, ridge=1e-3)
+    assert fit > 0.5  # 32 entities, 8 distinct texts: random features fit them well
+    # the first of each entity's two soft tokens now points at the mean embedding of the first half of its text
+    ids = processor.tokenizer(texts[:8], add_special_tokens=False)["input_ids"]
+    wanted = torch.stack([embeddings[torch.tensor(i[: len(i) - len(i) // 2])].mean(0) for i in ids])
+    soft = adapter(torch.as_tensor(vectors[:8])).view(8, adapter.num_tokens, -1)[:, 0]
+    cosine = torch.nn.functional.cosine_similarity(soft, wanted, dim=-1)
+    assert cosine.mean() > 0.5
