@@ -3,7 +3,7 @@ along a genre's concept direction (CAV). The model describes each; the descripti
 
 import numpy as np
 
-from .metrics import bootstrap_ci, semantic_consistency
+from .metrics import bootstrap_ci, semantic_consistency, stated_genres
 
 ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 STRENGTHS = (0.0, 0.5, 1.0, 2.0)
@@ -64,11 +64,16 @@ def concept_curves(ev, top: int = 3) -> dict:
         without = [i for i in test if genre not in list(movies.iloc[i]["genres"])][: ev.args.curve_examples]
         if not without:
             continue
-        scores = []
+        scores, named, examples = [], [], []
         for strength in STRENGTHS:
             moved = [{"movie": move_along(vectors[i], concept, strength)[None]} for i in without]
             texts = ev.generate(ev.model, [describe_prompt(ev)] * len(without), moved, f"{concept.name} s={strength}")
             scores.append(bootstrap_ci(concept_score(ev.embed(texts), text_concepts[concept.name], probability=True),
                                        seed=ev.args.seed))
-        out["concepts"][concept.name] = {"accuracy": concept.accuracy, "score": scores, "n": len(without)}
+            # the plainest reading of a move: does the answer now say the genre?
+            named.append(bootstrap_ci([float(genre in stated_genres(t)) for t in texts], seed=ev.args.seed))
+            examples.append(texts[0])
+        out["concepts"][concept.name] = {"accuracy": concept.accuracy, "score": scores, "names_genre": named,
+                                         "n": len(without), "example": {"movie": str(movies.iloc[without[0]]["title"]),
+                                                                         "texts": examples}}
     return out

@@ -56,6 +56,16 @@ def markdown(results: dict) -> str:
                   "| --- |" + " --- |" * len(curves["concepts"]["strength"])]
         for name, c in curves["concepts"]["concepts"].items():
             lines.append(f"| {name} (CAV acc {c['accuracy']:.2f}) | " + " | ".join(_fmt(s) for s in c["score"]) + " |")
+        lines += ["", "Share of answers that name the genre after the move:", "",
+                  "| concept | " + " | ".join(f"s={s}" for s in curves["concepts"]["strength"]) + " |",
+                  "| --- |" + " --- |" * len(curves["concepts"]["strength"])]
+        for name, c in curves["concepts"]["concepts"].items():
+            if "names_genre" in c:
+                lines.append(f"| {name} | " + " | ".join(_fmt(s, 2) for s in c["names_genre"]) + " |")
+        for name, c in curves["concepts"]["concepts"].items():
+            if "example" in c:
+                moves = "; ".join(f"s={s}: “{t}”" for s, t in zip(curves["concepts"]["strength"], c["example"]["texts"]))
+                lines.append(f"\n*{c['example']['movie']}* moved along {name}: {moves}")
     if results.get("probes"):
         lines += ["", "## Probes (vectors no training row had)", "", "| input | answer |", "| --- | --- |"]
         lines += [f"| `{p['input']}` | {p['answer']} |" for p in results["probes"]]

@@ -44,6 +44,12 @@ def test_cli_writes_results_report_and_plots_with_every_control(trained, tmp_pat
     assert summary["reference"]["hits@10"]["mean"] > constant["hits@10"]["mean"]
     assert summary["reference"]["genre_f1"]["mean"] > 0.7
     assert len(results["curves"]["interpolation"]["sc_to_a"]) == 5
+    # the references name their own movie: never an invented title; the answers are scored the same way
+    assert summary["reference"]["no_invented_title"]["mean"] == 1.0
+    assert 0 <= summary["real"]["repeat_free"]["mean"] <= 1
+    for concept in results["curves"]["concepts"]["concepts"].values():
+        assert len(concept["names_genre"]) == len(results["curves"]["concepts"]["strength"])
+        assert len(concept["example"]["texts"]) == len(results["curves"]["concepts"]["strength"])
     report = (out / "report.md").read_text()
     assert "ELM, shuffled vector" in report and "real − shuffled (paired)" in report and "constant guess" in report
     for png in ("sc_by_task.png", "nll_by_task.png", "interpolation.png", "concepts.png"):
