@@ -51,6 +51,10 @@ CANDIDATES = {
                          tasks=["what_kind", "reconstruct"]),
     "k4-std-distill": dict(help="k=4, standardised, loss = 0.5 CE + 0.5 KL to the frozen LM reading the movie's text",
                            train=["--num_tokens", "4", "--standardize_inputs", "true", "--distill_weight", "0.5"]),
+    "k4-std-b8": dict(help="k=4, standardised, half the rows per step and twice the steps (same rows seen; at the "
+                           "default budget of 100 x 16)",
+                      train=["--num_tokens", "4", "--standardize_inputs", "true", "--per_device_train_batch_size", "8",
+                             "--stage1_max_steps", "200", "--warmup_steps", "20"]),
     "k4-std-warm": dict(help="k=4, standardised, adapter output layer fitted by ridge regression to the text's "
                              "token embeddings before stage 1",
                         train=["--num_tokens", "4", "--standardize_inputs", "true", "--warm_start", "true"]),
@@ -129,11 +133,19 @@ def bench_one(name: str, seed: int, args) -> dict:
         shutil.rmtree(where)
     where.mkdir(parents=True)
     budget = ["--stage1_max_steps", str(args.stage1_steps), "--stage2_max_steps", str(args.stage2_steps),
-              "--per_device_train_batch_size", str(args.batch_size)]
+              "--per_device_train_batch_size", str(args.batch_size), *(["--bf16", "true"] if args.bf16 else [])]
     train_cmd = [sys.executable, "train.py", "--config", recipe, "--corpus_path", str(corpus),
                  "--output_dir", str(where / "model"), "--seed", str(seed), "--save_steps", "100000",
                  "--report_to", "none", "--disable_tqdm", "true", *budget, *candidate["train"]]
-    train_s = run(train_cmd, where / "train.log")
+    if args.evaluate_only:  # a model trained elsewhere (its own corpus is the test split's)
+        from modeling_elm.training import read_marker
+
+        marker = read_marker(args.evaluate_only) or {}
+        corpus = marker.get("corpus") or corpus
+        (where / "model").symlink_to(Path(args.evaluate_only).resolve())
+        train_s = sum(stage.get("seconds", 0) for stage in (marker.get("stages") or {}).values())
+    else:
+        train_s = run(train_cmd, where / "train.log")
     eval_cmd = [sys.executable, "-m", "modeling_elm.evaluate", "--model", str(where / "model"), "--corpus", str(corpus),
                 "--max_examples", str(args.eval_movies), "--controls", "shuffled", "--curves", "false",
                 "--output_dir", str(where / "eval"), "--seed", str(seed)]
@@ -158,7 +170,8 @@ def row_of(name, seed, results, train_s, args) -> dict:
     gaps = [g["nll"] for g in results["gap_real_minus_shuffled"].values() if "nll" in g]
     constant = {t: {"c": v} for t, v in results.get("constant_guess", {}).get("tasks", {}).items()}
     row = {"candidate": name, "seed": seed, "split": "test" if args.final else "validation",
-           "budget": f"{args.stage1_steps}+{args.stage2_steps} steps x {args.batch_size} rows",
+           "budget": (f"{args.stage1_steps}+{args.stage2_steps} steps x {args.batch_size} rows"
+                      f"{', bf16' if args.bf16 else ''}") if not args.evaluate_only else "its recipe's",
            "train_s": round(train_s), "n": min(t["real"]["nll"]["n"] for t in results["tasks"].values()),
            "nll_gap": gaps[0] if len(gaps) == 1 else {"mean": float(np.mean([g["mean"] for g in gaps])),
                                                       "low": float("nan"), "high": float("nan")}}
@@ -197,6 +210,10 @@ def main(argv=None) -> int:
     parser.add_argument("--stage1_steps", type=int, default=100, help="stage-1 steps of every candidate")
     parser.add_argument("--stage2_steps", type=int, default=5, help="stage-2 steps of every candidate")
     parser.add_argument("--batch_size", type=int, default=16, help="rows per step")
+    parser.add_argument("--bf16", action="store_true", help="train every candidate with bf16 autocast (also on CPU)")
+    parser.add_argument("--evaluate_only", default=None, metavar="MODEL",
+                        help="score an already trained model (e.g. the main job's) instead of training; with --final, "
+                             "on every test movie")
     parser.add_argument("--validation_movies", type=int, default=150, help="training movies carved out for choosing")
     parser.add_argument("--eval_movies", type=int, default=150, help="movies scored per task (all: a large number)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 4 + 1 steps, 8 movies")
@@ -209,6 +226,9 @@ def main(argv=None) -> int:
         for name, c in CANDIDATES.items():
             print(f"{name:16s} {c['help']}")
         return 0
+    if args.evaluate_only and (not args.final or len(args.candidates) != 1):
+        parser.error("--evaluate_only scores one trained model on the test movies: pass --final and one candidate "
+                     "name for the row (a model trained on every training movie must not be scored on validation).")
     if args.quick:
         args.stage1_steps, args.stage2_steps, args.eval_movies = 4, 1, 8
         args.results = str(Path(args.workdir) / "quick.jsonl")
