@@ -35,7 +35,6 @@ class SpaceSpec:
     vector_columns: str | None = None  # ... or numbered columns matching this glob, e.g. "dim_*"
     placeholder: str | None = None  # default: <space name>
     encoder: str | None = None  # the sentence-transformers model that made the vectors, if one did (enables SC)
-    text_column: str | None = None  # the text each vector was made from, if any (enables distill_weight)
 
 
 @dataclass
@@ -227,9 +226,6 @@ def build_byo_corpus(config: DataConfig, rebuild: bool = False) -> Path:
     entities, vectors = {}, {}
     for name, spec in config.spaces.items():
         table, offset = read_table(spec.path)
-        if spec.text_column and spec.text_column not in table.columns:
-            raise ValueError(f"{spec.path}: no text column {spec.text_column!r} (columns: {list(table.columns)[:10]}); "
-                             "fix text_column in the recipe's data section or remove it.")
         vectors[name] = entity_vectors(table, spec, offset)
         table = table.drop(columns=[c for c in (spec.vector_column,) if c in table.columns])
         table.insert(0, "id", table.pop(spec.id_column).astype(str))

@@ -22,7 +22,7 @@ import torch
 
 from .base_models import DEFAULT_BASE_MODEL, resolve_base_model
 from .modeling_elm import ElmForCausalLM, ElmProcessor
-from .reading import entity_texts, prepare_adapters
+from .reading import standardize_adapters
 from .training import (
     ADAPTER_WEIGHTS, ElmDataCollator, ElmSFTTrainer, ElmStageCallback, adapter_state, is_adapter, last_checkpoint,
     load_adapter_state, plot_loss, read_marker, tokenize_rows, write_marker,
@@ -45,12 +45,6 @@ class ElmArguments:
     standardize_inputs: bool = field(default=False, metadata={"help": (
         "centre and scale each vector dimension by the training vectors' statistics before the adapter (stored in "
         "the checkpoint)")})
-    warm_start: bool = field(default=False, metadata={"help": (
-        "fit the adapter's output layer in closed form (ridge regression) to the LM's embeddings of each training "
-        "entity's text before stage 1 (needs entity texts, like distill_weight)")})
-    distill_weight: float = field(default=0.0, metadata={"help": (
-        "stage 1 loss = (1 - w) x cross-entropy + w x KL to the frozen LM reading the entity's text in place of its "
-        "vector (self-distillation; needs entity texts, e.g. MovieLens movies); 0: cross-entropy only")})
     system_prompt: str = field(default=DEFAULT_SYSTEM_PROMPT, metadata={"help": (
         "short on purpose: a long system prompt doubles the tokens of every step ('' for none)")})
     # Dataset
@@ -81,8 +75,6 @@ class ElmArguments:
         "after each stage, compare a fingerprint of every rank's weights and fail if they differ")})
 
     def __post_init__(self):
-        if not 0.0 <= self.distill_weight <= 1.0:
-            raise ValueError(f"distill_weight must be between 0 and 1, got {self.distill_weight}.")
         if self.stage2 not in ("full", "lora", "none"):
             raise ValueError(f"stage2 must be 'full', 'lora' or 'none', got {self.stage2!r}.")
 
@@ -117,8 +109,7 @@ def stage_trainable(stage: int, mode: str):
     return lambda name: True
 
 
-def assemble_stage0(elm_args: ElmArguments, spaces: dict, folder: Path, main_process_first, train_split=None,
-                    corpus_folder: Path | None = None):
+def assemble_stage0(elm_args: ElmArguments, spaces: dict, folder: Path, main_process_first, train_split=None):
     """Stage 0, once: the base LM wrapped into an ELM, saved; every later run and rank loads it from disk."""
     with main_process_first(desc="assembling stage 0"):
         if read_marker(folder) is None:
@@ -127,7 +118,8 @@ def assemble_stage0(elm_args: ElmArguments, spaces: dict, folder: Path, main_pro
                                 if elm_args.adapter_hidden_size else {})} for name, space in spaces.items()}
             model, processor = ElmForCausalLM.from_language_model(resolve_base_model(elm_args.base_model), spaces,
                                                                   dtype=torch.float32)
-            prepare_adapters(model, processor.tokenizer, elm_args, train_split, corpus_folder)
+            if elm_args.standardize_inputs:
+                standardize_adapters(model, train_split)
             model.config.base_model = elm_args.base_model
             model.save_pretrained(folder)
             processor.save_pretrained(folder)
@@ -170,7 +162,7 @@ def run_stage(stage: int, model, processor, data, elm_args, sft_config, output_d
         model=model, args=args, train_dataset=data["train"], eval_dataset=data.get("eval"),
         processing_class=processor.tokenizer, callbacks=[callback],
         data_collator=ElmDataCollator(processor.tokenizer.pad_token_id, tuple(data["spaces"]), args.pad_to_multiple_of),
-        adapter_only_checkpoints=stage == 1, distill_weight=elm_args.distill_weight if stage == 1 else 0.0,
+        adapter_only_checkpoints=stage == 1,
     )
     resume = last_checkpoint(args.output_dir)
     if resume:
@@ -197,15 +189,14 @@ def train_elm(elm_args: ElmArguments, corpus_config, sft_config) -> Path:
     set_seed(sft_config.seed)
     splits, spaces, corpus_folder = load_training_data(elm_args, corpus_config, sft_config.main_process_first)
     model, processor = assemble_stage0(elm_args, spaces, output_dir / "stage0", sft_config.main_process_first,
-                                       splits["train"], corpus_folder)
+                                       splits["train"])
     with sft_config.main_process_first(desc="tokenizing"):
         train = splits["train"]
         if elm_args.max_train_rows and elm_args.max_train_rows < len(train):
             train = train.shuffle(seed=sft_config.seed).select(range(elm_args.max_train_rows))
-        texts = entity_texts(corpus_folder) if elm_args.distill_weight else None
         data = {"spaces": list(spaces),
                 "train": tokenize_rows(train, processor, list(spaces), elm_args.system_prompt or None,
-                                       sft_config.max_length, entity_texts=texts)}
+                                       sft_config.max_length)}
         if sft_config.eval_strategy != "no" and "test" in splits:
             test = splits["test"].shuffle(seed=sft_config.seed)
             data["eval"] = tokenize_rows(test.select(range(min(elm_args.eval_rows, len(test)))), processor,

@@ -35,51 +35,15 @@ def chat_prompt(tokenizer, prompt: str, system_prompt: str | None) -> str:
 
 
 def tokenize_rows(dataset, processor, spaces: list[str], system_prompt: str | None, max_length: int | None,
-                  num_proc: int | None = None, entity_texts: dict[str, dict[str, str]] | None = None):
+                  num_proc: int | None = None):
     """Corpus rows -> `input_ids`, `prompt_length`, `length` and the vector columns of `spaces`.
 
     Targets end with the tokenizer's end-of-turn token so the model learns to stop. When a row is longer than
     `max_length`, the target is cut, never the prompt: a cut prompt could lose a placeholder, and the vector
     would then have nowhere to go. A prompt that alone exceeds `max_length` is an error naming the row.
-
-    With `entity_texts` ({space: {id: text}}), every row also gets the teacher's view for self-distillation:
-    `teacher_input_ids`, the same prompt with each placeholder replaced by its entity's text, followed by the same
-    target tokens, and `teacher_prompt_length`. Rows whose entities have no text (or whose placeholders do not map
-    one to one onto ids, as in interpolation) get an empty teacher and train on cross-entropy alone.
     """
     tokenizer = processor.tokenizer
     end = tokenizer.eos_token or ""
-
-    def teacher_prompts(batch) -> list[str | None]:
-        prompts = []
-        for i, prompt in enumerate(batch["prompt"]):
-            texts = []
-            for space in spaces:
-                if f"{space}_ids" in batch:
-                    ids = batch[f"{space}_ids"][i] or []
-                elif "ids" in batch and len(spaces) == 1:  # your-own-data rows: one id list, one space
-                    ids = batch["ids"][i] or []
-                else:
-                    ids = []
-                placeholder = processor.embedding_spaces[space]["placeholder"]
-                if prompt.count(placeholder) != len(ids):
-                    texts = None
-                    break
-                for entity in ids:
-                    text = (entity_texts.get(space) or {}).get(str(entity))
-                    if text is None:
-                        texts = None
-                        break
-                    texts.append((placeholder, text))
-                if texts is None:
-                    break
-            if texts is None:
-                prompts.append(None)
-                continue
-            for placeholder, text in texts:
-                prompt = prompt.replace(placeholder, text, 1)
-            prompts.append(chat_prompt(tokenizer, prompt, system_prompt))
-        return prompts
 
     def encode(batch, indices):
         prompts = [processor.expand_placeholders(chat_prompt(tokenizer, p, system_prompt)) for p in batch["prompt"]]
@@ -96,20 +60,9 @@ def tokenize_rows(dataset, processor, spaces: list[str], system_prompt: str | No
                 target = target[: max_length - len(prompt)]
             input_ids.append(prompt + target)
             prompt_lengths.append(len(prompt))
-        encoded = {"input_ids": input_ids, "prompt_length": prompt_lengths, "length": [len(i) for i in input_ids]}
-        if entity_texts is not None:
-            teachers = teacher_prompts(batch)
-            teacher_ids = tokenizer([t or "" for t in teachers], add_special_tokens=False)["input_ids"]
-            encoded["teacher_input_ids"], encoded["teacher_prompt_length"] = [], []
-            for teacher, ids, full, prompt_length in zip(teachers, teacher_ids, input_ids, prompt_lengths):
-                target = full[prompt_length:]
-                usable = teacher is not None and (max_length is None or len(ids) + len(target) <= 2 * max_length)
-                encoded["teacher_input_ids"].append(ids + target if usable else [])
-                encoded["teacher_prompt_length"].append(len(ids) if usable else 0)
-        return encoded
+        return {"input_ids": input_ids, "prompt_length": prompt_lengths, "length": [len(i) for i in input_ids]}
 
-    keep = {"input_ids", "prompt_length", "length", "teacher_input_ids", "teacher_prompt_length",
-            *(f"{space}_vectors" for space in spaces)}
+    keep = {"input_ids", "prompt_length", "length", *(f"{space}_vectors" for space in spaces)}
     return dataset.map(encode, batched=True, with_indices=True, num_proc=num_proc, desc="Tokenizing",
                        remove_columns=[c for c in dataset.column_names if c not in keep])
 
@@ -135,8 +88,6 @@ class ElmDataCollator:
             attention_mask[i, : len(ids)] = 1
             labels[i, row["prompt_length"]: len(ids)] = ids[row["prompt_length"]:]
         batch = {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
-        if "teacher_input_ids" in rows[0]:
-            batch.update(self._teacher(rows))
         vectors = {}
         for space in self.spaces:
             per_row = [np.asarray(row[f"{space}_vectors"], dtype=np.float32) for row in rows]
@@ -147,20 +98,6 @@ class ElmDataCollator:
             batch["vectors"] = vectors
         return batch
 
-
-    def _teacher(self, rows: list[dict]) -> dict:
-        """The teacher's rows (text in place of vectors), right-padded; `teacher_labels` mark the same target tokens
-        the student is trained on, so the two sets of positions pair up in order."""
-        longest = max(1, max(len(row["teacher_input_ids"]) for row in rows))
-        ids = torch.full((len(rows), longest), self.pad_token_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), longest), dtype=torch.long)
-        labels = torch.full((len(rows), longest), -100, dtype=torch.long)
-        for i, row in enumerate(rows):
-            teacher = torch.as_tensor(row["teacher_input_ids"], dtype=torch.long)
-            ids[i, : len(teacher)] = teacher
-            mask[i, : len(teacher)] = 1
-            labels[i, row["teacher_prompt_length"]: len(teacher)] = teacher[row["teacher_prompt_length"]:]
-        return {"teacher_input_ids": ids, "teacher_attention_mask": mask, "teacher_labels": labels}
 
 
 def is_adapter(name: str) -> bool:
@@ -186,17 +123,9 @@ class ElmSFTTrainer(SFTTrainer):
     """SFTTrainer for ELM rows. `adapter_only_checkpoints=True` (stage 1, LM frozen) makes every checkpoint hold just
     the adapters: a few MB instead of the whole LM, which stage 0 already saved."""
 
-    def __init__(self, *args, adapter_only_checkpoints: bool = False, distill_weight: float = 0.0, **kwargs):
+    def __init__(self, *args, adapter_only_checkpoints: bool = False, **kwargs):
         self.adapter_only_checkpoints = adapter_only_checkpoints
-        self.distill_weight = distill_weight
         super().__init__(*args, **kwargs)
-
-    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        teacher = {k: inputs.pop(k) for k in ("teacher_input_ids", "teacher_attention_mask", "teacher_labels")
-                   if k in inputs}
-        if not (self.distill_weight and teacher):
-            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-        return distillation_loss(self, model, inputs, teacher, self.distill_weight)
 
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
         if not self.adapter_only_checkpoints:
@@ -214,47 +143,6 @@ class ElmSFTTrainer(SFTTrainer):
             load_adapter_state(self.accelerator.unwrap_model(model or self.model), path)
             return
         super()._load_from_checkpoint(resume_from_checkpoint, model)
-
-
-def _target_logits(model, labels: torch.Tensor, **forward) -> torch.Tensor:
-    """Logits of the positions that predict a target token, (n_targets, vocab), in row-major order; the LM head runs
-    on those positions only."""
-    unwrapped = model.module if hasattr(model, "module") else model
-    hidden = unwrapped.base_model(**forward, use_cache=False).last_hidden_state[:, :-1]
-    return unwrapped.get_output_embeddings()(hidden[labels[:, 1:] != -100]).float()
-
-
-def distillation_loss(trainer, model, inputs: dict, teacher: dict, weight: float) -> torch.Tensor:
-    """(1 - weight) x cross-entropy + weight x KL(teacher || student) on the target tokens.
-
-    The teacher is the same LM reading the entity's text where the student reads its vector. Used in stage 1, where
-    the LM is frozen, that LM is exactly the stage-0 LM, so no second copy is held. Dense targets: the student learns
-    the teacher's whole next-token distribution, not only the one token the reference happens to use.
-    """
-    labels = inputs["labels"]
-    student = _target_logits(model, labels, input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
-                             vectors=inputs.get("vectors"))
-    targets = labels[:, 1:][labels[:, 1:] != -100]
-    cross_entropy = torch.nn.functional.cross_entropy(student, targets)
-    has_teacher = (teacher["teacher_labels"] != -100).any(dim=1)
-    if not has_teacher.any():
-        return cross_entropy
-    with torch.no_grad():
-        teacher_logits = _target_logits(model, teacher["teacher_labels"][has_teacher],
-                                        input_ids=teacher["teacher_input_ids"][has_teacher],
-                                        attention_mask=teacher["teacher_attention_mask"][has_teacher])
-    per_row = (labels[:, 1:] != -100).sum(dim=1)
-    rows_of_positions = torch.repeat_interleave(torch.arange(len(labels), device=labels.device), per_row)
-    student_taught = student[has_teacher[rows_of_positions]]
-    if student_taught.shape != teacher_logits.shape:
-        raise RuntimeError(f"Distillation: {student_taught.shape[0]} student target positions but "
-                           f"{teacher_logits.shape[0]} teacher positions; the two views of a row must share its target.")
-    kl = torch.nn.functional.kl_div(torch.log_softmax(student_taught, -1), torch.log_softmax(teacher_logits, -1),
-                                    log_target=True, reduction="batchmean")
-    mode = "train" if model.training else "eval"
-    trainer._metrics[mode]["cross_entropy"].append(float(cross_entropy.detach()))
-    trainer._metrics[mode]["distill_kl"].append(float(kl.detach()))
-    return (1 - weight) * cross_entropy + weight * kl
 
 
 def parameter_fingerprint(model) -> torch.Tensor:

@@ -127,36 +127,3 @@ def test_own_files_through_both_stages_to_evaluation(tmp_path):
         assert {"nll", "hits@1", "hits@5", "mrr"} <= set(task["real"]) and "nll" in task["shuffled"]
     assert "nll" in results["gap_real_minus_shuffled"]["name"]
     assert (tmp_path / "eval" / "report.md").is_file()
-
-
-def test_a_text_column_gives_your_own_rows_a_teacher_for_distillation(tmp_path):
-    import datasets
-
-    from modeling_elm.reading import entity_texts
-    from modeling_elm.training import tokenize_rows
-    from conftest import assemble
-
-    entities().to_parquet(tmp_path / "e.parquet")
-    spaces = {"word": {"path": str(tmp_path / "e.parquet"), "text_column": "word"}}
-    config = DataConfig.from_dict({"spaces": spaces, "templates": [
-        {"task": "kind", "prompt": "what does <word> mean ?", "target": "{kind}"}], "output_dir": str(tmp_path / "o")})
-    folder = build_byo_corpus(config)
-    texts = entity_texts(folder)
-    assert texts["word"]["e3"] == "music"
-    _, processor = assemble("llama", {"word": {"dim": 6}})
-    rows = datasets.load_from_disk(str(folder / "tasks"))["train"]
-    tokenized = tokenize_rows(rows, processor, ["word"], None, None, entity_texts=texts)
-    row, source = tokenized[0], rows[0]
-    teacher_prompt = processor.tokenizer.decode(row["teacher_input_ids"][: row["teacher_prompt_length"]])
-    assert texts["word"][source["ids"][0]] in teacher_prompt and "<word>" not in teacher_prompt
-
-    with pytest.raises(ValueError, match="no text column 'words'"):
-        build_byo_corpus(DataConfig.from_dict({"spaces": {"word": {**spaces["word"], "text_column": "words"}},
-                                               "templates": config.templates and [{"task": "k", "prompt": "<word>",
-                                                                                   "target": "{kind}"}],
-                                               "output_dir": str(tmp_path / "o2")}))
-    no_text = build_byo_corpus(DataConfig.from_dict({"spaces": {"word": {"path": str(tmp_path / "e.parquet")}},
-                                                     "templates": [{"task": "k", "prompt": "<word>", "target": "{kind}"}],
-                                                     "output_dir": str(tmp_path / "o3")}))
-    with pytest.raises(ValueError, match="set `text_column:`"):
-        entity_texts(no_text)

@@ -8,7 +8,6 @@ import torch
 
 from modeling_elm import ElmForCausalLM
 from modeling_elm.metrics import invents_title, repeats_content_word
-from modeling_elm.training import ElmDataCollator, distillation_loss, tokenize_rows
 
 # Standardised inputs
 
@@ -52,66 +51,6 @@ def test_standardize_refuses_too_few_or_broken_vectors(tiny_elm):
         adapter.standardize(torch.randn(1, 8))
     with pytest.raises(ValueError, match="finite"):
         adapter.standardize(torch.tensor([[float("nan")] * 8, [0.0] * 8]))
-
-
-# Self-distillation
-
-
-def _rows(prompts, targets, movie_ids):
-    return datasets.Dataset.from_dict({
-        "task": ["t"] * len(prompts), "prompt": prompts, "target": targets, "movie_ids": movie_ids,
-        "movie_vectors": [[[float(i + 1)] * 8 for _ in ids] for i, ids in enumerate(movie_ids)]})
-
-
-def test_the_teacher_reads_the_entity_text_in_place_of_the_vector_and_shares_the_target(tiny_elm):
-    _, processor = tiny_elm
-    rows = _rows(["describe <movie> .", "what does <movie> mean ?"], ["a funny movie", "a sad film"], [["1"], ["9"]])
-    texts = {"movie": {"1": "funny war story", "2": "old drama"}}
-    tokenized = tokenize_rows(rows, processor, ["movie"], None, None, entity_texts=texts)
-    tok = processor.tokenizer
-    first = tokenized[0]
-    teacher_prompt = tok.decode(first["teacher_input_ids"][: first["teacher_prompt_length"]])
-    assert "funny war story" in teacher_prompt and "<movie>" not in teacher_prompt
-    assert (first["teacher_input_ids"][first["teacher_prompt_length"]:]
-            == first["input_ids"][first["prompt_length"]:])  # same target tokens, end of turn included
-    assert tokenized[1]["teacher_input_ids"] == []  # entity 9 has no text: cross-entropy only for this row
-    batch = ElmDataCollator(tok.pad_token_id, ("movie",))([tokenized[0], tokenized[1]])
-    student_targets = batch["labels"][:, 1:][batch["labels"][:, 1:] != -100]
-    teacher_targets = batch["teacher_labels"][:, 1:][batch["teacher_labels"][:, 1:] != -100]
-    assert torch.equal(teacher_targets, student_targets[: len(teacher_targets)])
-
-
-class _Metrics:
-    _metrics = {"train": {"cross_entropy": [], "distill_kl": []}, "eval": {"cross_entropy": [], "distill_kl": []}}
-
-
-def test_distillation_is_cross_entropy_alone_when_student_and_teacher_read_the_same_thing(tiny_elm):
-    model, processor = tiny_elm
-    model.train()
-    # No placeholder: the student's input is exactly the teacher's, so the KL term must vanish.
-    rows = _rows(["describe the movie ."], ["a funny movie"], [[]])
-    row = tokenize_rows(rows, processor, ["movie"], None, None)[0]
-    batch = ElmDataCollator(processor.tokenizer.pad_token_id, ("movie",))([row])
-    teacher = {"teacher_input_ids": batch["input_ids"], "teacher_attention_mask": batch["attention_mask"],
-               "teacher_labels": batch["labels"]}
-    full = distillation_loss(_Metrics(), model, dict(batch), teacher, weight=1.0)
-    assert abs(float(full.detach())) < 1e-5
-    half = distillation_loss(_Metrics(), model, dict(batch), teacher, weight=0.5)
-    cross_entropy = model(**batch).loss
-    assert torch.allclose(half, 0.5 * cross_entropy, atol=1e-5)
-
-
-def test_distillation_pulls_the_adapter_toward_the_teacher(tiny_elm):
-    model, processor = tiny_elm
-    model.train()
-    rows = _rows(["describe <movie> ."], ["a funny movie"], [["1"]])
-    row = tokenize_rows(rows, processor, ["movie"], None, None, entity_texts={"movie": {"1": "sad war story"}})[0]
-    batch = ElmDataCollator(processor.tokenizer.pad_token_id, ("movie",))([row])
-    teacher = {k: batch.pop(k) for k in ("teacher_input_ids", "teacher_attention_mask", "teacher_labels")}
-    loss = distillation_loss(_Metrics(), model, batch, teacher, weight=1.0)
-    assert float(loss.detach()) > 0  # the vector is not the text yet
-    loss.backward()
-    assert model.model.adapters["movie"].fc1.weight.grad.abs().sum() > 0
 
 
 # The reconstruction task and the metrics the targets are stated in
@@ -158,8 +97,7 @@ def test_training_vectors_sample_the_rows_of_a_space():
     assert np.isfinite(stacked).all()
 
 
-def test_train_py_standardises_and_distils_when_the_recipe_says_so(tmp_path):
-    import json
+def test_train_py_standardises_when_the_recipe_says_so(tmp_path):
     import sys
     from pathlib import Path
 
@@ -171,15 +109,14 @@ def test_train_py_standardises_and_distils_when_the_recipe_says_so(tmp_path):
     import train
 
     base, corpus = write_tiny_base_model(tmp_path / "base"), build_tiny_corpus(tmp_path, tasks=("summary",))
-    out = tmp_path / "out"
-    train.main(tiny_train_args(base, corpus, out, stage2="none", standardize_inputs="true", distill_weight="0.5",
-                               warm_start="true",
-                               num_tokens="2"))
-    stage0 = load_file(str(out / "stage0" / "model.safetensors"))
-    assert not torch.equal(stage0["model.adapters.movie.input_std"], torch.ones_like(stage0["model.adapters.movie.input_std"]))
-    logs = json.loads((out / "stage1" / sorted(p.name for p in (out / "stage1").glob("checkpoint-*"))[-1]
-                       / "trainer_state.json").read_text())["log_history"]
-    assert any(entry.get("distill_kl", 0) > 0 for entry in logs)  # the KL term was computed and logged
+    for flag in ("true", "false"):
+        out = tmp_path / f"out-{flag}"
+        train.main(tiny_train_args(base, corpus, out, stage2="none", standardize_inputs=flag, num_tokens="2"))
+        stage0 = load_file(str(out / "stage0" / "model.safetensors"))
+        std = stage0["model.adapters.movie.input_std"]
+        assert torch.equal(std, torch.ones_like(std)) is (flag == "false")
+        final = load_file(str(out / "model.safetensors"))
+        assert torch.equal(final["model.adapters.movie.input_std"], std)  # the statistics stay fixed in training
 
 
 def test_title_free_targets_never_name_the_movie_and_keep_what_the_vector_holds():
@@ -198,23 +135,3 @@ def test_title_free_targets_never_name_the_movie_and_keep_what_the_vector_holds(
     assert summary.startswith("This movie is an action and crime film from the 1990s")
     # the default is the paper's: titles named
     assert GroundedWriter("brief").write(TASKS["summary"], [heat]).startswith("Heat (1995) is")
-
-
-def test_warm_start_points_soft_tokens_at_the_words_the_vector_was_made_from():
-    from conftest import assemble
-    from modeling_elm.reading import warm_start_adapter
-
-    model, processor = assemble("llama", {"movie": {"dim": 8, "num_tokens": 2}})
-    adapter = model.model.adapters["movie"]
-    texts = ["funny comedy movie", "sad war drama", "scary horror film", "old love story", "great action film",
-             "bad crime movie", "new space story", "family music film"] * 4
-    vectors = torch.randn(len(texts), 8).numpy()
-    embeddings = model.get_input_embeddings().weight
-    fit = warm_start_adapter(adapter, vectors, texts, processor.tokenizer, embeddings, ridge=1e-3)
-    assert fit > 0.5  # 32 entities, 8 distinct texts: random features fit them well
-    # the first of each entity's two soft tokens now points at the mean embedding of the first half of its text
-    ids = processor.tokenizer(texts[:8], add_special_tokens=False)["input_ids"]
-    wanted = torch.stack([embeddings[torch.tensor(i[: len(i) - len(i) // 2])].mean(0) for i in ids])
-    soft = adapter(torch.as_tensor(vectors[:8])).view(8, adapter.num_tokens, -1)[:, 0]
-    cosine = torch.nn.functional.cosine_similarity(soft, wanted, dim=-1)
-    assert cosine.mean() > 0.5
