@@ -40,8 +40,8 @@ class ElmArguments:
     # Model
     base_model: str = field(default=DEFAULT_BASE_MODEL, metadata={"help": (
         "causal LM to wrap: Hub id or folder (offline, SmolLM2-135M-Instruct comes from the packaged GGUF)")})
-    num_tokens: int = field(default=8, metadata={"help": (
-        "soft tokens per vector; the paper used 1, which a small LM barely reads (docs/results.md: 8 reads best per "
+    num_tokens: int = field(default=16, metadata={"help": (
+        "soft tokens per vector; the paper used 1, which a small LM barely reads (docs/results.md: 16 reads best per "
         "step on CPU)")})
     adapter_hidden_size: int | None = field(default=None, metadata={"help": "adapter MLP width; default: the LM's"})
     standardize_inputs: bool = field(default=True, metadata={"help": (
