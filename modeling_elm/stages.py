@@ -111,8 +111,9 @@ def stage_trainable(stage: int, mode: str):
     return lambda name: True
 
 
-def assemble_stage0(elm_args: ElmArguments, spaces: dict, folder: Path, main_process_first, train_split=None):
-    """Stage 0, once: the base LM wrapped into an ELM, saved; every later run and rank loads it from disk."""
+def assemble_stage0(elm_args: ElmArguments, spaces: dict, folder: Path, main_process_first, train_split):
+    """Stage 0, once: the base LM wrapped into an ELM (its adapters' input statistics from `train_split`), saved;
+    every later run and rank loads it from disk."""
     with main_process_first(desc="assembling stage 0"):
         if read_marker(folder) is None:
             spaces = {name: {**space, "num_tokens": elm_args.num_tokens,

@@ -99,7 +99,6 @@ class ElmDataCollator:
         return batch
 
 
-
 def is_adapter(name: str) -> bool:
     """Whether a parameter / state-dict key belongs to an ELM adapter (`model.adapters.<space>.*`, any prefix)."""
     return ".adapters." in f".{name}"
