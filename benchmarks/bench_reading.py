@@ -29,14 +29,16 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-# name -> what it changes against the quick recipe (`recipe`, train.py overrides, corpus tasks).
+# name -> what it changes against the quick recipe (`recipe`, train.py overrides, corpus tasks). Every candidate
+# states the levers it measures, so its row stays reproducible when the recipe's defaults move.
+RAW = ["--standardize_inputs", "false"]  # vectors as they come (the recipes standardise by default now)
 CANDIDATES = {
     "k1": dict(help="the quick recipe as it was: one soft token per vector (the paper's)",
-               train=["--num_tokens", "1"]),
-    "k2": dict(help="two soft tokens per vector", train=["--num_tokens", "2"]),
-    "k4": dict(help="four soft tokens per vector", train=["--num_tokens", "4"]),
-    "k8": dict(help="eight soft tokens per vector", train=["--num_tokens", "8"]),
-    "k16": dict(help="sixteen soft tokens per vector (vec2text's count)", train=["--num_tokens", "16"]),
+               train=["--num_tokens", "1", *RAW]),
+    "k2": dict(help="two soft tokens per vector", train=["--num_tokens", "2", *RAW]),
+    "k4": dict(help="four soft tokens per vector", train=["--num_tokens", "4", *RAW]),
+    "k8": dict(help="eight soft tokens per vector", train=["--num_tokens", "8", *RAW]),
+    "k16": dict(help="sixteen soft tokens per vector (vec2text's count)", train=["--num_tokens", "16", *RAW]),
     "k4-std": dict(help="k=4, inputs standardised by training statistics",
                    train=["--num_tokens", "4", "--standardize_inputs", "true"]),
     "k8-std": dict(help="k=8, inputs standardised", train=["--num_tokens", "8", "--standardize_inputs", "true"]),
@@ -123,28 +125,29 @@ def run(command: list[str], log: Path) -> float:
 def bench_one(name: str, seed: int, args) -> dict:
     candidate = CANDIDATES[name]
     recipe = candidate.get("recipe", "recipes/quick.yaml")
-    tasks = candidate.get("tasks") or _recipe_tasks(recipe)
-    corpus = corpus_for(tasks, "brief", **candidate.get("corpus", {}))
-    if not args.final:
-        corpus = carve_validation(corpus, args.validation_movies, 1234, corpus.with_name(corpus.name + "-validation"))
     where = Path(args.workdir) / f"{name}-s{seed}{'-final' if args.final else ''}"
     if where.exists():
         shutil.rmtree(where)
     where.mkdir(parents=True)
-    budget = ["--stage1_max_steps", str(args.stage1_steps), "--stage2_max_steps", str(args.stage2_steps),
-              "--per_device_train_batch_size", str(args.batch_size), *(["--bf16", "true"] if args.bf16 else [])]
-    train_cmd = [sys.executable, "train.py", "--config", recipe, "--corpus_path", str(corpus),
-                 "--output_dir", str(where / "model"), "--seed", str(seed), "--save_steps", "100000",
-                 "--report_to", "none", "--disable_tqdm", "true", *budget, *candidate["train"]]
-    if args.evaluate_only:  # a model trained elsewhere (its own corpus is the test split's)
+    if args.evaluate_only:  # a model trained elsewhere, scored on the test split of the corpus it trained on
         from modeling_elm.training import read_marker
 
         marker = read_marker(args.evaluate_only) or {}
-        corpus = marker.get("corpus") or corpus
+        if not marker.get("corpus"):
+            raise SystemExit(f"{args.evaluate_only} records no corpus (elm_stage.json); it is not a trained ELM folder.")
+        corpus = marker["corpus"]
         (where / "model").symlink_to(Path(args.evaluate_only).resolve())
         train_s = sum(stage.get("seconds", 0) for stage in (marker.get("stages") or {}).values())
     else:
-        train_s = run(train_cmd, where / "train.log")
+        corpus = corpus_for(candidate.get("tasks") or _recipe_tasks(recipe), "brief", **candidate.get("corpus", {}))
+        if not args.final:
+            corpus = carve_validation(corpus, args.validation_movies, 1234, corpus.with_name(corpus.name + "-validation"))
+        budget = ["--stage1_max_steps", str(args.stage1_steps), "--stage2_max_steps", str(args.stage2_steps),
+                  "--per_device_train_batch_size", str(args.batch_size), *(["--bf16", "true"] if args.bf16 else [])]
+        train_s = run([sys.executable, "train.py", "--config", recipe, "--corpus_path", str(corpus),
+                       "--output_dir", str(where / "model"), "--seed", str(seed), "--save_steps", "100000",
+                       "--report_to", "none", "--disable_tqdm", "true", *budget, *candidate["train"]],
+                      where / "train.log")
     eval_cmd = [sys.executable, "-m", "modeling_elm.evaluate", "--model", str(where / "model"), "--corpus", str(corpus),
                 "--max_examples", str(args.eval_movies), "--controls", "shuffled", "--curves", "false",
                 "--output_dir", str(where / "eval"), "--seed", str(seed)]

@@ -28,7 +28,8 @@ def markdown(results: dict) -> str:
     lines += [f"| {k} | {v:.3f} |" for k, v in summary.items()]
     for task, conditions in results["tasks"].items():
         metrics = [m for m in ("nll", "sc", "hits@1", "hits@5", "hits@10", "mrr", "genre_precision", "genre_recall", "genre_f1",
-                               "decade_accuracy", "repeat_free", "no_invented_title", "bc_rated", "bc_sample", "judge_consistent", "judge_well_written")
+                               "decade_accuracy", "repeat_free", "no_invented_title", "bc_rated", "bc_sample", "judge_consistent",
+                               "judge_well_written")
                    if any(m in c for c in conditions.values())]
         lines += ["", f"## {task}", "", "| condition | " + " | ".join(metrics) + " |",
                   "| --- |" + " --- |" * len(metrics)]
@@ -64,7 +65,8 @@ def markdown(results: dict) -> str:
                 lines.append(f"| {name} | " + " | ".join(_fmt(s, 2) for s in c["names_genre"]) + " |")
         for name, c in curves["concepts"]["concepts"].items():
             if "example" in c:
-                moves = "; ".join(f"s={s}: “{t}”" for s, t in zip(curves["concepts"]["strength"], c["example"]["texts"]))
+                moves = "; ".join(f"s={s}: “{t}”"
+                                  for s, t in zip(curves["concepts"]["strength"], c["example"]["texts"]))
                 lines.append(f"\n*{c['example']['movie']}* moved along {name}: {moves}")
     if results.get("probes"):
         lines += ["", "## Probes (vectors no training row had)", "", "| input | answer |", "| --- | --- |"]
