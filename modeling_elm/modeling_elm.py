@@ -51,9 +51,14 @@ class ElmAdapter(nn.Module):
 
     def forward(self, vectors: torch.Tensor) -> torch.Tensor:
         """(n, dim) -> (n * num_tokens, lm_hidden_size), the k tokens of each vector consecutive."""
-        vectors = (vectors - self.input_mean) / self.input_std
-        hidden = self.fc2(self.act(self.fc1(vectors)))
-        return self.norm(hidden.view(-1, self.lm_hidden_size))
+        vectors = (vectors.float() - self.input_mean.float()) / self.input_std.float()
+        hidden = self.fc2(self.act(self.fc1(vectors.to(self.fc1.weight.dtype))))
+        hidden = hidden.view(-1, self.lm_hidden_size)
+        # The norm runs in float32 on purpose, input and weight alike (as Llama's own norms do): under bf16 autocast
+        # the MLP's output is bf16 while the weight stays float32, and torch then falls back to an unfused kernel
+        # with a warning on every step. The soft tokens leave in the MLP's compute dtype.
+        normed = nn.functional.rms_norm(hidden.float(), (self.lm_hidden_size,), self.norm.weight.float(), self.norm.eps)
+        return normed.to(hidden.dtype)
 
     @torch.no_grad()
     def standardize(self, vectors) -> None:
@@ -82,7 +87,7 @@ class ElmPreTrainedModel(PreTrainedModel):
     _supports_sdpa = True
     _supports_flex_attn = True
     _supports_attention_backend = True
-    _can_compile_fullgraph = False  # the injection checks counts on the host
+    _can_compile_fullgraph = True  # value checks become device asserts under compile (see `check_vectors`)
 
     @torch.no_grad()
     def _init_weights(self, module):
@@ -123,11 +128,18 @@ class ElmModel(ElmPreTrainedModel):
         for adapter in self.adapters.values():
             adapter.calibrate(weight[keep])
 
-    def check_vectors(self, input_ids: torch.Tensor | None, vectors: Vectors | None) -> dict[str, torch.Tensor]:
+    def check_vectors(
+        self, input_ids: torch.Tensor | None, vectors: Vectors | None, on_host: bool | None = None
+    ) -> dict[str, torch.Tensor]:
         """Validate vectors against the placeholders in `input_ids` before any compute; return them by space.
 
         Raises `ValueError` naming what was expected and what came for: an unknown space, a wrong vector size,
         NaN/inf values, more or fewer vectors than placeholders, and vectors without `input_ids`.
+
+        The checks that read tensor values (placeholder counts, NaN/inf) raise those errors where the values already
+        sit on the host: CPU tensors in eager mode, or `on_host=True`. On an accelerator, or under `torch.compile`,
+        they become asynchronous device asserts instead, so a training step or a generated token never waits for
+        the host; the processor, the collator and the first generation step have checked the same on the host.
         """
         spaces = self.config.embedding_spaces
         if vectors is None:
@@ -148,6 +160,10 @@ class ElmModel(ElmPreTrainedModel):
                     "Vectors need `input_ids` to find their placeholder tokens; pass input_ids, not inputs_embeds."
                 )
             return {}
+        if on_host is None:
+            on_host = input_ids.device.type == "cpu" and not torch.compiler.is_compiling()
+        if on_host:
+            input_ids = input_ids.cpu()
         checked = {}
         for name, space in spaces.items():
             token_id = space["placeholder_token_id"]
@@ -156,40 +172,40 @@ class ElmModel(ElmPreTrainedModel):
                     f"Embedding space {name!r} has no placeholder_token_id; assemble the model with "
                     "ElmForCausalLM.from_language_model, which adds the placeholder tokens."
                 )
-            n_slots = int((input_ids == token_id).sum())
+            n_slots = (input_ids == token_id).sum()
             space_vectors = vectors.get(name)
             if space_vectors is None:
-                if n_slots:
-                    raise ValueError(
-                        f"The input has {n_slots} {space['placeholder']} placeholder token(s) but no vectors for "
-                        f"space {name!r}; pass vectors={{'{name}': tensor of shape ({n_slots // space['num_tokens']}, "
-                        f"{space['dim']})}}."
-                    )
+                _require(n_slots == 0, on_host, lambda: (
+                    f"The input has {int(n_slots)} {space['placeholder']} placeholder token(s) but no vectors for "
+                    f"space {name!r}; pass vectors={{'{name}': tensor of shape "
+                    f"({int(n_slots) // space['num_tokens']}, {space['dim']})}}."))
                 continue
-            space_vectors = torch.as_tensor(space_vectors)
-            if space_vectors.ndim == 1:
-                raise ValueError(
-                    f"Vectors for space {name!r} must have shape (n, {space['dim']}), got a single vector of shape "
-                    f"{tuple(space_vectors.shape)}; add a leading dimension (vector[None])."
-                )
-            space_vectors = space_vectors.reshape(-1, space_vectors.shape[-1])
-            if space_vectors.shape[-1] != space["dim"]:
-                raise ValueError(
-                    f"Space {name!r} expects vectors of size {space['dim']}, got size {space_vectors.shape[-1]}."
-                )
-            if not torch.is_floating_point(space_vectors):
-                space_vectors = space_vectors.float()
-            if not torch.isfinite(space_vectors).all():
-                bad = (~torch.isfinite(space_vectors)).any(dim=-1).nonzero().flatten().tolist()
-                raise ValueError(f"Vectors for space {name!r} contain NaN or inf (vector index {bad[:10]}).")
+            space_vectors = self._checked_shape(name, space, torch.as_tensor(space_vectors))
+            if on_host:
+                space_vectors = space_vectors.cpu()
+            finite = torch.isfinite(space_vectors).all(dim=-1)
+            _require(finite.all(), on_host, lambda: (
+                f"Vectors for space {name!r} contain NaN or inf (vector index "
+                f"{(~finite).nonzero().flatten().tolist()[:10]})."))
             expected = space_vectors.shape[0] * space["num_tokens"]
-            if n_slots != expected:
-                raise ValueError(
-                    f"Space {name!r}: {space_vectors.shape[0]} vector(s) need {expected} {space['placeholder']} "
-                    f"placeholder token(s) ({space['num_tokens']} per vector), but the input has {n_slots}."
-                )
+            _require(n_slots == expected, on_host, lambda: (
+                f"Space {name!r}: {space_vectors.shape[0]} vector(s) need {expected} {space['placeholder']} "
+                f"placeholder token(s) ({space['num_tokens']} per vector), but the input has {int(n_slots)}."))
             checked[name] = space_vectors
         return checked
+
+    @staticmethod
+    def _checked_shape(name: str, space: dict, space_vectors: torch.Tensor) -> torch.Tensor:
+        """(n, dim) floating vectors, or a ValueError; reads shapes only, never values."""
+        if space_vectors.ndim == 1:
+            raise ValueError(
+                f"Vectors for space {name!r} must have shape (n, {space['dim']}), got a single vector of shape "
+                f"{tuple(space_vectors.shape)}; add a leading dimension (vector[None])."
+            )
+        space_vectors = space_vectors.reshape(-1, space_vectors.shape[-1])
+        if space_vectors.shape[-1] != space["dim"]:
+            raise ValueError(f"Space {name!r} expects vectors of size {space['dim']}, got size {space_vectors.shape[-1]}.")
+        return space_vectors if torch.is_floating_point(space_vectors) else space_vectors.float()
 
     def inject(self, input_ids: torch.Tensor, inputs_embeds: torch.Tensor, vectors: dict[str, torch.Tensor]):
         """Replace each space's placeholder embeddings with its adapter's soft tokens."""
@@ -314,6 +330,9 @@ class ElmForCausalLM(ElmPreTrainedModel, GenerationMixin):
         # The soft tokens sit in the cache after the first step; later steps feed only new tokens. Without a
         # cache every step re-reads the whole prompt, placeholders included, so it needs the vectors again.
         if is_first_iteration or not kwargs.get("use_cache", True):
+            if is_first_iteration and model_inputs.get("input_ids") is not None:
+                # Once per `generate`, on the host: the full error messages, then no sync on any later token.
+                self.model.check_vectors(model_inputs["input_ids"], vectors, on_host=True)
             model_inputs["vectors"] = vectors
         return model_inputs
 
@@ -536,6 +555,17 @@ def _as_rows(given, name: str, dim: int) -> torch.Tensor:
     if not torch.isfinite(tensor).all():
         raise ValueError(f"Vectors for space {name!r} contain NaN or inf.")
     return tensor
+
+
+def _require(condition: torch.Tensor, on_host: bool, message) -> None:
+    """A ValueError with `message()` when `condition` is false, checked on the host; otherwise a device assert that
+    does not synchronise (its message is the static part: the values live on the device)."""
+    if on_host:
+        if not bool(condition):
+            raise ValueError(message())
+    else:
+        torch._assert_async(condition, "ELM: vectors do not match the placeholders in input_ids (or hold NaN/inf); "
+                            "run the same inputs on the CPU for the detailed error.")
 
 
 __all__ = ["ElmAdapter", "ElmPreTrainedModel", "ElmModel", "ElmForCausalLM", "ElmProcessor"]
