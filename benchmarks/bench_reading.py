@@ -83,23 +83,24 @@ def carve_validation(corpus: Path, n_movies: int, seed: int, out: Path) -> Path:
 
     The corpus' real test movies are marked `heldout` in the copy, so nothing tuned here ever looks at them.
     """
-    import datasets
     import pandas as pd
+
+    from modeling_elm.vector_store import VECTORS_DIR, load_task_splits, save_task_splits
 
     if (out / "manifest.json").is_file():
         return out
     movies = pd.read_parquet(corpus / "movies.parquet")
     train_ids = movies.loc[movies["split"] == "train", "movie_id"].astype(str).to_numpy()
     chosen = set(np.random.default_rng(seed).choice(train_ids, size=n_movies, replace=False).tolist())
-    tasks = datasets.load_from_disk(str(corpus / "tasks"))
+    tasks = load_task_splits(corpus)
     about_chosen = [any(m in chosen for m in ids) for ids in tasks["train"]["movie_ids"]]
     keep = [i for i, hit in enumerate(about_chosen) if not hit]
     val = [i for i, hit in enumerate(about_chosen) if hit]
     partial = out.with_name(out.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
-    datasets.DatasetDict({"train": tasks["train"].select(keep), "test": tasks["train"].select(val)}).save_to_disk(
-        str(partial / "tasks"))
+    save_task_splits(partial, {"train": tasks["train"].select(keep), "test": tasks["train"].select(val)})
+    shutil.copytree(corpus / VECTORS_DIR, partial / VECTORS_DIR)
     split = np.where(movies["movie_id"].astype(str).isin(chosen), "test",
                      np.where(movies["split"] == "test", "heldout", "train"))
     movies.assign(split=split).to_parquet(partial / "movies.parquet", index=False)

@@ -24,7 +24,8 @@ MODEL_FILES = ("config.json", "generation_config.json", "model.safetensors", "mo
                "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja", "loss_stage1.png",
                "loss_stage2.png")
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
-DATASET_PATTERNS = ("tasks/**", "movies.parquet", "users.parquet", "concepts/*", "manifest.json", "README.md")
+DATASET_PATTERNS = ("tasks/*", "vectors/*", "entities/*", "movies.parquet", "users.parquet", "concepts/*", "manifest.json",
+                    "README.md")
 
 
 class PublishError(SystemExit):

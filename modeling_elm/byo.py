@@ -20,11 +20,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from .base_models import elm_cache_dir
+from .vector_store import FORMAT, VectorTable, save_task_splits, slot_column, split_sizes_ok
 
 logger = logging.getLogger(__name__)
-BYO_VERSION = 1
+BYO_VERSION = 2  # 2: rows name ids, vectors stored once in vectors/
 
 
 @dataclass
@@ -215,9 +217,8 @@ def text_rows(config: DataConfig, entities: dict[str, pd.DataFrame], dropped: di
 
 # ---- the corpus ---------------------------------------------------------------------------------------------
 def build_byo_corpus(config: DataConfig, rebuild: bool = False) -> Path:
-    """Validate, split by entity, write tasks/ + entities/ + manifest.json; a cache hit when nothing changed."""
-    import datasets
-
+    """Validate, split by entity, write tasks/ + vectors/ + entities/ + manifest.json; a cache hit when nothing
+    changed."""
     folder = config.folder()
     manifest_path = folder / "manifest.json"
     if manifest_path.is_file() and not rebuild and json.loads(manifest_path.read_text()).get("cache_key") == config.cache_key():
@@ -227,7 +228,10 @@ def build_byo_corpus(config: DataConfig, rebuild: bool = False) -> Path:
     for name, spec in config.spaces.items():
         table, offset = read_table(spec.path)
         vectors[name] = entity_vectors(table, spec, offset)
-        table = table.drop(columns=[c for c in (spec.vector_column,) if c in table.columns])
+        import fnmatch
+
+        table = table.drop(columns=[c for c in table.columns if c == spec.vector_column or (
+            spec.vector_columns and fnmatch.fnmatch(str(c), spec.vector_columns))])  # the vector lives in vectors/
         table.insert(0, "id", table.pop(spec.id_column).astype(str))
         entities[name] = table
     dropped: dict[str, list] = {}
@@ -242,9 +246,9 @@ def build_byo_corpus(config: DataConfig, rebuild: bool = False) -> Path:
     rng = np.random.default_rng(config.seed)
     n_test = min(config.max_test_entities, max(1, round(config.test_fraction * len(anchors))))
     test = set(rng.choice(anchors, size=n_test, replace=False).tolist()) if len(anchors) > 1 else set()
-    position = {s: {i: k for k, i in enumerate(entities[s]["id"])} for s in config.spaces}
-    columns = {split: {"task": [], "kind": [], "prompt": [], "target": [], "ids": [],
-                       **{f"{s}_vectors": [] for s in config.spaces}} for split in ("train", "test")}
+    columns = {split: {"task": [], "kind": [], "prompt": [], "target": [],
+                       **{f"{s}_{c}": [] for s in config.spaces for c in ("ids", "slots")}}
+               for split in ("train", "test")}
     for row in rows:
         split = "test" if any(i in test for i, s in zip(row["ids"], row["spaces"]) if s == anchor_space) else "train"
         out = columns[split]
@@ -252,26 +256,33 @@ def build_byo_corpus(config: DataConfig, rebuild: bool = False) -> Path:
         out["kind"].append("byo")
         out["prompt"].append(row["prompt"])
         out["target"].append(row["target"])
-        out["ids"].append(row["ids"])
-        for s in config.spaces:
-            out[f"{s}_vectors"].append([vectors[s][position[s][i]].tolist() for i, sp in zip(row["ids"], row["spaces"])
-                                        if sp == s])
-    splits = datasets.DatasetDict({split: datasets.Dataset.from_dict(c) for split, c in columns.items()})
+        for s in config.spaces:  # each placeholder holds one entity of its space
+            ids = [i for i, sp in zip(row["ids"], row["spaces"]) if sp == s]
+            out[f"{s}_ids"].append(ids)
+            out[f"{s}_slots"].append([[i] for i in ids])
+    sizes = {split: len(c["task"]) for split, c in columns.items()}
+    split_sizes_ok(sizes, f"data ({len(anchors)} {anchor_space} entit{'y' if len(anchors) == 1 else 'ies'} with "
+                          f"text, test_fraction {config.test_fraction})")
     folder.mkdir(parents=True, exist_ok=True)
-    splits.save_to_disk(str(folder / "tasks"))
+    save_task_splits(folder, {split: pa.table({
+        **{k: pa.array(v, pa.string()) for k, v in c.items() if k in ("task", "kind", "prompt", "target")},
+        **{k: pa.array(v, pa.list_(pa.string())) for k, v in c.items() if k.endswith("_ids")},
+        **{k: slot_column(v) for k, v in c.items() if k.endswith("_slots")},
+    }) for split, c in columns.items()})
     (folder / "entities").mkdir(exist_ok=True)
     for name, table in entities.items():
+        VectorTable(table["id"], vectors[name], name).save(folder)
         table = table.copy()
-        table["vector"] = list(vectors[name])
         table["split"] = np.where(table["id"].isin(test), "test", "train") if name == anchor_space else "train"
         table.to_parquet(folder / "entities" / f"{name}.parquet", index=False)
     manifest = {
-        "kind": "byo", "cache_key": config.cache_key(), "config": asdict(config),
+        "kind": "byo", "format": FORMAT, "cache_key": config.cache_key(), "config": asdict(config),
+        "vectors": {name: name for name in config.spaces},
         "spaces": {name: int(v.shape[1]) for name, v in vectors.items()},
         "placeholders": {name: config.placeholder(name) for name in config.spaces},
         "encoders": {name: spec.encoder for name, spec in config.spaces.items()},
         "counts": {"entities": {n: len(t) for n, t in entities.items()}, "test_entities": len(test),
-                   "rows": {split: len(splits[split]) for split in splits}},
+                   "rows": sizes},
         "dropped": {reason: len(where) for reason, where in dropped.items()},
     }
     manifest_path.write_text(json.dumps(manifest, indent=2))

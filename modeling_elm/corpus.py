@@ -5,10 +5,11 @@
     python -m modeling_elm.corpus --help
 
 One folder comes out (cached: a second run with the same settings loads it instead of rebuilding):
-    tasks/            datasets.DatasetDict, splits train/test by entity; columns task, kind, prompt, target,
-                      movie_ids, movie_vectors, user_ids, user_vectors (vectors in placeholder order)
-    movies.parquet    every movie: id, title, year, genres, text, split, rating stats, semantic and behavioural vectors
-    users.parquet     every user: id, split, behavioural vector, favourite genres, rated movies and ratings
+    tasks/            train.parquet, test.parquet, split by entity; columns task, kind, prompt, target, movie_ids,
+                      movie_slots, user_ids, user_slots (the ids filling each placeholder; see vector_store.py)
+    vectors/          every vector once: movie_semantic, movie_behavioural, user_behavioural (.parquet: id, vector)
+    movies.parquet    every movie: id, title, year, genres, text, split, rating stats
+    users.parquet     every user: id, split, favourite genres, rated movies and ratings
     concepts/         concept directions (CAVs) for genres and frequent tags in both spaces
     manifest.json     the settings, counts, embedding quality and timings; README.md: the dataset card
 The training recipes call `build_corpus` with the same `CorpusConfig`.
@@ -28,9 +29,10 @@ from .base_models import elm_cache_dir
 from .corpus_tables import build_entity_tables, load_tables
 from .corpus_rows import build_task_splits
 from .tasks import get_tasks
+from .vector_store import FORMAT, check_format, load_task_splits, load_vector_tables, save_task_splits, split_sizes_ok
 
 logger = logging.getLogger(__name__)
-CORPUS_VERSION = 1  # bump when the output of the same settings changes, so stale caches are not reused
+CORPUS_VERSION = 2  # bump when the output of the same settings changes, so stale caches are not reused
 
 
 @dataclass
@@ -109,6 +111,7 @@ class Corpus:
     movies: pd.DataFrame
     users: pd.DataFrame
     manifest: dict
+    vectors: dict  # {space: VectorTable}, what each placeholder of the rows reads
 
     @property
     def spaces(self) -> dict[str, dict]:
@@ -128,15 +131,20 @@ def build_corpus(config: CorpusConfig, rebuild: bool = False) -> Path:
     tables = build_entity_tables(config, folder, timings)
     mark = time.perf_counter()
     splits = build_task_splits(config, tables)
+    split_sizes_ok({split: len(rows) for split, rows in splits.items()}, f"corpus {folder}")
     timings["task_rows_s"] = round(time.perf_counter() - mark, 1)
-    splits.save_to_disk(str(folder / "tasks"))
+    save_task_splits(folder, splits)
     timings["total_s"] = round(time.perf_counter() - start, 1)
     spaces = {"movie": int(tables.movie_vectors.shape[1])}
+    vectors = {"movie": f"movie_{config.movie_space}"}
     if any(task.kind == "user" for task in get_tasks(config.tasks)):
         spaces["user"] = int(tables.user_vectors.shape[1])
+        vectors["user"] = "user_behavioural"
     manifest = {
         "cache_key": config.cache_key(),
         "version": CORPUS_VERSION,
+        "format": FORMAT,
+        "vectors": vectors,
         "config": asdict(config),
         "release": tables.release,
         "spaces": spaces,
@@ -156,15 +164,14 @@ def build_corpus(config: CorpusConfig, rebuild: bool = False) -> Path:
 
 def load_corpus(folder: str | Path) -> Corpus:
     """Open a built corpus folder (local), with its task splits and entity tables."""
-    import datasets
-
     folder = Path(folder)
     if not (folder / "manifest.json").is_file():
         raise FileNotFoundError(f"{folder} is not a corpus folder (no manifest.json); build one with "
                                 "`python -m modeling_elm.corpus`.")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    check_format(folder, manifest)
     movies, users = load_tables(folder)
-    return Corpus(folder, datasets.load_from_disk(str(folder / "tasks")), movies, users,
-                  json.loads((folder / "manifest.json").read_text()))
+    return Corpus(folder, load_task_splits(folder), movies, users, manifest, load_vector_tables(folder, manifest))
 
 
 def _json_default(value):
@@ -206,8 +213,9 @@ out; no test movie or user appears in any training row. Rows: {counts['rows']}.
 
 ## Columns
 `task`, `kind`, `prompt` (with `<movie>` / `<user>` placeholders), `target`, `movie_ids` / `user_ids` (the entities
-a row is about), `movie_vectors` / `user_vectors` (what the placeholders receive, in order; the interpolation task
-has two movie ids and one mixed vector).
+a row is about), `movie_slots` / `user_slots` (per placeholder, in order, the ids whose mean vector fills it: the
+interpolation task has one slot of two movies). The vectors themselves are stored once, in `vectors/*.parquet`
+(`id`, `vector`); `manifest.json` says which table each placeholder reads.
 
 ## Licence
 MovieLens data are distributed by GroupLens under their usage licence: research use, acknowledgement required,

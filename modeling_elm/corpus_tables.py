@@ -13,8 +13,10 @@ from .concepts import concept_directions, genre_labels, save_concepts
 from .embeddings import behavioural_embeddings, evaluate_behavioural, load_encoder, movie_text, semantic_embeddings
 from .grounded import MovieFacts, UserFacts
 from .movielens import load_movielens
+from .vector_store import VECTORS_DIR, VectorTable
 
 logger = logging.getLogger(__name__)
+VECTOR_COLUMNS = ("semantic", "behavioural")  # vectors/movie_<kind>.parquet, vectors/user_behavioural.parquet
 
 
 @dataclass
@@ -118,11 +120,10 @@ def build_entity_tables(config, folder: Path, timings: dict) -> EntityTables:
 
     movies = movies.assign(
         text=texts, tags=tags, split=movie_split, n_ratings=stats["n_ratings"], mean_rating=stats["mean_rating"],
-        semantic=list(semantic), behavioural=list(behaviour_movies),
     )
     rated = ratings.groupby("user_id").agg(rated_movie_ids=("movie_id", list), ratings=("rating", list)).reindex(user_ids)
     users = pd.DataFrame({
-        "user_id": user_ids, "split": user_split, "behavioural": list(user_vectors),
+        "user_id": user_ids, "split": user_split,
         "n_ratings": favourites["n_ratings"], "mean_rating": favourites["mean_rating"],
         "favourite_genres": favourites["favourite_genres"],
         "rated_movie_ids": rated["rated_movie_ids"].to_numpy(), "ratings": rated["ratings"].to_numpy(),
@@ -130,6 +131,14 @@ def build_entity_tables(config, folder: Path, timings: dict) -> EntityTables:
     folder.mkdir(parents=True, exist_ok=True)
     movies.to_parquet(folder / "movies.parquet", index=False)
     users.to_parquet(folder / "users.parquet", index=False)
+    # Every vector once, in vectors/; the entity tables and the task rows name ids.
+    movie_keys = movies["movie_id"].astype(str).to_numpy()
+    for name, ids, vectors in ((f"movie_{VECTOR_COLUMNS[0]}", movie_keys, semantic),
+                               (f"movie_{VECTOR_COLUMNS[1]}", movie_keys, behaviour_movies),
+                               (f"user_{VECTOR_COLUMNS[1]}", user_ids.astype(str), user_vectors)):
+        VectorTable(ids, vectors, name).save(folder)
+    movies = movies.assign(semantic=list(semantic), behavioural=list(behaviour_movies))
+    users = users.assign(behavioural=list(user_vectors))
 
     # Concept directions are fitted on training movies only: evaluation moves held-out movies along them.
     train = movie_split == "train"
@@ -149,9 +158,12 @@ def _align(ids: np.ndarray, vectors: np.ndarray, wanted: np.ndarray) -> np.ndarr
 
 
 def load_tables(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """movies and users, with their vectors joined back from vectors/ as columns `semantic` / `behavioural`."""
     movies = pd.read_parquet(folder / "movies.parquet")
     users = pd.read_parquet(folder / "users.parquet")
-    for table, columns in ((movies, ("semantic", "behavioural")), (users, ("behavioural",))):
-        for column in columns:
-            table[column] = list(np.stack(table[column].to_numpy()).astype(np.float32))
+    for table, key, kind in ((movies, "movie_id", "movie"), (users, "user_id", "user")):
+        for column in VECTOR_COLUMNS:
+            if (folder / VECTORS_DIR / f"{kind}_{column}.parquet").is_file():
+                vectors = VectorTable.load(folder, f"{kind}_{column}")
+                table[column] = list(vectors.lookup(table[key].astype(str)))
     return movies, users

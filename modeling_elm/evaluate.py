@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .vector_store import row_vectors
 from .metrics import (
     behavioural_consistency, bootstrap_ci, constant_guesses, derangement, fact_scores, invents_title,
     repeats_content_word, retrieval_ranks, semantic_consistency,
@@ -128,11 +129,6 @@ class Evaluation:
                               self.args.max_new_tokens, desc=desc)
 
 
-def row_vectors(row: dict, spaces) -> dict:
-    return {space: np.asarray(row[f"{space}_vectors"], dtype=np.float32) for space in spaces
-            if len(row.get(f"{space}_vectors") or [])}
-
-
 def control_vectors(vectors: list[dict], kind: str, seed: int) -> list[dict]:
     """`shuffled`: each row gets another row's vectors; `random`: Gaussian vectors with each real vector's norm."""
     if kind == "shuffled":
@@ -203,9 +199,9 @@ def user_metrics(ev: Evaluation, texts: list[str], user_ids: list[list[str]]) ->
 
 def evaluate_task(ev: Evaluation, task: str, rows: list[dict]) -> tuple[dict, dict, list]:
     """All conditions of one task: ({condition: {metric: ci}}, {metric: paired real-shuffled ci}, samples)."""
-    spaces = list(ev.model.config.embedding_spaces)
+    tables = {space: ev.corpus.vectors[space] for space in ev.model.config.embedding_spaces}
     prompts = [r["prompt"] for r in rows]
-    vectors = [row_vectors(r, spaces) for r in rows]
+    vectors = [row_vectors(r, tables) for r in rows]
     is_user = rows[0]["kind"] == "user"
     ids = [r["user_ids"] if is_user else r["movie_ids"] for r in rows]
     score = (lambda texts: user_metrics(ev, texts, ids)) if is_user else (lambda texts: movie_metrics(ev, texts, ids))

@@ -29,11 +29,11 @@ def vector_from_expression(expression: str, encoder) -> np.ndarray:
 
 
 def evaluate_byo(ev_args, folder: Path, marker: dict) -> dict:
-    import datasets
     import torch
 
     from .embeddings import load_encoder
-    from .evaluate import control_vectors, row_vectors, sample_task_rows, summarise
+    from .evaluate import control_vectors, sample_task_rows, summarise
+    from .vector_store import load_task_splits, load_vector_tables, row_vectors
     from .generation import generate_texts, reference_nll
     from .modeling_elm import ElmForCausalLM, ElmProcessor
 
@@ -41,7 +41,8 @@ def evaluate_byo(ev_args, folder: Path, marker: dict) -> dict:
     model = ElmForCausalLM.from_pretrained(ev_args.model, dtype=torch.float32).eval()
     processor = ElmProcessor.from_pretrained(ev_args.model)
     system = marker.get("system_prompt")
-    split = datasets.load_from_disk(str(folder / "tasks"))[ev_args.split]
+    split = load_task_splits(folder)[ev_args.split]
+    tables = load_vector_tables(folder, manifest)
     spaces = list(manifest["spaces"])
     anchor = spaces[0]
     encoder_name = manifest.get("encoders", {}).get(anchor)
@@ -53,7 +54,7 @@ def evaluate_byo(ev_args, folder: Path, marker: dict) -> dict:
                "samples": []}
     for task, rows in sample_task_rows(split, ev_args.tasks, ev_args.max_examples, rng, ev_args.split).items():
         prompts, targets = [r["prompt"] for r in rows], [r["target"] for r in rows]
-        vectors = [row_vectors(r, spaces) for r in rows]
+        vectors = [row_vectors(r, tables) for r in rows]
         shuffled = control_vectors(vectors, "shuffled", ev_args.seed)
         per_row = {"real": {}, "shuffled": {}, "reference": {}}
         score = lambda v, d: reference_nll(model, processor, prompts, targets, v, system, ev_args.batch_size, desc=d)  # noqa: E731
@@ -83,8 +84,8 @@ def evaluate_byo(ev_args, folder: Path, marker: dict) -> dict:
         results["gap_real_minus_shuffled"][task] = {
             m: bootstrap_ci(np.asarray(per_row["real"][m]) - np.asarray(per_row["shuffled"][m]), seed=ev_args.seed)
             for m in per_row["shuffled"]}
-        results["samples"] += [{"task": task, "ids": rows[i]["ids"], "prompt": prompts[i],
-                                **{c: texts[c][i] for c in texts}} for i in range(min(3, len(rows)))]
+        results["samples"] += [{"task": task, "ids": [i for s in spaces for i in rows[k][f"{s}_ids"]], "prompt": prompts[k],
+                                **{c: texts[c][k] for c in texts}} for k in range(min(3, len(rows)))]
     if ev_args.probes and encoder is not None:
         # the first evaluated task whose prompt takes one vector (the samples hold one prompt per row)
         prompt = next((s["prompt"] for s in results["samples"] if s["prompt"].count(manifest["placeholders"][anchor]) == 1

@@ -54,21 +54,25 @@ def reference_nll(model, processor, prompts: list[str], targets: list[str], vect
     import datasets
 
     from .training import ElmDataCollator, tokenize_rows
+    from .vector_store import VectorTable
 
-    spaces = list(model.config.embedding_spaces)
-    columns = {"task": ["eval"] * len(prompts), "prompt": prompts, "target": targets}
-    for space in spaces:
-        columns[f"{space}_vectors"] = [
-            np.asarray((v or {}).get(space, np.zeros((0, 0))), dtype=np.float32).tolist() for v in vectors]
-    rows = tokenize_rows(datasets.Dataset.from_dict(columns), processor, spaces, system_prompt, None)
-    collator = ElmDataCollator(processor.tokenizer.pad_token_id, tuple(spaces))
+    # The given vectors become one ad-hoc table per space, each example's slots naming its own rows.
+    columns, tables = {"task": ["eval"] * len(prompts), "prompt": prompts, "target": targets}, {}
+    for space, spec in model.config.embedding_spaces.items():
+        per_example = [np.asarray((v or {}).get(space, np.zeros((0, spec["dim"]))), np.float32).reshape(-1, spec["dim"])
+                       for v in vectors]
+        starts = np.cumsum([0] + [len(v) for v in per_example])
+        columns[f"{space}_slots"] = [[[str(k)] for k in range(a, b)] for a, b in zip(starts[:-1], starts[1:])]
+        tables[space] = VectorTable(range(starts[-1]), np.concatenate(per_example), space)
+    rows = tokenize_rows(datasets.Dataset.from_dict(columns), processor, tables, system_prompt, None)
+    collator = ElmDataCollator(processor.tokenizer.pad_token_id, {s: t.vectors for s, t in tables.items()})
     model.eval()
     nll = np.zeros(len(rows))
     for start in tqdm(range(0, len(rows), batch_size), desc=desc, unit="batch", leave=False):
         batch = collator([rows[i] for i in range(start, min(start + batch_size, len(rows)))])
         labels = batch.pop("labels").to(model.device)
-        batch = {k: ({s: t.to(model.device) for s, t in v.items()} if isinstance(v, dict) else v.to(model.device))
-                 for k, v in batch.items()}
+        batch = {k: ({s: t.to(model.device) for s, t in v.items()} if isinstance(v, dict) else
+                     v.to(model.device) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
         logits = model(**batch).logits[:, :-1].float()
         target = labels[:, 1:]
         losses = torch.nn.functional.cross_entropy(logits.transpose(1, 2), target, ignore_index=-100,

@@ -7,14 +7,16 @@ levers that did not pay and were removed (self-distillation, a ridge-regression 
 import numpy as np
 
 
-def training_vectors(train_split, space: str, max_rows: int = 20_000) -> np.ndarray:
-    """The vectors of `space` that a seeded sample of training rows carries, stacked (n, dim)."""
+def training_vectors(train_split, table, space: str, max_rows: int = 20_000) -> np.ndarray:
+    """The vectors of `space` that a seeded sample of training rows reads (`table`: its VectorTable), stacked
+    (n, dim): entities weighted by how often rows name them, mixed slots as their mean, as training sees them."""
     sample = train_split.shuffle(seed=0).select(range(min(max_rows, len(train_split))))
-    stacked = [np.asarray(v, dtype=np.float32) for v in sample[f"{space}_vectors"] if len(v)]
-    return np.concatenate(stacked) if stacked else np.empty((0, 0), np.float32)
+    column = f"{space}_slots"
+    slots = [slot for row_slots in (sample[column] if column in sample.column_names else []) for slot in row_slots]
+    return table.slot_vectors(slots) if slots else np.empty((0, table.dim), np.float32)
 
 
-def standardize_adapters(model, train_split) -> None:
+def standardize_adapters(model, train_split, tables: dict) -> None:
     """Set every adapter's input statistics from the training rows' vectors of its space."""
     for name, adapter in model.model.adapters.items():
-        adapter.standardize(training_vectors(train_split, name))
+        adapter.standardize(training_vectors(train_split, tables[name], name))

@@ -82,25 +82,25 @@ class ElmArguments:
 
 
 def load_training_data(elm_args: ElmArguments, corpus_config, main_process_first):
-    """The task rows, the embedding spaces they use and where they came from: `(DatasetDict, spaces, folder)`."""
+    """The task rows, the embedding spaces they use, their vector tables and where they came from:
+    `(DatasetDict, spaces, {space: VectorTable}, folder)`."""
     from .corpus import build_corpus, load_corpus
+    from .vector_store import load_task_splits, load_vector_tables
 
     if elm_args.data:
-        import datasets
-
         from .byo import DataConfig, build_byo_corpus
 
         with main_process_first(desc="checking and splitting your data"):
             folder = build_byo_corpus(DataConfig.from_dict(elm_args.data))
             manifest = json.loads((folder / "manifest.json").read_text())
-            tasks = datasets.load_from_disk(str(folder / "tasks"))
+            tasks, tables = load_task_splits(folder), load_vector_tables(folder, manifest)
         spaces = {name: {"dim": dim, "placeholder": manifest["placeholders"][name]}
                   for name, dim in manifest["spaces"].items()}
-        return tasks, spaces, folder
+        return tasks, spaces, tables, folder
     with main_process_first(desc="building the corpus"):
         folder = elm_args.corpus_path or build_corpus(corpus_config)
         corpus = load_corpus(folder)
-    return corpus.tasks, corpus.spaces, Path(folder)
+    return corpus.tasks, corpus.spaces, corpus.vectors, Path(folder)
 
 
 def stage_trainable(stage: int, mode: str):
@@ -111,7 +111,7 @@ def stage_trainable(stage: int, mode: str):
     return lambda name: True
 
 
-def assemble_stage0(elm_args: ElmArguments, spaces: dict, folder: Path, main_process_first, train_split):
+def assemble_stage0(elm_args: ElmArguments, spaces: dict, folder: Path, main_process_first, train_split, tables):
     """Stage 0, once: the base LM wrapped into an ELM (its adapters' input statistics from `train_split`), saved;
     every later run and rank loads it from disk."""
     with main_process_first(desc="assembling stage 0"):
@@ -122,7 +122,7 @@ def assemble_stage0(elm_args: ElmArguments, spaces: dict, folder: Path, main_pro
             model, processor = ElmForCausalLM.from_language_model(resolve_base_model(elm_args.base_model), spaces,
                                                                   dtype=torch.float32)
             if elm_args.standardize_inputs:
-                standardize_adapters(model, train_split)
+                standardize_adapters(model, train_split, tables)
             model.config.base_model = elm_args.base_model
             model.save_pretrained(folder)
             processor.save_pretrained(folder)
@@ -139,6 +139,7 @@ def stage_config(sft_config, stage: int, elm_args: ElmArguments, output_dir: Pat
     return dataclasses.replace(
         sft_config, output_dir=str(output_dir / f"stage{stage}"), learning_rate=lr, max_steps=steps,
         num_train_epochs=epochs, remove_unused_columns=False,
+        padding_free=False,  # TRL refuses its own padding-free with a custom collator; ours packs (ElmDataCollator)
         dataset_kwargs={**(sft_config.dataset_kwargs or {}), "skip_prepare_dataset": True},
         run_name=f"{sft_config.run_name or output_dir.name}-stage{stage}",
     )
@@ -164,7 +165,8 @@ def run_stage(stage: int, model, processor, data, elm_args, sft_config, output_d
     trainer = ElmSFTTrainer(
         model=model, args=args, train_dataset=data["train"], eval_dataset=data.get("eval"),
         processing_class=processor.tokenizer, callbacks=[callback],
-        data_collator=ElmDataCollator(processor.tokenizer.pad_token_id, tuple(data["spaces"]), args.pad_to_multiple_of),
+        data_collator=ElmDataCollator(processor.tokenizer.pad_token_id, data["tables"],
+                                      padding_free=sft_config.padding_free, pad_to_multiple_of=args.pad_to_multiple_of),
         adapter_only_checkpoints=stage == 1,
     )
     resume = last_checkpoint(args.output_dir)
@@ -190,20 +192,21 @@ def train_elm(elm_args: ElmArguments, corpus_config, sft_config) -> Path:
         logger.info("%s already holds a finished ELM (stage %s); nothing to do.", output_dir, done["stage"])
         return output_dir
     set_seed(sft_config.seed)
-    splits, spaces, corpus_folder = load_training_data(elm_args, corpus_config, sft_config.main_process_first)
+    splits, spaces, tables, corpus_folder = load_training_data(elm_args, corpus_config, sft_config.main_process_first)
     model, processor = assemble_stage0(elm_args, spaces, output_dir / "stage0", sft_config.main_process_first,
-                                       splits["train"])
+                                       splits["train"], tables)
     with sft_config.main_process_first(desc="tokenizing"):
         train = splits["train"]
         if elm_args.max_train_rows and elm_args.max_train_rows < len(train):
             train = train.shuffle(seed=sft_config.seed).select(range(elm_args.max_train_rows))
-        data = {"spaces": list(spaces),
-                "train": tokenize_rows(train, processor, list(spaces), elm_args.system_prompt or None,
+        tables = {name: tables[name] for name in spaces}
+        data = {"tables": {name: table.vectors for name, table in tables.items()},
+                "train": tokenize_rows(train, processor, tables, elm_args.system_prompt or None,
                                        sft_config.max_length)}
         if sft_config.eval_strategy != "no" and "test" in splits:
             test = splits["test"].shuffle(seed=sft_config.seed)
             data["eval"] = tokenize_rows(test.select(range(min(elm_args.eval_rows, len(test)))), processor,
-                                         list(spaces), elm_args.system_prompt or None, sft_config.max_length)
+                                         tables, elm_args.system_prompt or None, sft_config.max_length)
     records = {}
 
     stage1_final = output_dir / "stage1" / "final"

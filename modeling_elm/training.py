@@ -1,10 +1,11 @@
 """ElmSFTTrainer: TRL's SFTTrainer on ELM rows (a prompt with placeholders, a target text, the vectors), and the
 pieces every stage shares: tokenising the rows, the collator, the stage callback, the loss plot.
 
-A corpus row holds `prompt`, `target` and one `<space>_vectors` column per embedding space (a list of vectors, one
-per placeholder, in order). `tokenize_rows` turns it into `input_ids` (chat-formatted prompt + target + end of turn),
-`prompt_length` and `length`; the collator pads to the right, puts the loss on the target only and stacks the
-vectors into the `{space: (n, dim)}` dict that `ElmForCausalLM.forward` takes.
+A corpus row holds `prompt`, `target` and one `<space>_slots` column per embedding space (per placeholder, in
+order, the ids whose mean vector fills it; the vectors live once in the corpus' vector tables). `tokenize_rows` turns
+it into `input_ids` (chat-formatted prompt + target + end of turn), `prompt_length`, `length` and table row numbers;
+the collator pads (or packs, padding-free), puts the loss on the target only and gathers the vectors into the
+`{space: (n, dim)}` dict that `ElmForCausalLM.forward` takes.
 """
 
 import json
@@ -13,7 +14,6 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 from transformers import TrainerCallback
@@ -34,69 +34,106 @@ def chat_prompt(tokenizer, prompt: str, system_prompt: str | None) -> str:
     return "\n".join(m["content"] for m in messages) + "\n"  # base LMs without a template: plain text
 
 
-def tokenize_rows(dataset, processor, spaces: list[str], system_prompt: str | None, max_length: int | None,
+def tokenize_rows(dataset, processor, tables: dict, system_prompt: str | None, max_length: int | None,
                   num_proc: int | None = None):
-    """Corpus rows -> `input_ids`, `prompt_length`, `length` and the vector columns of `spaces`.
+    """Corpus rows -> `input_ids`, `prompt_length`, `length` and, per space of `tables` ({space: VectorTable}),
+    `<space>_slot_index`: for each placeholder, the table rows whose mean vector fills it.
 
     Targets end with the tokenizer's end-of-turn token so the model learns to stop. When a row is longer than
     `max_length`, the target is cut, never the prompt: a cut prompt could lose a placeholder, and the vector
-    would then have nowhere to go. A prompt that alone exceeds `max_length` is an error naming the row.
+    would then have nowhere to go. A prompt that alone exceeds `max_length`, an id missing from its vector table,
+    or placeholders that do not match the row's slots are errors naming the row. Checked here, on the host, once:
+    the forward pass then never has to.
     """
     tokenizer = processor.tokenizer
     end = tokenizer.eos_token or ""
+    placeholders = {name: (processor.embedding_spaces[name]["placeholder_token_id"],
+                           processor.embedding_spaces[name]["num_tokens"]) for name in tables}
 
     def encode(batch, indices):
         prompts = [processor.expand_placeholders(chat_prompt(tokenizer, p, system_prompt)) for p in batch["prompt"]]
         prompt_ids = tokenizer(prompts, add_special_tokens=False)["input_ids"]
         target_ids = tokenizer([t + end for t in batch["target"]], add_special_tokens=False)["input_ids"]
         input_ids, prompt_lengths = [], []
-        for index, task, prompt, target in zip(indices, batch["task"], prompt_ids, target_ids):
+        slot_index = {name: [] for name in tables}
+        for j, (index, task, prompt, target) in enumerate(zip(indices, batch["task"], prompt_ids, target_ids)):
+            where = f"Row {index} (task {task!r})"
             if max_length is not None and len(prompt) >= max_length:
                 raise ValueError(
-                    f"Row {index} (task {task!r}): the prompt alone is {len(prompt)} tokens, max_length is {max_length}. "
+                    f"{where}: the prompt alone is {len(prompt)} tokens, max_length is {max_length}. "
                     "Raise max_length or shorten the prompt / system prompt; ELM never cuts a prompt, since that "
                     "could drop a placeholder.")
+            for name, table in tables.items():
+                slots = (batch.get(f"{name}_slots") or [[]] * len(indices))[j] or []
+                token_id, num_tokens = placeholders[name]
+                if prompt.count(token_id) != len(slots) * num_tokens:
+                    raise ValueError(f"{where}: the prompt has {prompt.count(token_id) // num_tokens} placeholder(s) of "
+                                     f"space {name!r} but the row names {len(slots)} slot(s): {batch['prompt'][j]!r}")
+                try:
+                    slot_index[name].append([table.rows(slot).tolist() for slot in slots])
+                except KeyError as error:
+                    raise ValueError(f"{where}: {error.args[0]}; the corpus' rows and vectors/ disagree, rebuild "
+                                     "it.") from None
             if max_length is not None:
                 target = target[: max_length - len(prompt)]
             input_ids.append(prompt + target)
             prompt_lengths.append(len(prompt))
-        return {"input_ids": input_ids, "prompt_length": prompt_lengths, "length": [len(i) for i in input_ids]}
+        return {"input_ids": input_ids, "prompt_length": prompt_lengths, "length": [len(i) for i in input_ids],
+                **{f"{name}_slot_index": index for name, index in slot_index.items()}}
 
-    keep = {"input_ids", "prompt_length", "length", *(f"{space}_vectors" for space in spaces)}
+    keep = {"input_ids", "prompt_length", "length", *(f"{name}_slot_index" for name in tables)}
     return dataset.map(encode, batched=True, with_indices=True, num_proc=num_proc, desc="Tokenizing",
                        remove_columns=[c for c in dataset.column_names if c not in keep])
 
 
 @dataclass
 class ElmDataCollator:
-    """Pads to the right, labels only the target (prompt, placeholders and padding are -100), stacks the vectors."""
+    """TRL's language-modelling collator (padded, or padding-free: every row in one sequence with position ids),
+    with the loss on the target only, plus each row's vectors gathered from the vector tables.
+
+    `tables`: {space: (n, dim) float tensor}, the rows `<space>_slot_index` points into. In a padding-free batch
+    the placeholders of all rows sit in one sequence, in row order, which is the order the vectors are gathered in.
+    """
 
     pad_token_id: int
-    spaces: tuple[str, ...]
+    tables: dict
+    padding_free: bool = False
     pad_to_multiple_of: int | None = None
 
+    def __post_init__(self):
+        from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+
+        self.tables = {name: torch.as_tensor(t, dtype=torch.float32) for name, t in self.tables.items()}
+        self.language_modelling = DataCollatorForLanguageModeling(
+            pad_token_id=self.pad_token_id, padding_free=self.padding_free, pad_to_multiple_of=self.pad_to_multiple_of)
+
     def __call__(self, rows: list[dict]) -> dict:
-        longest = max(len(row["input_ids"]) for row in rows)
-        if self.pad_to_multiple_of:
-            longest = math.ceil(longest / self.pad_to_multiple_of) * self.pad_to_multiple_of
-        input_ids = torch.full((len(rows), longest), self.pad_token_id, dtype=torch.long)
-        attention_mask = torch.zeros((len(rows), longest), dtype=torch.long)
-        labels = torch.full((len(rows), longest), -100, dtype=torch.long)
-        for i, row in enumerate(rows):
-            ids = torch.as_tensor(row["input_ids"], dtype=torch.long)
-            input_ids[i, : len(ids)] = ids
-            attention_mask[i, : len(ids)] = 1
-            labels[i, row["prompt_length"]: len(ids)] = ids[row["prompt_length"]:]
-        batch = {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+        examples = [{"input_ids": row["input_ids"],
+                     "labels": [-100] * row["prompt_length"] + list(row["input_ids"][row["prompt_length"]:])}
+                    for row in rows]
+        batch = self.language_modelling(examples)
+        # A training forward needs no KV cache, and must not build one: transformers looks for packed rows (position
+        # ids restarting) only when there is no cache, so with one the rows of a padding-free batch attend across
+        # their boundaries without an error.
+        batch["use_cache"] = False
         vectors = {}
-        for space in self.spaces:
-            per_row = [np.asarray(row[f"{space}_vectors"], dtype=np.float32) for row in rows]
-            per_row = [v for v in per_row if v.size]
-            if per_row:
-                vectors[space] = torch.from_numpy(np.concatenate(per_row, axis=0))
+        for name, table in self.tables.items():
+            slots = [slot for row in rows for slot in (row.get(f"{name}_slot_index") or [])]
+            if slots:
+                vectors[name] = gather_slots(table, slots)
         if vectors:
             batch["vectors"] = vectors
         return batch
+
+
+def gather_slots(table: torch.Tensor, slots: list[list[int]]) -> torch.Tensor:
+    """(len(slots), dim): per slot, the mean of its rows of `table`."""
+    sizes = torch.tensor([len(slot) for slot in slots])
+    gathered = table[torch.tensor([i for slot in slots for i in slot], dtype=torch.long)]
+    if bool((sizes == 1).all()):
+        return gathered
+    owner = torch.repeat_interleave(torch.arange(len(slots)), sizes)
+    return torch.zeros(len(slots), table.shape[1]).index_add_(0, owner, gathered) / sizes[:, None]
 
 
 def is_adapter(name: str) -> bool:

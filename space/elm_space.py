@@ -44,6 +44,15 @@ def _local_or_download(name: str, revision: str | None, repo_type: str, patterns
     return Path(snapshot_download(name, revision=revision, repo_type=repo_type, allow_patterns=patterns))
 
 
+def read_vectors(folder: Path, table: str, ids) -> np.ndarray:
+    """(len(ids), dim) from the corpus' vectors/<table>.parquet (id, vector), in the order of `ids`."""
+    stored = pd.read_parquet(folder / "vectors" / f"{table}.parquet")
+    rows = pd.Index(stored["id"].astype(str)).get_indexer(pd.Series(ids).astype(str))
+    if (rows < 0).any():
+        raise ValueError(f"{folder}: {int((rows < 0).sum())} entities have no vector in vectors/{table}.parquet.")
+    return np.stack(stored["vector"].to_numpy()[rows]).astype(np.float32)
+
+
 def load_concepts(stem: Path) -> dict[str, Concept]:
     from safetensors.numpy import load_file
 
@@ -76,14 +85,15 @@ class ElmSpace:
             raise ValueError("No vector tables: set ELM_TABLES to a corpus folder or a dataset repo id.")
         table_repo, table_revision = split_revision(tables)
         self.tables = _local_or_download(table_repo, table_revision, "dataset",
-                                         ["movies.parquet", "users.parquet", "manifest.json", "concepts/*"])
+                                         ["movies.parquet", "users.parquet", "manifest.json", "concepts/*",
+                                          "vectors/*", "entities/*"])
         manifest = json.loads((self.tables / "manifest.json").read_text())
         self.spaces = self.model.config.embedding_spaces
         if manifest.get("kind") == "byo":  # your own data: the first space's entities play the movies' part
             self.anchor = next(iter(manifest["spaces"]))
             self.movie_space = self.anchor
             self.movies = pd.read_parquet(self.tables / "entities" / f"{self.anchor}.parquet")
-            self.movie_vectors = np.stack(self.movies["vector"].to_numpy()).astype(np.float32)
+            self.movie_vectors = read_vectors(self.tables, manifest["vectors"][self.anchor], self.movies["id"])
             self.users = pd.DataFrame(columns=["user_id", "split", "n_ratings"])
             self.user_vectors = np.zeros((0, 1), np.float32)
             self.concepts = {}
@@ -96,8 +106,8 @@ class ElmSpace:
             self.movie_space = manifest["config"].get("movie_space", "semantic")
             self.movies = pd.read_parquet(self.tables / "movies.parquet")
             self.users = pd.read_parquet(self.tables / "users.parquet")
-            self.movie_vectors = np.stack(self.movies[self.movie_space].to_numpy()).astype(np.float32)
-            self.user_vectors = np.stack(self.users["behavioural"].to_numpy()).astype(np.float32)
+            self.movie_vectors = read_vectors(self.tables, f"movie_{self.movie_space}", self.movies["movie_id"])
+            self.user_vectors = read_vectors(self.tables, "user_behavioural", self.users["user_id"])
             self.concepts = load_concepts(self.tables / "concepts" / self.movie_space)
             # MiniLM of the movie's text made the semantic vectors: free text can become a movie vector too
             self.encoder_name = ((manifest["config"].get("encoder") or "sentence-transformers/all-MiniLM-L6-v2")

@@ -9,6 +9,7 @@ import pytest
 from modeling_elm import corpus as corpus_module
 from modeling_elm.corpus import CorpusConfig, build_corpus, load_corpus
 from modeling_elm.grounded import GENRE_WORDS
+from modeling_elm.vector_store import row_vectors
 from movielens_fixtures import write_ml25m_folder
 
 
@@ -50,16 +51,17 @@ def test_every_entity_gets_every_task_with_vectors_in_placeholder_order(built):
     semantic = dict(zip(built.movies["movie_id"].astype(str), built.movies["semantic"]))
     behavioural = dict(zip(built.users["user_id"].astype(str), built.users["behavioural"]))
     for row in built.tasks["test"]:
-        placeholders = row["prompt"].count("<movie>")
-        assert len(row["movie_vectors"]) == placeholders and len(row["user_vectors"]) == row["prompt"].count("<user>")
+        vectors = row_vectors(row, built.vectors)
+        assert len(vectors.get("movie", [])) == row["prompt"].count("<movie>")
+        assert len(vectors.get("user", [])) == row["prompt"].count("<user>")
         if row["task"] == "interpolation":
             expected = [(semantic[row["movie_ids"][0]] + semantic[row["movie_ids"][1]]) / 2]
         elif row["kind"] == "user":
-            np.testing.assert_allclose(row["user_vectors"][0], behavioural[row["user_ids"][0]], rtol=1e-6)
+            np.testing.assert_allclose(vectors["user"][0], behavioural[row["user_ids"][0]], rtol=1e-6)
             continue
         else:
             expected = [semantic[m] for m in row["movie_ids"]]
-        np.testing.assert_allclose(np.array(row["movie_vectors"]), np.array(expected), rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(vectors["movie"], np.array(expected), rtol=1e-6, atol=1e-7)
     assert built.spaces == {"movie": {"dim": 384}, "user": {"dim": 8}}
 
 
@@ -77,6 +79,32 @@ def test_targets_state_only_the_true_genres_and_years(built):
         assert said <= {g for genres in entities["genres"] for g in genres}, row["target"]
         for year in re.findall(r"\((\d{4})\)", row["target"]):
             assert int(year) in set(entities["year"].dropna().astype(int)), row["target"]
+
+
+def test_every_vector_is_stored_once_and_rows_name_ids(built):
+    folder = built.folder
+    assert not any("vector" in c for c in built.tasks["train"].column_names)  # rows carry ids only
+    import pandas as pd
+
+    assert not {"semantic", "behavioural"} & set(pd.read_parquet(folder / "movies.parquet").columns)
+    assert not {"behavioural"} & set(pd.read_parquet(folder / "users.parquet").columns)
+    assert sorted(p.name for p in (folder / "vectors").iterdir()) == [
+        "movie_behavioural.parquet", "movie_semantic.parquet", "user_behavioural.parquet"]
+    assert len(built.vectors["movie"]) == len(built.movies) and len(built.vectors["user"]) == len(built.users)
+    assert built.manifest["vectors"] == {"movie": "movie_semantic", "user": "user_behavioural"}
+
+
+def test_a_corpus_of_the_old_per_row_format_is_refused_with_the_fix(built, tmp_path):
+    import json
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(built.folder, old)
+    manifest = json.loads((old / "manifest.json").read_text())
+    del manifest["format"]
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match="older ELM that copied vectors onto every row.*--rebuild"):
+        load_corpus(old)
 
 
 def test_a_second_build_with_the_same_settings_is_a_cache_hit(release, tmp_path, monkeypatch):
@@ -103,7 +131,8 @@ def test_behavioural_movie_space_and_a_card_with_licence_terms(release, tmp_path
                                      evaluate_embeddings=True))
     corpus = load_corpus(folder)
     assert corpus.spaces == {"movie": {"dim": 8}}
-    assert len(corpus.tasks["train"][0]["movie_vectors"][0]) == 8
+    assert row_vectors(corpus.tasks["train"][0], corpus.vectors)["movie"].shape == (1, 8)
+    assert corpus.manifest["vectors"] == {"movie": "movie_behavioural"}
     card = (folder / "README.md").read_text()
     assert "no redistribution without separate permission" in card and "recall@10" in card
     assert (folder / "concepts" / "semantic.safetensors").is_file()

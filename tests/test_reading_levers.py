@@ -90,11 +90,13 @@ def test_invented_titles_are_found(text, title, invented):
 def test_training_vectors_sample_the_rows_of_a_space():
     from modeling_elm.reading import training_vectors
 
-    split = datasets.Dataset.from_dict({"movie_vectors": [[[1.0, 2.0]], [[3.0, 4.0], [5.0, 6.0]], []]})
-    stacked = training_vectors(split, "movie")
-    assert stacked.shape == (3, 2)
-    assert sorted(stacked[:, 0].tolist()) == [1.0, 3.0, 5.0]
-    assert np.isfinite(stacked).all()
+    from modeling_elm.vector_store import VectorTable
+
+    table = VectorTable(["a", "b", "c"], np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]), "movie")
+    split = datasets.Dataset.from_dict({"movie_slots": [[["a"]], [["b"], ["c"]], [], [["a", "c"]]]})
+    stacked = training_vectors(split, table, "movie")
+    assert stacked.shape == (4, 2)  # a slot per placeholder, as training reads them; a mixed slot is the mean
+    assert sorted(stacked[:, 0].tolist()) == [1.0, 3.0, 3.0, 5.0]
 
 
 def test_train_py_standardises_when_the_recipe_says_so(tmp_path):

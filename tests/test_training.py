@@ -8,11 +8,13 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
 
 from modeling_elm.training import ElmDataCollator, last_checkpoint, tokenize_rows, write_marker
+from modeling_elm.vector_store import VectorTable
 from training_fixtures import build_tiny_corpus, tiny_train_args, write_tiny_base_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,17 +51,26 @@ def changed(before: dict, after: dict) -> set[str]:
 # The collator and tokenisation
 
 
-def test_collator_labels_only_the_target_and_stacks_vectors_in_order(tiny_elm):
+def _rows(prompts, targets, slots):
     import datasets
 
+    return datasets.Dataset.from_dict({"task": [f"t{i}" for i in range(len(prompts))], "prompt": prompts,
+                                       "target": targets, "movie_slots": slots})
+
+
+def _table(n=4, dim=8):
+    """Entity e<k> has the vector (k+1, k+1, ...)."""
+    return VectorTable([f"e{k}" for k in range(n)], np.repeat(np.arange(1.0, n + 1)[:, None], dim, axis=1), "movie")
+
+
+def test_collator_labels_only_the_target_and_gathers_vectors_in_order(tiny_elm):
     _, processor = tiny_elm
-    rows = datasets.Dataset.from_dict({
-        "task": ["a", "b"], "prompt": ["describe <movie> .", "what does <movie> and <movie> mean ?"],
-        "target": ["a funny movie", "two sad films about war"],
-        "movie_vectors": [[[1.0] * 8], [[2.0] * 8, [3.0] * 8]],
-    })
-    tokenized = tokenize_rows(rows, processor, ["movie"], "describe movies", max_length=None)
-    batch = ElmDataCollator(processor.tokenizer.pad_token_id, ("movie",))([tokenized[0], tokenized[1]])
+    rows = _rows(["describe <movie> .", "what does <movie> and <movie> mean ?", "a film between <movie> ."],
+                 ["a funny movie", "two sad films about war", "a war film"],
+                 [[["e0"]], [["e1"], ["e2"]], [["e0", "e3"]]])  # the last: one slot, the mean of two entities
+    table = _table()
+    tokenized = tokenize_rows(rows, processor, {"movie": table}, "describe movies", max_length=None)
+    batch = ElmDataCollator(processor.tokenizer.pad_token_id, {"movie": table.vectors})(list(tokenized))
     placeholder = processor.tokenizer.convert_tokens_to_ids("<movie>")
     ids, labels, mask = batch["input_ids"], batch["labels"], batch["attention_mask"]
     for i, row in enumerate(tokenized):
@@ -67,24 +78,61 @@ def test_collator_labels_only_the_target_and_stacks_vectors_in_order(tiny_elm):
         assert (labels[i, :p] == -100).all()  # system prompt, user turn and placeholders: no loss
         assert torch.equal(labels[i, p:n], ids[i, p:n])  # the target and its end-of-turn token: loss
         assert (labels[i, n:] == -100).all() and (mask[i, n:] == 0).all() and (mask[i, :n] == 1).all()
-        assert (ids[i, :p] == placeholder).sum() == len(rows[i]["movie_vectors"])
+        assert (ids[i, :p] == placeholder).sum() == len(rows[i]["movie_slots"])
         assert ids[i, n - 1] == processor.tokenizer.eos_token_id
     assert processor.tokenizer.decode(ids[0, tokenized[0]["prompt_length"]:tokenized[0]["length"] - 1]) == "a funny movie"
-    assert torch.equal(batch["vectors"]["movie"][:, 0], torch.tensor([1.0, 2.0, 3.0]))
+    assert torch.equal(batch["vectors"]["movie"][:, 0], torch.tensor([1.0, 2.0, 3.0, 2.5]))
+
+
+def test_rows_that_disagree_with_their_tables_are_refused_naming_the_row(tiny_elm):
+    _, processor = tiny_elm
+    table = {"movie": _table()}
+    with pytest.raises(ValueError, match=r"Row 1 \(task 't1'\): id 'e9' is not in vector table 'movie'"):
+        tokenize_rows(_rows(["describe <movie> ."] * 2, ["x", "y"], [[["e0"]], [["e9"]]]), processor, table, None, None)
+    with pytest.raises(ValueError, match=r"Row 0 \(task 't0'\): the prompt has 1 placeholder\(s\) .* names 2 slot"):
+        tokenize_rows(_rows(["describe <movie> ."], ["x"], [[["e0"], ["e1"]]]), processor, table, None, None)
+
+
+def test_packed_and_padded_batches_give_the_same_loss(tiny_elm):
+    """Padding-free: every row in one sequence, position ids restarting per row; the placeholders of all rows are
+    found inside it and the loss (fp32) equals the padded batch's."""
+    model, processor = tiny_elm
+    rows = _rows(["describe <movie> .", "what does <movie> and <movie> mean ?", "a film between <movie> ."],
+                 ["a funny movie", "two sad films about war and love", "war"],
+                 [[["e0"]], [["e1"], ["e2"]], [["e0", "e3"]]])
+    table = VectorTable([f"e{k}" for k in range(4)], np.random.default_rng(0).standard_normal((4, 8)) * 3, "movie")
+    tokenized = list(tokenize_rows(rows, processor, {"movie": table}, "describe movies", max_length=None))
+    padded = ElmDataCollator(processor.tokenizer.pad_token_id, {"movie": table.vectors})(tokenized)
+    packed = ElmDataCollator(processor.tokenizer.pad_token_id, {"movie": table.vectors}, padding_free=True)(tokenized)
+    assert packed["input_ids"].shape == (1, sum(r["length"] for r in tokenized)) and "attention_mask" not in packed
+    assert torch.equal(packed["position_ids"][0, :tokenized[0]["length"] + 1],
+                       torch.tensor(list(range(tokenized[0]["length"])) + [0]))
+    torch.testing.assert_close(packed["vectors"]["movie"], padded["vectors"]["movie"], rtol=0, atol=0)
+    model.eval()
+    with torch.no_grad():
+        out_padded, out_packed = model(**padded), model(**packed)
+        # the vectors do reach the packed rows: other rows' vectors change their logits
+        moved = model(**{**packed, "vectors": {"movie": packed["vectors"]["movie"].flip(0)}}).logits
+    assert abs(out_packed.loss.item() - out_padded.loss.item()) < 1e-5
+    start = 0
+    for i, row in enumerate(tokenized):
+        end = start + row["length"]
+        torch.testing.assert_close(out_packed.logits[0, start:end], out_padded.logits[i, :row["length"]],
+                                   rtol=1e-5, atol=1e-5)
+        assert (moved[0, start:end] - out_packed.logits[0, start:end]).abs().max() > 1e-3
+        start = end
 
 
 def test_long_rows_lose_target_tokens_never_the_prompt(tiny_elm):
-    import datasets
-
     _, processor = tiny_elm
-    rows = datasets.Dataset.from_dict({"task": ["a"], "prompt": ["describe <movie> ."],
-                                       "target": ["the movie " * 30], "movie_vectors": [[[1.0] * 8]]})
-    full = tokenize_rows(rows, processor, ["movie"], None, max_length=None)[0]
-    cut = tokenize_rows(rows, processor, ["movie"], None, max_length=full["prompt_length"] + 5)[0]
+    rows = _rows(["describe <movie> ."], ["the movie " * 30], [[["e0"]]])
+    table = {"movie": _table()}
+    full = tokenize_rows(rows, processor, table, None, max_length=None)[0]
+    cut = tokenize_rows(rows, processor, table, None, max_length=full["prompt_length"] + 5)[0]
     assert cut["length"] == full["prompt_length"] + 5
     assert cut["input_ids"][: cut["prompt_length"]] == full["input_ids"][: full["prompt_length"]]
-    with pytest.raises(ValueError, match=r"Row 0 \(task 'a'\).*prompt alone.*never cuts a prompt"):
-        tokenize_rows(rows, processor, ["movie"], None, max_length=full["prompt_length"] - 1)
+    with pytest.raises(ValueError, match=r"Row 0 \(task 't0'\).*prompt alone.*never cuts a prompt"):
+        tokenize_rows(rows, processor, table, None, max_length=full["prompt_length"] - 1)
 
 
 def test_resume_ignores_a_checkpoint_whose_save_did_not_finish(tmp_path):
