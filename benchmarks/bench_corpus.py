@@ -65,7 +65,9 @@ def main() -> None:
     folder = build_corpus(config, rebuild=True)
     total = time.perf_counter() - start
     manifest = json.loads((folder / "manifest.json").read_text())
-    size = sum(p.stat().st_size for p in (folder / "tasks").rglob("*") if p.is_file())
+    size = {part: sum(p.stat().st_size for p in (folder / part).rglob("*") if p.is_file())
+            for part in ("tasks", "vectors")}
+    size["whole folder"] = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
     print(f"\nmachine: {platform.machine()}, 2-core dev VM; command: .venv/bin/python benchmarks/bench_corpus.py"
           f"{' --quick' if args.quick else ''}")
@@ -75,7 +77,8 @@ def main() -> None:
     for stage, seconds in manifest["timings"].items():
         print(f"| {stage} | {seconds} |")
     print(f"| **build_corpus wall time** | **{total:.0f}** |")
-    print(f"rows: {manifest['counts']['rows']}; tasks/ on disk: {size / 2**30:.2f} GiB; "
+    print(f"rows: {manifest['counts']['rows']}; on disk: "
+          + ", ".join(f"{part} {bytes_ / 2**30:.2f} GiB" for part, bytes_ in size.items()) + "; "
           f"peak memory (ru_maxrss): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.1f} GiB")
 
 

@@ -1,17 +1,25 @@
-"""Training cost: ELM stage 2 against plain TRL SFT of the same base LM on the same token batches, stage 1 against
-stage 2, and how much of a group-by-length batch is padding.
+"""Training speed: ELM stage 2 and stage 1 against plain TRL SFT of the same LM on the same token batches, in real
+tokens per second and model FLOPs utilisation.
 
-    .venv/bin/python benchmarks/bench_training.py                    # SmolLM2-135M-Instruct, the quick recipe's rows
-    .venv/bin/python benchmarks/bench_training.py --steps 4 --repeats 1   # smoke run
+    .venv/bin/python benchmarks/bench_training.py                                  # CPU, SmolLM2-135M weights
+    .venv/bin/python benchmarks/bench_training.py --steps 4 --repeats 1 --batch_tokens 2048   # smoke run
+    python benchmarks/bench_training.py --device cuda --random_init --corpus <folder> --batch_tokens 65536
+    python benchmarks/bench_training.py --device cuda --random_init --base_model HuggingFaceTB/SmolLM2-1.7B-Instruct
 
-Both sides are SFTTrainer runs over identical batches (the quick recipe's tokenised rows in a fixed order, the same
-collator); for the bare LM each placeholder token is replaced by an ordinary token and no vectors are passed, so
-the difference is exactly the ELM's: the adapter and the injection. Runs interleave (ELM, plain, ELM, plain, ...)
-so machine drift hits both; the first steps of every run are warm-up and not counted. On a GPU the script also
-reports tokens/s and model FLOPs utilisation (6 x parameters x tokens / step time / peak FLOPs of the card).
+Both sides are `SFTTrainer` runs over identical batches: the corpus' tokenised rows in a fixed order, the same
+collator (padding-free by default: every step holds about `--batch_tokens` real tokens, none of them padding); for
+the bare LM each placeholder token is replaced by an ordinary token and no vectors are passed, so the difference is
+exactly the ELM's: the adapter and the injection. Runs interleave (stage 2, plain, stage 1, ...) so machine drift
+hits all sides; the first `--warmup` steps of every run are not counted.
+
+Tokens/s counts real tokens only (no padding). MFU = 6 x parameters x tokens/s / the card's dense bf16 peak for
+stage 2 and plain SFT (forward + backward of every weight); stage 1 trains no LM weight, so its MFU uses 4 x
+parameters (the backward still runs through every layer to reach the adapter). `--random_init` builds the LM from
+its configuration (benchmarks/model_configs/, no weights needed: speed does not depend on them).
 """
 
 import argparse
+import gc
 import json
 import platform
 import statistics
@@ -19,21 +27,23 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from transformers import AutoModelForCausalLM, TrainerCallback  # noqa: E402
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, TrainerCallback  # noqa: E402
 from trl import SFTConfig  # noqa: E402
 
-from modeling_elm.base_models import resolve_base_model  # noqa: E402
 from modeling_elm.corpus import CorpusConfig, build_corpus, load_corpus  # noqa: E402
-from modeling_elm.stages import DEFAULT_SYSTEM_PROMPT, stage_trainable  # noqa: E402
 from modeling_elm.modeling_elm import ElmForCausalLM  # noqa: E402
+from modeling_elm.stages import DEFAULT_SYSTEM_PROMPT, stage_trainable  # noqa: E402
 from modeling_elm.training import ElmDataCollator, ElmSFTTrainer, tokenize_rows  # noqa: E402
 
-PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12}
+CONFIGS = ROOT / "benchmarks" / "model_configs"
+# Dense bf16 peak FLOP/s by card name (tensor cores, no sparsity).
+PEAK_BF16_FLOPS = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "L4": 121e12, "A10G": 125e12}
 
 
 class StepTimer(TrainerCallback):
@@ -51,90 +61,142 @@ class StepTimer(TrainerCallback):
         self.times.append(time.perf_counter() - self.start)
 
 
-def timed_run(model, tokenizer, dataset, collator, steps, lr, cpu, strategy="sequential", out="/tmp/elm-bench-train"):
-    args = SFTConfig(output_dir=out, max_steps=steps, per_device_train_batch_size=16, learning_rate=lr,
-                     use_cpu=cpu, bf16=not cpu, report_to="none", save_strategy="no", logging_steps=10_000,
-                     gradient_checkpointing=False, remove_unused_columns=False, disable_tqdm=True,
-                     dataset_kwargs={"skip_prepare_dataset": True}, train_sampling_strategy=strategy, seed=0)
+def build_models(args):
+    """(ELM, plain LM, tokenizer): the plain LM has the ELM's vocabulary, so both pay the same LM head."""
+    from modeling_elm.base_models import resolve_base_model
+
+    name = args.base_model.split("/")[-1]
+    if args.random_init:
+        config_path = CONFIGS / f"{name}.json"
+        config = AutoConfig.from_pretrained(config_path if config_path.is_file() else args.base_model)
+        tokenizer = AutoTokenizer.from_pretrained(args.tokenizer or resolve_base_model(
+            "HuggingFaceTB/SmolLM2-135M-Instruct" if name.startswith("SmolLM2") else args.base_model))
+
+        def fresh():
+            torch.manual_seed(0)
+            return AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    else:
+        path = resolve_base_model(args.base_model)
+        tokenizer = AutoTokenizer.from_pretrained(args.tokenizer or path)
+
+        def fresh():
+            return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    return fresh, tokenizer
+
+
+def timed_run(model, tokenizer, dataset, collator, rows_per_step, args):
+    config = SFTConfig(
+        output_dir="/tmp/elm-bench-train", max_steps=args.steps, per_device_train_batch_size=rows_per_step,
+        learning_rate=1e-6, use_cpu=args.device == "cpu", bf16=args.bf16, report_to="none", save_strategy="no",
+        logging_steps=10_000, gradient_checkpointing=False, remove_unused_columns=False, disable_tqdm=True,
+        dataset_kwargs={"skip_prepare_dataset": True}, train_sampling_strategy="sequential", seed=0,
+        torch_compile=args.torch_compile, use_liger_kernel=args.use_liger_kernel,
+        dataloader_num_workers=2 if args.device != "cpu" else 0,
+    )
     timer = StepTimer()
-    trainer = ElmSFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
+    trainer = ElmSFTTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer,
                             data_collator=collator, callbacks=[timer])
     trainer.train()
-    return timer.times[2:]  # the first steps allocate and warm caches
-
-
-def padding_fraction(dataset, collator, batch_size=16, seed=0):
-    """Share of padded positions over an epoch of group-by-length batches, as the Trainer's sampler draws them."""
-    from transformers.trainer_pt_utils import LengthGroupedSampler
-
-    sampler = LengthGroupedSampler(batch_size, lengths=dataset["length"], generator=torch.Generator().manual_seed(seed))
-    order = list(sampler)
-    padded = real = 0
-    for i in range(0, len(order), batch_size):
-        mask = collator([dataset[j] for j in order[i: i + batch_size]])["attention_mask"]
-        padded += int((mask == 0).sum())
-        real += int(mask.sum())
-    random_padded = random_real = 0
-    shuffled = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed)).tolist()
-    for i in range(0, len(shuffled), batch_size):
-        mask = collator([dataset[j] for j in shuffled[i: i + batch_size]])["attention_mask"]
-        random_padded += int((mask == 0).sum())
-        random_real += int(mask.sum())
-    return padded / (padded + real), random_padded / (random_padded + random_real)
+    del trainer
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return timer.times[args.warmup:]
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--base-model", default="HuggingFaceTB/SmolLM2-135M-Instruct")
-    parser.add_argument("--steps", type=int, default=8, help="steps per run (the first 2 are warm-up)")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--base_model", default="HuggingFaceTB/SmolLM2-135M-Instruct", help=(
+        "the LM to wrap; with --random_init its config comes from benchmarks/model_configs/<name>.json"))
+    parser.add_argument("--random_init", action="store_true", help="build the LM from its config, no weights")
+    parser.add_argument("--tokenizer", default=None, help="tokenizer folder (default: the base model's)")
+    parser.add_argument("--corpus", default=None, help=(
+        "a built corpus folder (default: build or reuse the 2-task ml-latest-small corpus, brief targets)"))
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cuda or cpu")
+    parser.add_argument("--batch_tokens", type=int, default=None, help=(
+        "real tokens per step (rows per step = this / mean row length); default 65536 on a GPU, 2048 on the CPU"))
+    parser.add_argument("--padding_free", type=lambda v: v.lower() == "true", default=True, help=(
+        "true (default): rows packed into one sequence with position ids; false: padded rows"))
+    parser.add_argument("--max_length", type=int, default=384)
+    parser.add_argument("--steps", type=int, default=12, help="steps per run")
+    parser.add_argument("--warmup", type=int, default=3, help="first steps of each run not counted")
     parser.add_argument("--repeats", type=int, default=2, help="interleaved runs per side")
+    parser.add_argument("--bf16", type=lambda v: v.lower() == "true", default=None, help="default: on a GPU")
+    parser.add_argument("--torch_compile", action="store_true", help="SFTConfig.torch_compile on every side")
+    parser.add_argument("--use_liger_kernel", action="store_true", help="SFTConfig.use_liger_kernel on every side")
+    parser.add_argument("--output", default=None, help="also write the report to this JSON file")
     args = parser.parse_args()
-    cpu = not torch.cuda.is_available()
+    gpu = args.device.startswith("cuda")
+    args.bf16 = gpu if args.bf16 is None else args.bf16
+    args.batch_tokens = args.batch_tokens or (65536 if gpu else 2048)
 
-    corpus = load_corpus(build_corpus(CorpusConfig(tasks=["summary", "movie_to_viewer"], detail="brief",
-                                                   evaluate_embeddings=False)))
-    base = resolve_base_model(args.base_model)
-    elm, processor = ElmForCausalLM.from_language_model(base, corpus.spaces, dtype=torch.float32)
-    tokenizer = processor.tokenizer
-    rows = tokenize_rows(corpus.tasks["train"], processor, ["movie"], DEFAULT_SYSTEM_PROMPT, 96)
-    collator = ElmDataCollator(tokenizer.pad_token_id, ("movie",))
-    placeholder = elm.config.embedding_spaces["movie"]["placeholder_token_id"]
+    folder = args.corpus or build_corpus(CorpusConfig(tasks=["summary", "movie_to_viewer"], detail="brief",
+                                                      evaluate_embeddings=False))
+    corpus = load_corpus(folder)
+    fresh, tokenizer = build_models(args)
+    elm, processor = ElmForCausalLM.from_language_model(fresh(), corpus.spaces, tokenizer=tokenizer)
+    tables = {name: corpus.vectors[name] for name in corpus.spaces}
+    rows = tokenize_rows(corpus.tasks["train"], processor, tables, DEFAULT_SYSTEM_PROMPT, args.max_length)
+    lengths = np.asarray(rows["length"])
+    rows_per_step = max(1, round(args.batch_tokens / lengths.mean()))
+    needed = rows_per_step * args.steps
+    if needed > len(rows):  # repeat the corpus so every step is full
+        from datasets import concatenate_datasets
+
+        rows = concatenate_datasets([rows] * (needed // len(rows) + 1))
+        lengths = np.asarray(rows["length"])
+    vectors = {name: table.vectors for name, table in tables.items()}
+    collator = ElmDataCollator(tokenizer.pad_token_id, vectors, padding_free=args.padding_free)
+    placeholders = {space["placeholder_token_id"] for space in elm.config.embedding_spaces.values()}
     ordinary = tokenizer.convert_tokens_to_ids(tokenizer.tokenize(" movie"))[0]
-    plain_rows = rows.map(lambda r: {"input_ids": [ordinary if t == placeholder else t for t in r["input_ids"]]})
-    plain_rows = plain_rows.remove_columns(["movie_vectors"])
-    plain_collator = ElmDataCollator(tokenizer.pad_token_id, ())
-    plain = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
-    plain.resize_token_embeddings(len(tokenizer), mean_resizing=False)  # same vocabulary, same LM-head cost
+    plain_rows = rows.map(lambda r: {"input_ids": [ordinary if t in placeholders else t for t in r["input_ids"]]},
+                          remove_columns=[c for c in rows.column_names if c.endswith("_slot_index")])
+    plain_collator = ElmDataCollator(tokenizer.pad_token_id, {}, padding_free=args.padding_free)
+    plain = fresh()
+    plain.resize_token_embeddings(len(tokenizer), mean_resizing=False)
 
     results = {"elm_stage2": [], "plain_sft": [], "elm_stage1": []}
     for _ in range(args.repeats):
         for name, p in elm.named_parameters():
             p.requires_grad_(stage_trainable(2, "full")(name))
-        results["elm_stage2"] += timed_run(elm, tokenizer, rows, collator, args.steps, 1e-6, cpu)
-        results["plain_sft"] += timed_run(plain, tokenizer, plain_rows, plain_collator, args.steps, 1e-6, cpu)
+        results["elm_stage2"] += timed_run(elm, tokenizer, rows, collator, rows_per_step, args)
+        results["plain_sft"] += timed_run(plain, tokenizer, plain_rows, plain_collator, rows_per_step, args)
         for name, p in elm.named_parameters():
             p.requires_grad_(stage_trainable(1, "full")(name))
-        results["elm_stage1"] += timed_run(elm, tokenizer, rows, collator, args.steps, 1e-6, cpu)
+        results["elm_stage1"] += timed_run(elm, tokenizer, rows, collator, rows_per_step, args)
+
+    # sequential sampling: step k holds rows [k * rows_per_step, (k + 1) * rows_per_step)
+    step_tokens = [int(lengths[k * rows_per_step:(k + 1) * rows_per_step].sum()) for k in range(args.steps)]
+    counted_tokens = statistics.mean(step_tokens[args.warmup:])
     median = {k: statistics.median(v) for k, v in results.items()}
-    batch_tokens = sum(int(collator([rows[i] for i in range(j * 16, j * 16 + 16)])["attention_mask"].numel())
-                       for j in range(2, args.steps)) / (args.steps - 2)
-    grouped, shuffled = padding_fraction(rows, collator)
+    tokens_per_s = {k: counted_tokens / v for k, v in median.items()}
+    params = sum(p.numel() for p in plain.parameters())
     report = {
-        "machine": torch.cuda.get_device_name() if not cpu else f"{platform.machine()}, CPU, {torch.get_num_threads()} threads",
+        "machine": (torch.cuda.get_device_name() if gpu else
+                    f"{platform.machine()}, CPU, {torch.get_num_threads()} threads"),
         "command": "benchmarks/bench_training.py " + " ".join(sys.argv[1:]),
-        "median_step_s": {k: round(v, 3) for k, v in median.items()},
-        "throughput_ratio_elm_stage2_over_plain": round(median["plain_sft"] / median["elm_stage2"], 3),
-        "stage1_step_over_stage2_step": round(median["elm_stage1"] / median["elm_stage2"], 3),
-        "padding_fraction_group_by_length": round(grouped, 4),
-        "padding_fraction_random_batches": round(shuffled, 4),
-        "stage2_tokens_per_s": round(batch_tokens / median["elm_stage2"]),
+        "torch": torch.__version__,
+        "model": args.base_model + (" (random init)" if args.random_init else ""),
+        "parameters": params,
+        "padding_free": args.padding_free, "bf16": args.bf16, "torch_compile": args.torch_compile,
+        "use_liger_kernel": args.use_liger_kernel,
+        "rows_per_step": rows_per_step, "real_tokens_per_step": round(counted_tokens),
+        "mean_row_tokens": round(float(lengths.mean()), 1),
+        "median_step_s": {k: round(v, 4) for k, v in median.items()},
+        "real_tokens_per_s": {k: round(v) for k, v in tokens_per_s.items()},
+        "elm_stage2_over_plain": round(tokens_per_s["elm_stage2"] / tokens_per_s["plain_sft"], 3),
+        "elm_stage1_over_plain": round(tokens_per_s["elm_stage1"] / tokens_per_s["plain_sft"], 3),
     }
-    if not cpu:
-        params = sum(p.numel() for p in elm.parameters())
-        peak = next((v for k, v in PEAK_BF16_FLOPS.items() if k in torch.cuda.get_device_name()), None)
-        if peak:
-            report["stage2_mfu"] = round(6 * params * batch_tokens / median["elm_stage2"] / peak, 4)
-    print(json.dumps(report, indent=2))
+    peak = next((v for k, v in PEAK_BF16_FLOPS.items() if gpu and k in torch.cuda.get_device_name()), None)
+    if peak:
+        report["mfu"] = {"elm_stage2": round(6 * params * tokens_per_s["elm_stage2"] / peak, 4),
+                         "plain_sft": round(6 * params * tokens_per_s["plain_sft"] / peak, 4),
+                         "elm_stage1": round(4 * params * tokens_per_s["elm_stage1"] / peak, 4)}
+        report["max_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.output:
+        Path(args.output).write_text(text)
 
 
 if __name__ == "__main__":

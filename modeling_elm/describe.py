@@ -12,11 +12,10 @@ import argparse
 import sys
 
 import numpy as np
-import torch
 
 from .corpus import load_corpus
-from .generation import generate_texts
-from .modeling_elm import ElmForCausalLM, ElmProcessor
+from .generation import generate_texts, load_elm
+from .modeling_elm import ElmProcessor
 from .tasks import TASKS, get_tasks
 from .training import read_marker
 
@@ -40,10 +39,12 @@ def main(argv=None) -> int:
     parser.add_argument("--user", help="a corpus user id (behavioural models)")
     parser.add_argument("--task", default=None, help=f"task prompt to use, one of: {', '.join(TASKS)}")
     parser.add_argument("--max-new-tokens", type=int, default=60)
+    parser.add_argument("--device", default=None, help=(
+        "cuda, mps or cpu (default: the GPU when there is one, in bf16; else the CPU, float32)"))
     args = parser.parse_args(argv)
     marker = read_marker(args.model) or {}
     corpus = load_corpus(args.corpus or marker.get("corpus") or parser.error("pass --corpus"))
-    model = ElmForCausalLM.from_pretrained(args.model, dtype=torch.float32)
+    model = load_elm(args.model, args.device)
     processor = ElmProcessor.from_pretrained(args.model)
     space = "semantic" if corpus.manifest["config"].get("movie_space", "semantic") == "semantic" else "behavioural"
     if args.user:

@@ -45,7 +45,11 @@ class EvalArguments:
         f"controls to run, among {', '.join(CONTROLS)}")})
     curves: bool = field(default=True, metadata={"help": "interpolation and concept-move curves"})
     curve_examples: int = field(default=8, metadata={"help": "movies (pairs) per curve point"})
-    batch_size: int = field(default=16, metadata={"help": "generation batch size"})
+    batch_size: int | None = field(default=None, metadata={"help": (
+        "generation and scoring batch size; default: 64 on a GPU, 16 on the CPU")})
+    device: str | None = field(default=None, metadata={"help": (
+        "where the models and the encoder run: cuda, cuda:1, mps, cpu; default: the GPU when there is one "
+        "(in bf16), else the CPU (float32)")})
     max_new_tokens: int = field(default=40, metadata={"help": "tokens generated per answer"})
     candidates: int = field(default=10, metadata={"help": (
         "your own data: vectors the reference is scored under for hits@k by likelihood (its own + others)")})
@@ -69,14 +73,17 @@ class Evaluation:
     """Everything one evaluation needs loaded once: models, corpus tables, encoder."""
 
     def __init__(self, args: EvalArguments):
-        import torch
-
         from .corpus import load_corpus
         from .embeddings import load_encoder
-        from .modeling_elm import ElmForCausalLM, ElmProcessor
+        from .modeling_elm import ElmProcessor
         from .training import read_marker
 
+        from .generation import load_elm, pick_device
+
         self.args = args
+        self.device = pick_device(args.device)
+        if args.batch_size is None:
+            args.batch_size = 64 if self.device.type == "cuda" else 16
         self.rng = np.random.default_rng(args.seed)
         model_path = Path(args.model)
         marker = (read_marker(model_path) or {}) if model_path.is_dir() else {}
@@ -91,13 +98,12 @@ class Evaluation:
 
             self.system_prompt = DEFAULT_SYSTEM_PROMPT
         load = dict(revision=args.revision) if args.revision else {}
-        self.model = ElmForCausalLM.from_pretrained(args.model, dtype=torch.float32, **load).eval()
+        self.model = load_elm(args.model, self.device, **load)
         self.processor = ElmProcessor.from_pretrained(args.model, **load)
         untrained = model_path / "stage0"
-        self.untrained = (ElmForCausalLM.from_pretrained(untrained, dtype=torch.float32).eval()
-                          if untrained.is_dir() else None)
+        self.untrained = load_elm(str(untrained), self.device) if untrained.is_dir() else None
         self.encoder_name = self.corpus.manifest["config"].get("encoder")
-        self.encoder = load_encoder(self.encoder_name)
+        self.encoder = load_encoder(self.encoder_name, device=str(self.device))
         movies = self.corpus.movies
         self.movie_index = {str(m): i for i, m in enumerate(movies["movie_id"])}
         self.semantic = np.stack(movies["semantic"].to_numpy())

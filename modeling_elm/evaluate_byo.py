@@ -29,16 +29,17 @@ def vector_from_expression(expression: str, encoder) -> np.ndarray:
 
 
 def evaluate_byo(ev_args, folder: Path, marker: dict) -> dict:
-    import torch
-
     from .embeddings import load_encoder
     from .evaluate import control_vectors, sample_task_rows, summarise
     from .vector_store import load_task_splits, load_vector_tables, row_vectors
-    from .generation import generate_texts, reference_nll
-    from .modeling_elm import ElmForCausalLM, ElmProcessor
+    from .generation import generate_texts, load_elm, pick_device, reference_nll
+    from .modeling_elm import ElmProcessor
 
     manifest = json.loads((folder / "manifest.json").read_text())
-    model = ElmForCausalLM.from_pretrained(ev_args.model, dtype=torch.float32).eval()
+    device = pick_device(ev_args.device)
+    if ev_args.batch_size is None:
+        ev_args.batch_size = 64 if device.type == "cuda" else 16
+    model = load_elm(ev_args.model, device)
     processor = ElmProcessor.from_pretrained(ev_args.model)
     system = marker.get("system_prompt")
     split = load_task_splits(folder)[ev_args.split]
@@ -46,7 +47,7 @@ def evaluate_byo(ev_args, folder: Path, marker: dict) -> dict:
     spaces = list(manifest["spaces"])
     anchor = spaces[0]
     encoder_name = manifest.get("encoders", {}).get(anchor)
-    encoder = load_encoder(encoder_name) if encoder_name else None
+    encoder = load_encoder(encoder_name, device=str(device)) if encoder_name else None
     rng = np.random.default_rng(ev_args.seed)
     results = {"version": 1, "model": ev_args.model, "revision": ev_args.revision, "corpus": str(folder),
                "split": ev_args.split, "encoder": encoder_name,

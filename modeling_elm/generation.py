@@ -13,6 +13,33 @@ from .training import chat_prompt
 GENERATION_DEFAULTS = dict(do_sample=False, no_repeat_ngram_size=3)
 
 
+def pick_device(device: str | None = None) -> torch.device:
+    """`device` as given, or the accelerator when there is one (CUDA, then Apple MPS), else the CPU."""
+    if device:
+        return torch.device(device)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def inference_dtype(device: torch.device) -> torch.dtype:
+    """bf16 where the device computes it fast (CUDA with bf16 support); float32 elsewhere (CPU, MPS, old GPUs)."""
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float32
+
+
+def load_elm(path: str, device: str | torch.device | None = None, **load_kwargs):
+    """An ELM ready to generate: on `device` (default: `pick_device()`), in its `inference_dtype`, in eval mode."""
+    from .modeling_elm import ElmForCausalLM
+
+    device = pick_device(str(device) if device is not None else None)
+    model = ElmForCausalLM.from_pretrained(path, dtype=inference_dtype(device), **load_kwargs)
+    return model.to(device).eval()
+
+
 def _per_example_vectors(vectors: dict | None) -> dict | None:
     """{space: (k, dim) array} per example, as the processor takes it; None for text-only prompts."""
     if vectors is None:

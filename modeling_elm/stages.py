@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from .base_models import DEFAULT_BASE_MODEL, resolve_base_model
@@ -57,6 +58,10 @@ class ElmArguments:
         "a built corpus folder; default: build (or find in the cache) the one the corpus options describe")})
     max_train_rows: int | None = field(default=None, metadata={"help": "train on a seeded sample of N rows"})
     eval_rows: int = field(default=256, metadata={"help": "held-out rows for eval_loss, when eval_strategy is set"})
+    batch_tokens: int | None = field(default=None, metadata={"help": (
+        "batch by tokens: rows per device step = this / the mean tokenized row length (replaces "
+        "per_device_train_batch_size). With --padding_free true every step then holds about this many real tokens; "
+        "e.g. 65536 for a 135M model on one GPU, where 32 rows of ~80 tokens leave the card idle")})
     # Training: stage 1 (adapters only, LM frozen)
     stage1_learning_rate: float = field(default=2e-3, metadata={"help": (
         "higher than stage 2's: only the small adapter moves, and it starts from nothing")})
@@ -207,6 +212,12 @@ def train_elm(elm_args: ElmArguments, corpus_config, sft_config) -> Path:
             test = splits["test"].shuffle(seed=sft_config.seed)
             data["eval"] = tokenize_rows(test.select(range(min(elm_args.eval_rows, len(test)))), processor,
                                          tables, elm_args.system_prompt or None, sft_config.max_length)
+    if elm_args.batch_tokens:
+        mean_length = float(np.mean(data["train"]["length"]))
+        rows = max(1, round(elm_args.batch_tokens / mean_length))
+        logger.info("batch_tokens %d: %d rows per device step (mean row %.0f tokens)", elm_args.batch_tokens, rows,
+                    mean_length)
+        sft_config = dataclasses.replace(sft_config, per_device_train_batch_size=rows)
     records = {}
 
     stage1_final = output_dir / "stage1" / "final"

