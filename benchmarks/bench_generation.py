@@ -1,11 +1,16 @@
-"""Evaluation speed: batched generation (left padding, KV cache) at batch 16 against batch 1.
+"""Evaluation speed: batched generation (left padding, KV cache) against batch 1, and the model-side work of a whole
+evaluation (generation and reference NLL, real and shuffled vectors) on the device it runs on.
 
     .venv/bin/python benchmarks/bench_generation.py --model checkpoints/elm-quick
     .venv/bin/python benchmarks/bench_generation.py --model checkpoints/elm-quick --examples 16 --repeats 1  # smoke
+    python benchmarks/bench_generation.py --model <elm> --device cuda --evaluation --tasks 5 --examples 300
 
-The same held-out prompts and vectors (the quick corpus' test rows) go through `generate_texts` at both batch sizes,
-interleaved (1, 16, 1, 16, ...) so machine drift hits both; examples/s is the median over repeats. Generation
-stops at `--max-new-tokens` or at the end-of-turn token, like the evaluation does.
+Default mode: the same held-out prompts and vectors (the model's corpus' test rows) go through `generate_texts` at
+batch 1 and at `--batch_size`, interleaved so machine drift hits both; examples/s is the median over repeats.
+`--evaluation`: `--examples` held-out rows of each of `--tasks` tasks, answered under the real and the shuffled
+vectors and their references scored (teacher-forced NLL) under both, as `python -m modeling_elm.evaluate` does;
+reports the wall time. Re-embedding the answers for semantic consistency (a MiniLM pass) is not included.
+Generation stops at `--max-new-tokens` or at the end-of-turn token, like the evaluation does.
 """
 
 import argparse
@@ -21,43 +26,92 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from modeling_elm import ElmForCausalLM, ElmProcessor  # noqa: E402
+from modeling_elm import ElmProcessor  # noqa: E402
 from modeling_elm.corpus import load_corpus  # noqa: E402
-from modeling_elm.evaluate import row_vectors  # noqa: E402
-from modeling_elm.generation import generate_texts  # noqa: E402
+from modeling_elm.evaluate import control_vectors  # noqa: E402
+from modeling_elm.generation import generate_texts, load_elm, pick_device, reference_nll  # noqa: E402
 from modeling_elm.training import read_marker  # noqa: E402
+from modeling_elm.vector_store import row_vectors  # noqa: E402
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def speedup(args, model, processor, corpus, system_prompt, device) -> dict:
+    rows = corpus.tasks["test"].select(range(args.examples))
+    prompts = [r["prompt"] for r in rows]
+    vectors = [row_vectors(r, corpus.vectors) for r in rows]
+    rates = {1: [], args.batch_size: []}
+    for _ in range(args.repeats):
+        for batch_size in rates:
+            synchronize(device)
+            start = time.perf_counter()
+            generate_texts(model, processor, prompts, vectors, system_prompt, batch_size, args.max_new_tokens)
+            synchronize(device)
+            rates[batch_size].append(len(prompts) / (time.perf_counter() - start))
+    return {"examples_per_s": {f"batch_{b}": round(statistics.median(r), 2) for b, r in rates.items()},
+            f"speedup_batch{args.batch_size}_over_batch1": round(
+                statistics.median(rates[args.batch_size]) / statistics.median(rates[1]), 2)}
+
+
+def evaluation_load(args, model, processor, corpus, system_prompt, device) -> dict:
+    split = corpus.tasks["test"]
+    by_task: dict[str, list[int]] = {}
+    for i, task in enumerate(split["task"]):
+        by_task.setdefault(task, []).append(i)
+    tasks = sorted(by_task, key=lambda t: -len(by_task[t]))[: args.tasks]
+    synchronize(device)
+    start = time.perf_counter()
+    answers = 0
+    for task in tasks:
+        rows = split.select(by_task[task][: args.examples])
+        prompts, targets = [r["prompt"] for r in rows], [r["target"] for r in rows]
+        real = [row_vectors(r, corpus.vectors) for r in rows]
+        for vectors in (real, control_vectors(real, "shuffled", 0)):
+            generate_texts(model, processor, prompts, vectors, system_prompt, args.batch_size, args.max_new_tokens)
+            reference_nll(model, processor, prompts, targets, vectors, system_prompt, args.batch_size)
+            answers += len(prompts)
+    synchronize(device)
+    seconds = time.perf_counter() - start
+    return {"evaluation": {"tasks": tasks, "examples_per_task": args.examples, "conditions": ["real", "shuffled"],
+                           "answers": answers, "seconds": round(seconds, 1),
+                           "answers_per_s": round(answers / seconds, 1)}}
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="checkpoints/elm-quick")
-    parser.add_argument("--examples", type=int, default=48)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="checkpoints/elm-quick", help="a trained ELM folder (it names its corpus)")
+    parser.add_argument("--corpus", default=None, help="corpus folder (default: the one the model trained on)")
+    parser.add_argument("--device", default=None, help="cuda, mps or cpu (default: the GPU when there is one)")
+    parser.add_argument("--examples", type=int, default=48, help="held-out rows (per task with --evaluation)")
+    parser.add_argument("--batch_size", type=int, default=None, help="default: 64 on a GPU, 16 on the CPU")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--max-new-tokens", type=int, default=40)
+    parser.add_argument("--evaluation", action="store_true", help="time a whole evaluation's model work")
+    parser.add_argument("--tasks", type=int, default=5, help="--evaluation: this many tasks (the largest)")
+    parser.add_argument("--output", default=None, help="also write the report to this JSON file")
     args = parser.parse_args()
 
+    device = pick_device(args.device)
+    args.batch_size = args.batch_size or (64 if device.type == "cuda" else 16)
     marker = read_marker(args.model) or {}
-    corpus = load_corpus(marker["corpus"])
-    model = ElmForCausalLM.from_pretrained(args.model, dtype=torch.float32).eval()
+    corpus = load_corpus(args.corpus or marker["corpus"])
+    model = load_elm(args.model, device)
     processor = ElmProcessor.from_pretrained(args.model)
-    rows = corpus.tasks["test"].select(range(args.examples))
-    prompts = [r["prompt"] for r in rows]
-    vectors = [row_vectors(r, list(model.config.embedding_spaces)) for r in rows]
-    rates = {1: [], 16: []}
-    for _ in range(args.repeats):
-        for batch_size in (1, 16):
-            start = time.perf_counter()
-            generate_texts(model, processor, prompts, vectors, marker.get("system_prompt"), batch_size,
-                           args.max_new_tokens)
-            rates[batch_size].append(len(prompts) / (time.perf_counter() - start))
+    measure = evaluation_load if args.evaluation else speedup
     report = {
-        "machine": f"{platform.machine()}, {'GPU ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'CPU'}, "
-                   f"{torch.get_num_threads()} threads",
+        "machine": (f"{platform.machine()}, " + (f"GPU {torch.cuda.get_device_name()}" if device.type == "cuda"
+                                                  else f"CPU, {torch.get_num_threads()} threads")),
         "command": "benchmarks/bench_generation.py " + " ".join(sys.argv[1:]),
-        "examples_per_s": {f"batch_{b}": round(statistics.median(r), 2) for b, r in rates.items()},
-        "speedup_batch16_over_batch1": round(statistics.median(rates[16]) / statistics.median(rates[1]), 2),
+        "device": str(device), "dtype": str(model.dtype), "batch_size": args.batch_size,
+        **measure(args, model, processor, corpus, marker.get("system_prompt"), device),
     }
-    print(json.dumps(report, indent=2))
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.output:
+        Path(args.output).write_text(text)
 
 
 if __name__ == "__main__":

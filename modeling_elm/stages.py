@@ -183,6 +183,7 @@ def run_stage(stage: int, model, processor, data, elm_args, sft_config, output_d
         plot_loss(trainer.state.log_history, output_dir / f"loss_stage{stage}.png",
                   f"ELM stage {stage} ({'adapters only' if stage == 1 else elm_args.stage2})")
     record = {"stage": stage, "global_step": trainer.state.global_step, "seconds": round(time.perf_counter() - started),
+              "rows_per_device_step": args.per_device_train_batch_size,
               "resumed_from": resume, "rank_sync": callback.rank_sync}
     return trainer, record
 

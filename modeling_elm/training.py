@@ -81,9 +81,14 @@ def tokenize_rows(dataset, processor, tables: dict, system_prompt: str | None, m
         return {"input_ids": input_ids, "prompt_length": prompt_lengths, "length": [len(i) for i in input_ids],
                 **{f"{name}_slot_index": index for name, index in slot_index.items()}}
 
-    keep = {"input_ids", "prompt_length", "length", *(f"{name}_slot_index" for name in tables)}
+    from datasets import Features, List, Value
+
+    # Declared, not inferred: a batch whose rows use no vector of a space would otherwise type that column `null`
+    # and clash with the next batch's integer lists.
+    features = Features({"input_ids": List(Value("int32")), "prompt_length": Value("int32"), "length": Value("int32"),
+                         **{f"{name}_slot_index": List(List(Value("int64"))) for name in tables}})
     return dataset.map(encode, batched=True, with_indices=True, num_proc=num_proc, desc="Tokenizing",
-                       remove_columns=[c for c in dataset.column_names if c not in keep])
+                       remove_columns=dataset.column_names, features=features)
 
 
 @dataclass

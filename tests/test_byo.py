@@ -79,6 +79,36 @@ def test_texts_with_unknown_ids_are_dropped_counted_and_shown(tmp_path, caplog):
         DataConfig.from_dict({"spaces": {"w": {"path": "x"}}, "text": "typo.jsonl"})
 
 
+def test_the_corpus_stores_each_vector_once_and_rows_name_ids(tmp_path):
+    from modeling_elm.vector_store import load_task_splits, load_vector_tables, row_vectors
+
+    table = entities(n=6, dim=4)
+    table.to_parquet(tmp_path / "e.parquet")
+    config = DataConfig.from_dict({"spaces": {"word": {"path": str(tmp_path / "e.parquet")}},
+                                   "templates": [{"task": "name", "prompt": "name <word> .", "target": "{word}"},
+                                                 {"task": "kind", "prompt": "kind of <word> ?", "target": "{kind}"}],
+                                   "output_dir": str(tmp_path / "out"), "test_fraction": 0.5})
+    folder = build_byo_corpus(config)
+    stored = load_vector_tables(folder)["word"]
+    np.testing.assert_allclose(stored.lookup(table["id"]), np.stack(table["vector"]), rtol=1e-6)
+    assert "vector" not in pd.read_parquet(folder / "entities" / "word.parquet").columns
+    splits = load_task_splits(folder)
+    assert sum(len(s) for s in splits.values()) == 12 and "word_vectors" not in splits["train"].column_names
+    for row in splits["train"]:
+        i = int(row["word_ids"][0][1:])
+        np.testing.assert_allclose(row_vectors(row, {"word": stored})["word"][0], table["vector"][i], rtol=1e-6)
+
+
+def test_an_empty_split_is_refused_when_the_corpus_is_built(tmp_path):
+    entities(n=1).to_parquet(tmp_path / "one.parquet")
+    config = DataConfig.from_dict({"spaces": {"word": {"path": str(tmp_path / "one.parquet")}},
+                                   "templates": [{"task": "name", "prompt": "name <word> .", "target": "{word}"}],
+                                   "output_dir": str(tmp_path / "out")})
+    with pytest.raises(ValueError, match=r"split\(s\) \['test'\] would be empty \(rows per split: \{'train': 1, 'test': 0\}\)"):
+        build_byo_corpus(config)
+    assert not (tmp_path / "out" / "manifest.json").exists()  # nothing cached that a rerun would trust
+
+
 def test_wordnet_builder_on_a_small_slice(tmp_path):
     from modeling_elm.wordnet import build_wordnet, parse_data_line
 

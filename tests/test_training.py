@@ -94,6 +94,21 @@ def test_rows_that_disagree_with_their_tables_are_refused_naming_the_row(tiny_el
         tokenize_rows(_rows(["describe <movie> ."], ["x"], [[["e0"], ["e1"]]]), processor, table, None, None)
 
 
+def test_a_space_unused_in_a_whole_tokenizing_batch_does_not_break_the_next():
+    import datasets
+
+    from conftest import assemble
+
+    _, processor = assemble("llama", spaces={"movie": {"dim": 8}, "user": {"dim": 4}})
+    n = 1001  # datasets maps in batches of 1000: the first batch has no user slot at all
+    rows = datasets.Dataset.from_dict({
+        "task": ["t"] * n, "prompt": ["describe <movie> ."] * (n - 1) + ["who is <user> ?"], "target": ["x"] * n,
+        "movie_slots": [[["e0"]]] * (n - 1) + [[]], "user_slots": [[]] * (n - 1) + [[["u0"]]]})
+    tables = {"movie": _table(), "user": VectorTable(["u0"], np.ones((1, 4)), "user")}
+    tokenized = tokenize_rows(rows, processor, tables, None, None)
+    assert tokenized[0]["user_slot_index"] == [] and tokenized[n - 1]["user_slot_index"] == [[0]]
+
+
 def test_packed_and_padded_batches_give_the_same_loss(tiny_elm):
     """Padding-free: every row in one sequence, position ids restarting per row; the placeholders of all rows are
     found inside it and the loss (fp32) equals the padded batch's."""
