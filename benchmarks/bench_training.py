@@ -7,7 +7,8 @@ tokens per second and model FLOPs utilisation.
     python benchmarks/bench_training.py --device cuda --random_init --base_model HuggingFaceTB/SmolLM2-1.7B-Instruct
 
 Both sides are `SFTTrainer` runs over identical batches: the corpus' tokenised rows in a fixed order, the same
-collator (padding-free by default: every step holds about `--batch_tokens` real tokens, none of them padding); for
+collator (padded and grouped by length by default, or padding-free); every step holds about `--batch_tokens` real
+tokens; for
 the bare LM each placeholder token is replaced by an ordinary token and no vectors are passed, so the difference is
 exactly the ELM's: the adapter and the injection. Runs interleave (stage 2, plain, stage 1, ...) so machine drift
 hits all sides; the first `--warmup` steps of every run are not counted.
@@ -66,6 +67,7 @@ def build_models(args):
     from modeling_elm.base_models import resolve_base_model
 
     name = args.base_model.split("/")[-1]
+    attention = {"attn_implementation": args.attn_implementation} if args.attn_implementation else {}
     if args.random_init:
         config_path = CONFIGS / f"{name}.json"
         config = AutoConfig.from_pretrained(config_path if config_path.is_file() else args.base_model)
@@ -75,13 +77,13 @@ def build_models(args):
         def fresh():
             torch.manual_seed(0)
             with torch.device(args.device):  # random init of 1.7B parameters on the CPU alone takes minutes
-                return AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+                return AutoModelForCausalLM.from_config(config, dtype=torch.float32, **attention)
     else:
         path = resolve_base_model(args.base_model)
         tokenizer = AutoTokenizer.from_pretrained(args.tokenizer or path)
 
         def fresh():
-            return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+            return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, **attention)
     return fresh, tokenizer
 
 
@@ -116,8 +118,12 @@ def main():
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cuda or cpu")
     parser.add_argument("--batch_tokens", type=int, default=None, help=(
         "real tokens per step (rows per step = this / mean row length); default 65536 on a GPU, 2048 on the CPU"))
-    parser.add_argument("--padding_free", type=lambda v: v.lower() == "true", default=True, help=(
-        "true (default): rows packed into one sequence with position ids; false: padded rows"))
+    parser.add_argument("--padding_free", type=lambda v: v.lower() == "true", default=False, help=(
+        "true: rows packed into one sequence with position ids; false (default): padded rows, grouped by length "
+        "as train_sampling_strategy=group_by_length does (about 1%% padding)"))
+    parser.add_argument("--attn_implementation", default=None, help=(
+        "sdpa (default), eager, flex_attention, flash_attention_2: padding-free batches want flex or flash on a GPU "
+        "(sdpa builds a tokens x tokens mask)"))
     parser.add_argument("--max_length", type=int, default=384)
     parser.add_argument("--steps", type=int, default=12, help="steps per run")
     parser.add_argument("--warmup", type=int, default=3, help="first steps of each run not counted")
@@ -146,6 +152,12 @@ def main():
 
         rows = concatenate_datasets([rows] * (needed // len(rows) + 1))
         lengths = np.asarray(rows["length"])
+    if not args.padding_free:  # the order the recipes' group_by_length sampler draws: rows of a step alike in length
+        from transformers.trainer_pt_utils import LengthGroupedSampler
+
+        order = list(LengthGroupedSampler(rows_per_step, lengths=lengths.tolist(),
+                                          generator=torch.Generator().manual_seed(0)))
+        rows, lengths = rows.select(order), lengths[order]
     vectors = {name: table.vectors for name, table in tables.items()}
     collator = ElmDataCollator(tokenizer.pad_token_id, vectors, padding_free=args.padding_free)
     placeholders = {space["placeholder_token_id"] for space in elm.config.embedding_spaces.values()}
@@ -169,6 +181,9 @@ def main():
     # sequential sampling: step k holds rows [k * rows_per_step, (k + 1) * rows_per_step)
     step_tokens = [int(lengths[k * rows_per_step:(k + 1) * rows_per_step].sum()) for k in range(args.steps)]
     counted_tokens = statistics.mean(step_tokens[args.warmup:])
+    step_slots = [int(lengths[k * rows_per_step:(k + 1) * rows_per_step].max()) * rows_per_step
+                  for k in range(args.steps)]  # what a padded step computes
+    padding = 0.0 if args.padding_free else 1 - sum(step_tokens) / sum(step_slots)
     median = {k: statistics.median(v) for k, v in results.items()}
     tokens_per_s = {k: counted_tokens / v for k, v in median.items()}
     params = sum(p.numel() for p in plain.parameters())
@@ -179,9 +194,11 @@ def main():
         "torch": torch.__version__,
         "model": args.base_model + (" (random init)" if args.random_init else ""),
         "parameters": params,
-        "padding_free": args.padding_free, "bf16": args.bf16, "torch_compile": args.torch_compile,
+        "padding_free": args.padding_free, "attn_implementation": elm.config.text_config._attn_implementation,
+        "bf16": args.bf16, "torch_compile": args.torch_compile,
         "use_liger_kernel": args.use_liger_kernel,
         "rows_per_step": rows_per_step, "real_tokens_per_step": round(counted_tokens),
+        "padding_fraction": round(padding, 4),
         "mean_row_tokens": round(float(lengths.mean()), 1),
         "median_step_s": {k: round(v, 4) for k, v in median.items()},
         "real_tokens_per_s": {k: round(v) for k, v in tokens_per_s.items()},

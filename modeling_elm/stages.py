@@ -45,6 +45,10 @@ class ElmArguments:
         "soft tokens per vector; the paper used 1, which a small LM barely reads (docs/results.md: 16 reads best per "
         "step on CPU)")})
     adapter_hidden_size: int | None = field(default=None, metadata={"help": "adapter MLP width; default: the LM's"})
+    attn_implementation: str | None = field(default=None, metadata={"help": (
+        "the LM's attention: sdpa (default), eager, flex_attention, flash_attention_2, or a Hub kernel. Padding-free "
+        "batches under sdpa/eager build a (tokens x tokens) mask; on a GPU pair --padding_free with flex_attention or "
+        "flash_attention_2, which attend within each row only")})
     standardize_inputs: bool = field(default=True, metadata={"help": (
         "centre and scale each vector dimension by the training vectors' statistics before the adapter (stored in "
         "the checkpoint)")})
@@ -119,13 +123,14 @@ def stage_trainable(stage: int, mode: str):
 def assemble_stage0(elm_args: ElmArguments, spaces: dict, folder: Path, main_process_first, train_split, tables):
     """Stage 0, once: the base LM wrapped into an ELM (its adapters' input statistics from `train_split`), saved;
     every later run and rank loads it from disk."""
+    attention = {"attn_implementation": elm_args.attn_implementation} if elm_args.attn_implementation else {}
     with main_process_first(desc="assembling stage 0"):
         if read_marker(folder) is None:
             spaces = {name: {**space, "num_tokens": elm_args.num_tokens,
                              **({"adapter_hidden_size": elm_args.adapter_hidden_size}
                                 if elm_args.adapter_hidden_size else {})} for name, space in spaces.items()}
             model, processor = ElmForCausalLM.from_language_model(resolve_base_model(elm_args.base_model), spaces,
-                                                                  dtype=torch.float32)
+                                                                  dtype=torch.float32, **attention)
             if elm_args.standardize_inputs:
                 standardize_adapters(model, train_split, tables)
             model.config.base_model = elm_args.base_model
@@ -133,7 +138,7 @@ def assemble_stage0(elm_args: ElmArguments, spaces: dict, folder: Path, main_pro
             processor.save_pretrained(folder)
             write_marker(folder, stage=0, base_model=elm_args.base_model)
             logger.info("Stage 0: assembled %s into an ELM at %s", elm_args.base_model, folder)
-    model = ElmForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    model = ElmForCausalLM.from_pretrained(folder, dtype=torch.float32, **attention)
     return model, ElmProcessor.from_pretrained(folder)
 
 
@@ -213,6 +218,11 @@ def train_elm(elm_args: ElmArguments, corpus_config, sft_config) -> Path:
             test = splits["test"].shuffle(seed=sft_config.seed)
             data["eval"] = tokenize_rows(test.select(range(min(elm_args.eval_rows, len(test)))), processor,
                                          tables, elm_args.system_prompt or None, sft_config.max_length)
+    attention = model.config.text_config._attn_implementation
+    if sft_config.padding_free and attention in ("sdpa", "eager") and (elm_args.batch_tokens or 0) > 8192:
+        logger.warning("padding_free with %s attention builds a %d x %d mask per step; on a GPU pass "
+                       "--attn_implementation flex_attention (or flash_attention_2) so rows attend within themselves.",
+                       attention, elm_args.batch_tokens, elm_args.batch_tokens)
     if elm_args.batch_tokens:
         mean_length = float(np.mean(data["train"]["length"]))
         rows = max(1, round(elm_args.batch_tokens / mean_length))

@@ -109,10 +109,17 @@ def test_a_space_unused_in_a_whole_tokenizing_batch_does_not_break_the_next():
     assert tokenized[0]["user_slot_index"] == [] and tokenized[n - 1]["user_slot_index"] == [[0]]
 
 
-def test_packed_and_padded_batches_give_the_same_loss(tiny_elm):
+@pytest.mark.parametrize("attention", ["sdpa", "eager", pytest.param("flex_attention", marks=pytest.mark.slow)])
+def test_packed_and_padded_batches_give_the_same_loss(attention, tmp_path):
     """Padding-free: every row in one sequence, position ids restarting per row; the placeholders of all rows are
-    found inside it and the loss (fp32) equals the padded batch's."""
-    model, processor = tiny_elm
+    found inside it and the loss (fp32) equals the padded batch's, under each attention implementation."""
+    from conftest import assemble
+    from modeling_elm import ElmForCausalLM
+
+    model, processor = assemble("llama")
+    model.save_pretrained(tmp_path)
+    model = ElmForCausalLM.from_pretrained(tmp_path, attn_implementation=attention)
+    assert model.config.text_config._attn_implementation == attention
     rows = _rows(["describe <movie> .", "what does <movie> and <movie> mean ?", "a film between <movie> ."],
                  ["a funny movie", "two sad films about war and love", "war"],
                  [[["e0"]], [["e1"], ["e2"]], [["e0", "e3"]]])
