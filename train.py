@@ -16,6 +16,7 @@ the model and stage options (ElmArguments), the corpus options (CorpusConfig) an
 resume: run the same command again and it continues from the last checkpoint, in the right stage.
 """
 
+import argparse
 import logging
 import sys
 
@@ -23,9 +24,11 @@ import torch
 from trl import SFTConfig, TrlParser
 
 from modeling_elm.corpus import CorpusConfig
-from modeling_elm.stages import ElmArguments, train_elm
+from modeling_elm.stages import STAGE_OWNED_OPTIONS, ElmArguments, train_elm
 
 logger = logging.getLogger("train")
+EPILOG = "SFTConfig options an ELM run refuses (each stage sets its own, or they have no meaning for ELM rows):\n" + \
+    "\n".join(f"  --{name}: {fix}" for name, _, fix in STAGE_OWNED_OPTIONS)
 
 
 def has_accelerator() -> bool:
@@ -42,7 +45,9 @@ def with_cpu_defaults(argv: list[str]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    parser = TrlParser((ElmArguments, CorpusConfig, SFTConfig), description=__doc__.split("\n\n")[0])
+    # allow_abbrev=False: `--stage1_max_step 3` must be an error, as the same typo is in a recipe YAML.
+    parser = TrlParser((ElmArguments, CorpusConfig, SFTConfig), description=__doc__.split("\n\n")[0],
+                       epilog=EPILOG, allow_abbrev=False, formatter_class=argparse.RawDescriptionHelpFormatter)
     elm_args, corpus_config, sft_config = parser.parse_args_and_config(
         args=with_cpu_defaults(list(sys.argv[1:] if argv is None else argv)))
 
@@ -55,8 +60,11 @@ def main(argv: list[str] | None = None) -> int:
         ElmForCausalLM.from_pretrained(output_dir).push_to_hub(sft_config.hub_model_id or output_dir.name)
         ElmProcessor.from_pretrained(output_dir).push_to_hub(sft_config.hub_model_id or output_dir.name)
     if sft_config.process_index == 0:
+        ask = (f"python -m modeling_elm.evaluate --model {output_dir} --probes \"a word or phrase\"  (spaces with an "
+               "encoder), or python space/app.py" if elm_args.data else
+               f"python -m modeling_elm.describe --model {output_dir} --movie \"toy story\"")
         print(f"\nTrained ELM: {output_dir.resolve()}\n"
-              f"  ask it:      python -m modeling_elm.describe --model {output_dir} --movie \"toy story\"\n"
+              f"  ask it:      {ask}\n"
               f"  evaluate it: python -m modeling_elm.evaluate --model {output_dir}\n"
               f"  load it:     AutoModelForCausalLM.from_pretrained({str(output_dir)!r}), "
               f"AutoProcessor.from_pretrained({str(output_dir)!r})")

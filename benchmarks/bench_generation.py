@@ -26,10 +26,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from modeling_elm import ElmProcessor  # noqa: E402
 from modeling_elm.corpus import load_corpus  # noqa: E402
 from modeling_elm.evaluate import control_vectors  # noqa: E402
-from modeling_elm.generation import generate_texts, load_elm, pick_device, reference_nll  # noqa: E402
+from modeling_elm.generation import generate_texts, load_elm, load_processor, pick_device, reference_nll  # noqa: E402
 from modeling_elm.training import read_marker  # noqa: E402
 from modeling_elm.vector_store import row_vectors  # noqa: E402
 
@@ -39,7 +38,7 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def speedup(args, model, processor, corpus, system_prompt, device) -> dict:
+def speedup(args, model, processor, corpus, device) -> dict:
     rows = corpus.tasks["test"].select(range(args.examples))
     prompts = [r["prompt"] for r in rows]
     vectors = [row_vectors(r, corpus.vectors) for r in rows]
@@ -48,7 +47,7 @@ def speedup(args, model, processor, corpus, system_prompt, device) -> dict:
         for batch_size in rates:
             synchronize(device)
             start = time.perf_counter()
-            generate_texts(model, processor, prompts, vectors, system_prompt, batch_size, args.max_new_tokens)
+            generate_texts(model, processor, prompts, vectors, batch_size, args.max_new_tokens)
             synchronize(device)
             rates[batch_size].append(len(prompts) / (time.perf_counter() - start))
     return {"examples_per_s": {f"batch_{b}": round(statistics.median(r), 2) for b, r in rates.items()},
@@ -56,7 +55,7 @@ def speedup(args, model, processor, corpus, system_prompt, device) -> dict:
                 statistics.median(rates[args.batch_size]) / statistics.median(rates[1]), 2)}
 
 
-def evaluation_load(args, model, processor, corpus, system_prompt, device) -> dict:
+def evaluation_load(args, model, processor, corpus, device) -> dict:
     split = corpus.tasks["test"]
     by_task: dict[str, list[int]] = {}
     for i, task in enumerate(split["task"]):
@@ -70,8 +69,8 @@ def evaluation_load(args, model, processor, corpus, system_prompt, device) -> di
         prompts, targets = [r["prompt"] for r in rows], [r["target"] for r in rows]
         real = [row_vectors(r, corpus.vectors) for r in rows]
         for vectors in (real, control_vectors(real, "shuffled", 0)):
-            generate_texts(model, processor, prompts, vectors, system_prompt, args.batch_size, args.max_new_tokens)
-            reference_nll(model, processor, prompts, targets, vectors, system_prompt, args.batch_size)
+            generate_texts(model, processor, prompts, vectors, args.batch_size, args.max_new_tokens)
+            reference_nll(model, processor, prompts, targets, vectors, args.batch_size)
             answers += len(prompts)
     synchronize(device)
     seconds = time.perf_counter() - start
@@ -99,14 +98,14 @@ def main():
     marker = read_marker(args.model) or {}
     corpus = load_corpus(args.corpus or marker["corpus"])
     model = load_elm(args.model, device)
-    processor = ElmProcessor.from_pretrained(args.model)
+    processor = load_processor(args.model, marker)
     measure = evaluation_load if args.evaluation else speedup
     report = {
         "machine": (f"{platform.machine()}, " + (f"GPU {torch.cuda.get_device_name()}" if device.type == "cuda"
                                                   else f"CPU, {torch.get_num_threads()} threads")),
         "command": "benchmarks/bench_generation.py " + " ".join(sys.argv[1:]),
         "device": str(device), "dtype": str(model.dtype), "batch_size": args.batch_size,
-        **measure(args, model, processor, corpus, marker.get("system_prompt"), device),
+        **measure(args, model, processor, corpus, device),
     }
     text = json.dumps(report, indent=2)
     print(text)

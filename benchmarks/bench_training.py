@@ -143,7 +143,8 @@ def main():
     fresh, tokenizer = build_models(args)
     elm, processor = ElmForCausalLM.from_language_model(fresh(), corpus.spaces, tokenizer=tokenizer)
     tables = {name: corpus.vectors[name] for name in corpus.spaces}
-    rows = tokenize_rows(corpus.tasks["train"], processor, tables, DEFAULT_SYSTEM_PROMPT, args.max_length)
+    processor.system_prompt = DEFAULT_SYSTEM_PROMPT  # as the recipes train
+    rows = tokenize_rows(corpus.tasks["train"], processor, tables, args.max_length)
     lengths = np.asarray(rows["length"])
     rows_per_step = max(1, round(args.batch_tokens / lengths.mean()))
     needed = rows_per_step * args.steps

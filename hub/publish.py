@@ -98,15 +98,14 @@ from transformers import AutoModelForCausalLM, AutoProcessor
 
 model = AutoModelForCausalLM.from_pretrained("{repo_id}", trust_remote_code=True)
 processor = AutoProcessor.from_pretrained("{repo_id}", trust_remote_code=True)
-messages = [{{"role": "user", "content": "What kind of movie is {first[1]['placeholder']}?"}}]
-text = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+text = processor.prompt("What kind of movie is {first[1]['placeholder']}?")  # the prompt format training used
 batch = processor(text=text, vectors={{"{first[0]}": torch.randn({first[1]['dim']})}})  # your vector here
-output = model.generate(**batch, max_new_tokens=40, do_sample=False, no_repeat_ngram_size=3)
+output = model.generate(**batch)  # greedy, no repeated trigrams, 40 new tokens: the checkpoint's generation_config
 print(processor.decode(output[0, batch["input_ids"].shape[1]:], skip_special_tokens=True))
 ```
 
 `trust_remote_code=True` runs `configuration_elm.py` and `modeling_elm.py` from this repository (read them first;
-they are short). Weights are safetensors only.
+they are short); they need transformers >= 5.24 and say so on older versions. Weights are safetensors only.
 
 ## Evaluation
 

@@ -15,7 +15,7 @@ import hashlib
 import json
 import logging
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -66,11 +66,19 @@ class DataConfig:
         unknown = set(raw) - known
         if unknown:
             raise ValueError(f"data: unknown key(s) {sorted(unknown)}; known: {sorted(known)}.")
-        spaces = {name: SpaceSpec(**spec) for name, spec in raw["spaces"].items()}
-        templates = [TemplateSpec(**t) for t in raw.get("templates") or []]
+        spaces = {name: _spec(SpaceSpec, spec, f"data.spaces.{name}") for name, spec in raw["spaces"].items()}
+        templates = [_spec(TemplateSpec, t, f"data.templates[{i}]") for i, t in enumerate(raw.get("templates") or [])]
         config = cls(**{**raw, "spaces": spaces, "templates": templates})
         if not (config.texts or config.templates):
             raise ValueError("data: give `texts:` (a file of ids, task, target) or `templates:`, or both.")
+        fraction = config.test_fraction
+        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
+            raise ValueError(f"data.test_fraction must be a number between 0 and 1 (the share of entities held out), "
+                             f"got {fraction!r}; e.g. test_fraction: 0.1")
+        for key in ("max_test_entities", "seed"):
+            value = getattr(config, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"data.{key} must be a non-negative integer, got {value!r}.")
         return config
 
     def placeholder(self, space: str) -> str:
@@ -88,37 +96,114 @@ class DataConfig:
         return elm_cache_dir() / "corpora" / f"byo-{'-'.join(self.spaces)}-{self.cache_key()}"
 
 
+def _spec(kind, raw, where: str):
+    """A SpaceSpec / TemplateSpec from a recipe mapping, with misspelt or missing keys named."""
+    if not isinstance(raw, dict):
+        raise ValueError(f"{where} must be a mapping of settings, got {type(raw).__name__}.")
+    known = list(kind.__dataclass_fields__)
+    unknown = sorted(set(raw) - set(known))
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {unknown}; known: {known}.")
+    required = [k for k, f in kind.__dataclass_fields__.items()
+                if f.default is MISSING and f.default_factory is MISSING and k not in raw]
+    if required:
+        raise ValueError(f"{where}: missing {required}.")
+    return kind(**raw)
+
+
 # ---- reading ------------------------------------------------------------------------------------------------
+HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")
+TABLE_SUFFIXES = (".parquet", ".pq", ".csv", ".tsv", ".jsonl", ".json")
 def read_table(path: str) -> tuple[pd.DataFrame, int]:
     """A table from a file or dataset, and the offset from row index to file line (for error messages)."""
     p = Path(path)
+    if not p.exists():
+        # A Hub dataset id looks like "user/name"; a path with a file suffix or an existing folder is a local file
+        # that is missing, not a download to retry for half a minute.
+        if HUB_ID.fullmatch(path) and p.suffix not in TABLE_SUFFIXES and not p.parent.is_dir():
+            import datasets
+
+            return _not_empty(datasets.load_dataset(path, split="train").to_pandas(), path), 0
+        raise ValueError(f"{path}: no such file or folder (and not a Hub dataset id such as 'user/name'); check the "
+                         "path in the recipe's data section, relative to where train.py runs.")
     if p.is_dir():
         import datasets
 
         loaded = datasets.load_from_disk(str(p))
-        return (loaded["train"] if isinstance(loaded, datasets.DatasetDict) else loaded).to_pandas(), 0
-    if p.suffix == ".parquet":
-        return pd.read_parquet(p), 0
-    if p.suffix == ".csv":
-        try:
-            return pd.read_csv(p), 2  # header on line 1
-        except pd.errors.ParserError as error:
-            raise ValueError(f"{p}: {error}") from None
-    if p.suffix in (".jsonl", ".json"):
-        rows = []
-        with p.open() as handle:
-            for number, line in enumerate(handle, start=1):
-                if line.strip():
-                    try:
-                        rows.append(json.loads(line))
-                    except json.JSONDecodeError as error:
-                        raise ValueError(f"{p}:{number}: not a JSON object ({error.msg}).") from None
-        return pd.DataFrame(rows), 1
-    if not p.exists() and re.fullmatch(r"[\w.-]+/[\w.-]+", path):
-        import datasets
-
-        return datasets.load_dataset(path, split="train").to_pandas(), 0
+        return _not_empty((loaded["train"] if isinstance(loaded, datasets.DatasetDict) else loaded).to_pandas(), path), 0
+    try:
+        if p.suffix in (".parquet", ".pq"):
+            return _not_empty(pd.read_parquet(p), path), 0
+        if p.suffix in (".csv", ".tsv"):
+            if p.stat().st_size == 0:
+                raise ValueError(f"{path} is empty (0 bytes); it needs a header line and one row per entry.")
+            try:
+                return _not_empty(pd.read_csv(p, sep="\t" if p.suffix == ".tsv" else ","), path), 2  # header: line 1
+            except pd.errors.ParserError as error:
+                raise ValueError(f"{p}: {error}") from None
+        if p.suffix in (".jsonl", ".json"):
+            return _read_json(p, path)
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path}: not UTF-8 text (byte {error.object[error.start:error.start + 1]!r} at position "
+                         f"{error.start}); save the file as UTF-8.") from None
     raise ValueError(f"{path}: not a .parquet, .csv or .jsonl file, a datasets folder, or a Hub dataset id.")
+
+
+def _read_json(p: Path, path: str) -> tuple[pd.DataFrame, int]:
+    text = p.read_text(encoding="utf-8")
+    if p.suffix == ".json" and text.lstrip().startswith("["):  # one JSON array of objects, not JSON lines
+        try:
+            rows = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path}:{error.lineno}: not valid JSON ({error.msg}).") from None
+        if not all(isinstance(r, dict) for r in rows):
+            raise ValueError(f"{path}: a JSON array must hold one object per row, e.g. [{{\"id\": ..., ...}}].")
+        return _not_empty(pd.DataFrame(rows), path), 0
+    rows = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"{p}:{number}: not a JSON object ({error.msg}).") from None
+            if not isinstance(row, dict):
+                raise ValueError(f"{p}:{number}: not a JSON object (one object per line, e.g. {{\"id\": ...}}).")
+            rows.append(row)
+    return _not_empty(pd.DataFrame(rows), path), 1
+
+
+def _not_empty(table: pd.DataFrame, path: str) -> pd.DataFrame:
+    if table.empty:
+        raise ValueError(f"{path} has no rows; it needs one row per entry.")
+    return table
+
+
+def _parse_list(text: str, where: str, spec, table, line_offset: int, column) -> list:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        row = int(np.flatnonzero(column.to_numpy() == text)[0])
+        raise ValueError(f"{where}, row {row + line_offset} (id {table[spec.id_column].iloc[row]!r}): the vector "
+                         f"column holds text {text[:40]!r}, not a list of numbers like [0.1, -0.2].") from None
+    return value if isinstance(value, list) else [value]
+
+
+def _numbers(values, where: str, line: int, entity) -> np.ndarray:
+    try:
+        return np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        bad = next((v for v in values if not isinstance(v, (int, float, np.number))), values)
+        raise ValueError(f"{where}, row {line} (id {entity!r}): the vector holds {bad!r}, not a number.") from None
+
+
+def id_strings(values: pd.Series) -> pd.Series:
+    """Ids as strings; a float column of whole numbers (pandas reads an int column with gaps as float) as "7", not
+    "7.0", so it matches the same ids written elsewhere as integers."""
+    if pd.api.types.is_float_dtype(values):
+        whole = values.dropna()
+        if (whole == whole.round()).all():
+            return values.map(lambda v: str(int(v)) if pd.notna(v) else "nan")
+    return values.astype(str)
 
 
 def entity_vectors(table: pd.DataFrame, spec: SpaceSpec, line_offset: int) -> np.ndarray:
@@ -133,25 +218,35 @@ def entity_vectors(table: pd.DataFrame, spec: SpaceSpec, line_offset: int) -> np
         if not columns:
             raise ValueError(f"{where}: no columns match vector_columns={spec.vector_columns!r}.")
         columns.sort(key=lambda c: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(c))])
-        vectors = table[columns].to_numpy(dtype=np.float64)
+        try:
+            vectors = table[columns].to_numpy(dtype=np.float64)
+        except ValueError:
+            bad = table[columns].apply(pd.to_numeric, errors="coerce").isna() & table[columns].notna()
+            row, col = map(int, np.argwhere(bad.to_numpy())[0])
+            raise ValueError(f"{where}, row {row + line_offset} (id {table[spec.id_column].iloc[row]!r}): column "
+                             f"{columns[col]!r} holds {table[columns[col]].iloc[row]!r}, not a number.") from None
     else:
         if spec.vector_column not in table.columns:
             raise ValueError(f"{where}: no vector column {spec.vector_column!r} (columns: {list(table.columns)[:10]}); "
                              "set vector_column (a list column) or vector_columns (numbered columns, e.g. 'dim_*').")
-        sizes = table[spec.vector_column].map(lambda v: len(v) if hasattr(v, "__len__") else -1).to_numpy()
+        column = table[spec.vector_column]
+        if column.map(lambda v: isinstance(v, str)).all():  # what df.to_csv writes for a list: "[0.1, -0.2, ...]"
+            column = column.map(lambda v: _parse_list(v, where, spec, table, line_offset, column))
+        sizes = column.map(lambda v: len(v) if hasattr(v, "__len__") and not isinstance(v, str) else -1).to_numpy()
         expected = np.bincount(sizes[sizes >= 0]).argmax() if (sizes >= 0).any() else -1
         bad = np.flatnonzero(sizes != expected)
         if len(bad):
             row = int(bad[0])
             raise ValueError(f"{where}, row {row + line_offset} (id {table[spec.id_column].iloc[row]!r}): vector has "
                              f"{sizes[row]} values, the others have {expected}; {len(bad)} row(s) differ.")
-        vectors = np.stack([np.asarray(v, dtype=np.float64) for v in table[spec.vector_column]])
+        vectors = np.stack([_numbers(v, where, row + line_offset, table[spec.id_column].iloc[row])
+                            for row, v in enumerate(column)])
     finite = np.isfinite(vectors).all(axis=1)
     if not finite.all():
         row = int(np.flatnonzero(~finite)[0])
         raise ValueError(f"{where}, row {row + line_offset} (id {table[spec.id_column].iloc[row]!r}): the vector holds "
                          f"NaN or infinity ({int((~finite).sum())} such row(s)); fix or remove them.")
-    ids = table[spec.id_column].astype(str)
+    ids = id_strings(table[spec.id_column])
     duplicated = ids[ids.duplicated()]
     if len(duplicated):
         rows = np.flatnonzero(ids.to_numpy() == duplicated.iloc[0])
@@ -179,8 +274,10 @@ def text_rows(config: DataConfig, entities: dict[str, pd.DataFrame], dropped: di
                                  "(and optionally prompt).")
         for i, row in enumerate(table.to_dict("records")):
             where = f"{config.texts}:{i + offset}"
-            ids = row["ids"] if isinstance(row["ids"], (list, tuple, np.ndarray)) else str(row["ids"]).split("|")
-            ids = [str(x) for x in ids]
+            ids = row["ids"] if isinstance(row["ids"], (list, tuple, np.ndarray)) else [row["ids"]]
+            # floats of whole numbers (pandas reads an int column with gaps as float) as "7", not "7.0"
+            ids = [str(int(x)) if isinstance(x, float) and x.is_integer() else str(x) for x in ids]
+            ids = [part for x in ids for part in x.split("|")]
             prompt = row.get("prompt") if isinstance(row.get("prompt"), str) else config.prompts.get(row["task"])
             if not prompt:
                 raise ValueError(f"{where}: task {row['task']!r} has no prompt; add a `prompt` column or "
@@ -206,7 +303,11 @@ def text_rows(config: DataConfig, entities: dict[str, pd.DataFrame], dropped: di
             try:
                 target = template.target.format(**record).strip()
             except KeyError as error:
-                raise ValueError(f"template {template.task!r}: no column {error} in {config.spaces[space].path}.") from None
+                raise ValueError(f"template {template.task!r}: no column {error} in {config.spaces[space].path} "
+                                 f"(columns: {sorted(record)[:12]}); fix the target {template.target!r}.") from None
+            except (IndexError, ValueError, AttributeError) as error:
+                raise ValueError(f"template {template.task!r}: the target {template.target!r} is not a valid format "
+                                 f"string ({error}); name columns in braces, e.g. '{{gloss}}.'") from None
             if not target or target.lower() in ("nan", "none"):
                 dropped.setdefault(f"template {template.task}: empty target", []).append(str(record["id"]))
                 continue
@@ -232,7 +333,7 @@ def build_byo_corpus(config: DataConfig, rebuild: bool = False) -> Path:
 
         table = table.drop(columns=[c for c in table.columns if c == spec.vector_column or (
             spec.vector_columns and fnmatch.fnmatch(str(c), spec.vector_columns))])  # the vector lives in vectors/
-        table.insert(0, "id", table.pop(spec.id_column).astype(str))
+        table.insert(0, "id", id_strings(table.pop(spec.id_column)))
         entities[name] = table
     dropped: dict[str, list] = {}
     rows = text_rows(config, entities, dropped)

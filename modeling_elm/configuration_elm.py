@@ -4,9 +4,19 @@ This file travels to the Hub with every checkpoint (remote code): it may import 
 and `modeling_elm.py`.
 """
 
-from transformers import AutoConfig, PreTrainedConfig
-from transformers.activations import ACT2FN
-from transformers.configuration_utils import SubConfigSpec
+MIN_TRANSFORMERS_VERSION = "5.24.0"  # composite configs (SubConfigSpec) and the attention/cache API used here
+
+try:
+    from transformers import AutoConfig, PreTrainedConfig
+    from transformers.activations import ACT2FN
+    from transformers.configuration_utils import SubConfigSpec
+except ImportError as error:  # remote code on an older transformers: say what to install, not which name is missing
+    import transformers
+
+    raise ImportError(
+        f"This ELM checkpoint needs transformers >= {MIN_TRANSFORMERS_VERSION}, but {transformers.__version__} is "
+        f"installed: pip install -U 'transformers>={MIN_TRANSFORMERS_VERSION}'. ({error})"
+    ) from None
 
 # Keys of one embedding-space entry, with their defaults (None: derived, see `ElmConfig`).
 SPACE_DEFAULTS = {
@@ -126,6 +136,10 @@ def _normalise_spaces(spaces: dict | None, lm_hidden_size: int) -> dict[str, dic
     placeholders = [space["placeholder"] for space in normalised.values()]
     if len(set(placeholders)) != len(placeholders):
         raise ValueError(f"Every embedding space needs its own placeholder, got {placeholders}.")
+    nested = [(a, b) for a in placeholders for b in placeholders if a != b and a in b]
+    if nested:
+        raise ValueError(f"Placeholder {nested[0][0]!r} occurs inside {nested[0][1]!r}: the processor could not tell "
+                         "them apart in a prompt; give each space a marker that contains no other.")
     token_ids = [s["placeholder_token_id"] for s in normalised.values() if s["placeholder_token_id"] is not None]
     if len(set(token_ids)) != len(token_ids):
         raise ValueError(f"Every embedding space needs its own placeholder token id, got {token_ids}.")

@@ -75,10 +75,9 @@ class Evaluation:
     def __init__(self, args: EvalArguments):
         from .corpus import load_corpus
         from .embeddings import load_encoder
-        from .modeling_elm import ElmProcessor
         from .training import read_marker
 
-        from .generation import load_elm, pick_device
+        from .generation import load_elm, load_processor, pick_device
 
         self.args = args
         self.device = pick_device(args.device)
@@ -92,14 +91,9 @@ class Evaluation:
             raise ValueError(f"No corpus given and {args.model} does not record one: pass --corpus <folder> "
                              "(`python -m modeling_elm.corpus` prints it).")
         self.corpus = load_corpus(corpus)
-        self.system_prompt = marker.get("system_prompt")
-        if self.system_prompt is None:
-            from .stages import DEFAULT_SYSTEM_PROMPT
-
-            self.system_prompt = DEFAULT_SYSTEM_PROMPT
         load = dict(revision=args.revision) if args.revision else {}
         self.model = load_elm(args.model, self.device, **load)
-        self.processor = ElmProcessor.from_pretrained(args.model, **load)
+        self.processor = load_processor(args.model, marker, **load)
         untrained = model_path / "stage0"
         self.untrained = load_elm(str(untrained), self.device) if untrained.is_dir() else None
         self.encoder_name = self.corpus.manifest["config"].get("encoder")
@@ -131,8 +125,8 @@ class Evaluation:
     def generate(self, model, prompts, vectors, desc):
         from .generation import generate_texts
 
-        return generate_texts(model, self.processor, prompts, vectors, self.system_prompt, self.args.batch_size,
-                              self.args.max_new_tokens, desc=desc)
+        return generate_texts(model, self.processor, prompts, vectors, self.args.batch_size, self.args.max_new_tokens,
+                              desc=desc)
 
 
 def control_vectors(vectors: list[dict], kind: str, seed: int) -> list[dict]:
@@ -246,14 +240,14 @@ def evaluate_task(ev: Evaluation, task: str, rows: list[dict]) -> tuple[dict, di
     nll_rows = {}
     for condition, condition_vectors in nll.items():
         nll_rows[condition] = reference_nll(
-            ev.model, ev.processor, prompts, texts["reference"], condition_vectors, ev.system_prompt,
-            ev.args.batch_size, desc=f"{task}: NLL {condition}")
+            ev.model, ev.processor, prompts, texts["reference"], condition_vectors, ev.args.batch_size,
+            desc=f"{task}: NLL {condition}")
         results[condition]["nll"] = bootstrap_ci(nll_rows[condition], seed=ev.args.seed)
     if "shuffled" in nll_rows:  # paired: the same reference under its own vector and another entity's
         gaps["nll"] = bootstrap_ci(nll_rows["real"] - nll_rows["shuffled"], seed=ev.args.seed)
     if ev.untrained is not None and "untrained" in ev.args.controls:
         results["untrained"]["nll"] = bootstrap_ci(reference_nll(
-            ev.untrained, ev.processor, prompts, texts["reference"], vectors, ev.system_prompt, ev.args.batch_size,
+            ev.untrained, ev.processor, prompts, texts["reference"], vectors, ev.args.batch_size,
             desc=f"{task}: NLL untrained"), seed=ev.args.seed)
     samples = [{"task": task, "ids": ids[i], "prompt": prompts[i],
                 **{condition: texts[condition][i] for condition in texts}} for i in range(min(3, len(rows)))]

@@ -32,16 +32,14 @@ def evaluate_byo(ev_args, folder: Path, marker: dict) -> dict:
     from .embeddings import load_encoder
     from .evaluate import control_vectors, sample_task_rows, summarise
     from .vector_store import load_task_splits, load_vector_tables, row_vectors
-    from .generation import generate_texts, load_elm, pick_device, reference_nll
-    from .modeling_elm import ElmProcessor
+    from .generation import generate_texts, load_elm, load_processor, pick_device, reference_nll
 
     manifest = json.loads((folder / "manifest.json").read_text())
     device = pick_device(ev_args.device)
     if ev_args.batch_size is None:
         ev_args.batch_size = 64 if device.type == "cuda" else 16
     model = load_elm(ev_args.model, device)
-    processor = ElmProcessor.from_pretrained(ev_args.model)
-    system = marker.get("system_prompt")
+    processor = load_processor(ev_args.model, marker)
     split = load_task_splits(folder)[ev_args.split]
     tables = load_vector_tables(folder, manifest)
     spaces = list(manifest["spaces"])
@@ -58,7 +56,7 @@ def evaluate_byo(ev_args, folder: Path, marker: dict) -> dict:
         vectors = [row_vectors(r, tables) for r in rows]
         shuffled = control_vectors(vectors, "shuffled", ev_args.seed)
         per_row = {"real": {}, "shuffled": {}, "reference": {}}
-        score = lambda v, d: reference_nll(model, processor, prompts, targets, v, system, ev_args.batch_size, desc=d)  # noqa: E731
+        score = lambda v, d: reference_nll(model, processor, prompts, targets, v, ev_args.batch_size, desc=d)  # noqa: E731
         per_row["real"]["nll"], per_row["shuffled"]["nll"] = score(vectors, f"{task}: NLL"), score(shuffled, f"{task}: NLL shuffled")
         single = all(len(v.get(anchor, [])) == 1 and len(v) == 1 for v in vectors)
         if single:  # retrieval by likelihood among held-out entities
@@ -69,9 +67,9 @@ def evaluate_byo(ev_args, folder: Path, marker: dict) -> dict:
             ranks = (nll <= nll[:, :1]).sum(axis=1)
             per_row["real"].update({"hits@1": (ranks <= 1).astype(float), "hits@5": (ranks <= 5).astype(float),
                                     "mrr": 1.0 / ranks})
-        texts = {"real": generate_texts(model, processor, prompts, vectors, system, ev_args.batch_size,
+        texts = {"real": generate_texts(model, processor, prompts, vectors, ev_args.batch_size,
                                         ev_args.max_new_tokens, desc=f"{task}: real"),
-                 "shuffled": generate_texts(model, processor, prompts, shuffled, system, ev_args.batch_size,
+                 "shuffled": generate_texts(model, processor, prompts, shuffled, ev_args.batch_size,
                                             ev_args.max_new_tokens, desc=f"{task}: shuffled"),
                  "reference": targets}
         if encoder is not None and single:
@@ -94,7 +92,7 @@ def evaluate_byo(ev_args, folder: Path, marker: dict) -> dict:
         if prompt is None:
             raise ValueError("--probes needs a task whose prompt takes a single vector; none was evaluated.")
         probe_vectors = [{anchor: vector_from_expression(p, encoder)[None]} for p in ev_args.probes]
-        answers = generate_texts(model, processor, [prompt] * len(ev_args.probes), probe_vectors, system,
+        answers = generate_texts(model, processor, [prompt] * len(ev_args.probes), probe_vectors,
                                  ev_args.batch_size, ev_args.max_new_tokens, desc="probes")
         results["probes"] = [{"input": p, "prompt": prompt, "answer": a} for p, a in zip(ev_args.probes, answers)]
     return results

@@ -6,11 +6,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .training import chat_prompt
-
-# Greedy decoding loops on small LMs ("comedy, comedy, ..."); banning repeated trigrams stops that. Not a
-# repetition penalty: it also penalises every token of the prompt, end-of-turn included, so answers never end.
-GENERATION_DEFAULTS = dict(do_sample=False, no_repeat_ngram_size=3)
+from .modeling_elm import DECODING_DEFAULTS
 
 
 def pick_device(device: str | None = None) -> torch.device:
@@ -37,7 +33,20 @@ def load_elm(path: str, device: str | torch.device | None = None, **load_kwargs)
 
     device = pick_device(str(device) if device is not None else None)
     model = ElmForCausalLM.from_pretrained(path, dtype=inference_dtype(device), **load_kwargs)
+    if model.generation_config.no_repeat_ngram_size is None:  # a checkpoint from before it carried them
+        model.generation_config.update(**DECODING_DEFAULTS)
     return model.to(device).eval()
+
+
+def load_processor(path: str, marker: dict | None = None, **load_kwargs):
+    """The checkpoint's processor; a checkpoint saved before processors held the system prompt gets the one its
+    training marker recorded."""
+    from .modeling_elm import ElmProcessor
+
+    processor = ElmProcessor.from_pretrained(path, **load_kwargs)
+    if processor.system_prompt is None and (marker or {}).get("system_prompt"):
+        processor.system_prompt = marker["system_prompt"]
+    return processor
 
 
 def _per_example_vectors(vectors: dict | None) -> dict | None:
@@ -49,19 +58,21 @@ def _per_example_vectors(vectors: dict | None) -> dict | None:
 
 
 @torch.no_grad()
-def generate_texts(model, processor, prompts: list[str], vectors: list[dict | None], system_prompt: str | None = None,
-                   batch_size: int = 16, max_new_tokens: int = 40, desc: str = "Generating", **generate_kwargs) -> list[str]:
-    """Answer every prompt (with placeholders) about its vectors; batched, left-padded, KV cache on."""
+def generate_texts(model, processor, prompts: list[str], vectors: list[dict | None], batch_size: int = 16,
+                   max_new_tokens: int | None = None, desc: str = "Generating", **generate_kwargs) -> list[str]:
+    """Answer every prompt (with placeholders) about its vectors; batched, left-padded, KV cache on. The prompt format
+    is the processor's (`processor.prompt`), the decoding the checkpoint's `generation_config`."""
     if len(prompts) != len(vectors):
         raise ValueError(f"{len(prompts)} prompts but {len(vectors)} vector sets.")
     model.eval()
     tokenizer = processor.tokenizer
-    texts = [chat_prompt(tokenizer, p, system_prompt) for p in prompts]
+    texts = [processor.prompt(p) for p in prompts]
     # Similar lengths share a batch: less padding, and left padding stays short.
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     answers = [None] * len(texts)
-    settings = {**GENERATION_DEFAULTS, "max_new_tokens": max_new_tokens, "use_cache": True,
-                "pad_token_id": tokenizer.pad_token_id, **generate_kwargs}
+    settings = {"use_cache": True, "pad_token_id": tokenizer.pad_token_id, **generate_kwargs}
+    if max_new_tokens is not None:
+        settings["max_new_tokens"] = max_new_tokens
     for start in tqdm(range(0, len(order), batch_size), desc=desc, unit="batch", leave=False):
         chunk = order[start: start + batch_size]
         chunk_vectors = [_per_example_vectors(vectors[i]) for i in chunk]
@@ -76,7 +87,7 @@ def generate_texts(model, processor, prompts: list[str], vectors: list[dict | No
 
 @torch.no_grad()
 def reference_nll(model, processor, prompts: list[str], targets: list[str], vectors: list[dict | None],
-                  system_prompt: str | None = None, batch_size: int = 16, desc: str = "Scoring") -> np.ndarray:
+                  batch_size: int = 16, desc: str = "Scoring") -> np.ndarray:
     """Per example, the mean negative log-likelihood per token of `target` given the prompt and its vectors."""
     import datasets
 
@@ -91,7 +102,7 @@ def reference_nll(model, processor, prompts: list[str], targets: list[str], vect
         starts = np.cumsum([0] + [len(v) for v in per_example])
         columns[f"{space}_slots"] = [[[str(k)] for k in range(a, b)] for a, b in zip(starts[:-1], starts[1:])]
         tables[space] = VectorTable(range(starts[-1]), np.concatenate(per_example), space)
-    rows = tokenize_rows(datasets.Dataset.from_dict(columns), processor, tables, system_prompt, None)
+    rows = tokenize_rows(datasets.Dataset.from_dict(columns), processor, tables, None)
     collator = ElmDataCollator(processor.tokenizer.pad_token_id, {s: t.vectors for s, t in tables.items()})
     model.eval()
     nll = np.zeros(len(rows))

@@ -18,10 +18,16 @@ from transformers import PreTrainedModel, ProcessorMixin
 from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.cache_utils import Cache
-from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
+from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast, MoeCausalLMOutputWithPast
 from transformers.modeling_utils import slice_logits_to_keep
 
 from .configuration_elm import ElmConfig
+
+# How an ELM decodes unless a caller says otherwise, written into every checkpoint's generation_config. Greedy
+# decoding loops on small LMs ("comedy, comedy, ..."); banning repeated trigrams stops that. Not a repetition
+# penalty: that also penalises every token of the prompt, end-of-turn included, so answers never end.
+DECODING_DEFAULTS = {"do_sample": False, "no_repeat_ngram_size": 3, "max_new_tokens": 40,
+                     "temperature": None, "top_p": None, "top_k": None}
 
 # vectors: one tensor (n, dim) per space, in the order the space's placeholders appear (row by row).
 # A bare tensor is accepted when the model has a single space.
@@ -70,12 +76,6 @@ class ElmAdapter(nn.Module):
         self.input_mean.copy_(vectors.mean(dim=0).to(self.input_mean))
         self.input_std.copy_(vectors.std(dim=0).clamp_min(1e-6).to(self.input_std))
 
-    @torch.no_grad()
-    def calibrate(self, token_embeddings: torch.Tensor) -> None:
-        """Set the output scale per dimension to the root mean square of the LM's token embeddings."""
-        rms = token_embeddings.float().pow(2).mean(dim=0).sqrt()
-        self.norm.weight.copy_(rms.to(self.norm.weight.dtype))
-
 
 class ElmPreTrainedModel(PreTrainedModel):
     config: ElmConfig
@@ -118,15 +118,25 @@ class ElmModel(ElmPreTrainedModel):
     def set_input_embeddings(self, value):
         self.language_model.set_input_embeddings(value)
 
+    @torch.no_grad()
     def calibrate_adapters(self) -> None:
-        """Match every adapter's output scale to the LM's real token embeddings (placeholder rows excluded)."""
-        weight = self.get_input_embeddings().weight
-        keep = torch.ones(weight.shape[0], dtype=torch.bool, device=weight.device)
+        """Match every adapter's output scale to the LM's real token embeddings (placeholder rows excluded).
+
+        Calibrated against what the embedding module outputs, not its weight rows: soft tokens replace that output,
+        and some families scale inside the module (Gemma's embeddings are multiplied by sqrt(hidden size) there).
+        """
+        embeddings = self.get_input_embeddings()
+        vocab_size = embeddings.weight.shape[0]
+        keep = torch.ones(vocab_size, dtype=torch.bool)
         for token_id in self.config.placeholder_token_ids.values():
-            if token_id < weight.shape[0]:
+            if token_id < vocab_size:
                 keep[token_id] = False
+        ids = keep.nonzero().flatten().to(embeddings.weight.device)
+        # In chunks: a 256k-token vocabulary at full width would be one large temporary tensor.
+        square_sums = sum(embeddings(chunk).float().pow(2).sum(dim=0) for chunk in ids.split(8192))
+        rms = (square_sums / len(ids)).sqrt()
         for adapter in self.adapters.values():
-            adapter.calibrate(weight[keep])
+            adapter.norm.weight.copy_(rms.to(adapter.norm.weight))
 
     def check_vectors(
         self, input_ids: torch.Tensor | None, vectors: Vectors | None, on_host: bool | None = None
@@ -144,7 +154,7 @@ class ElmModel(ElmPreTrainedModel):
         spaces = self.config.embedding_spaces
         if vectors is None:
             vectors = {}
-        elif isinstance(vectors, torch.Tensor):
+        elif not isinstance(vectors, Mapping):  # a tensor (or array, or something that is not vectors at all)
             if len(spaces) != 1:
                 raise ValueError(
                     f"This model reads several embedding spaces {sorted(spaces)}; pass vectors as a dict "
@@ -180,13 +190,17 @@ class ElmModel(ElmPreTrainedModel):
                     f"space {name!r}; pass vectors={{'{name}': tensor of shape "
                     f"({int(n_slots) // space['num_tokens']}, {space['dim']})}}."))
                 continue
-            space_vectors = self._checked_shape(name, space, torch.as_tensor(space_vectors))
+            space_vectors = self._checked_shape(name, space, _as_tensor(space_vectors, name))
             if on_host:
                 space_vectors = space_vectors.cpu()
-            finite = torch.isfinite(space_vectors).all(dim=-1)
+            # Checked in the dtype the adapter computes in: 7e4 is finite in float32 but inf in float16.
+            adapter_dtype = self.adapters[name].fc1.weight.dtype
+            finite = torch.isfinite(space_vectors.to(adapter_dtype)).all(dim=-1)
             _require(finite.all(), on_host, lambda: (
-                f"Vectors for space {name!r} contain NaN or inf (vector index "
-                f"{(~finite).nonzero().flatten().tolist()[:10]})."))
+                f"Vectors for space {name!r} contain NaN or inf"
+                + (f" once cast to the model's {adapter_dtype} (its largest value is "
+                   f"{torch.finfo(adapter_dtype).max:.4g})" if torch.isfinite(space_vectors).all() else "")
+                + f" (vector index {(~finite).nonzero().flatten().tolist()[:10]})."))
             expected = space_vectors.shape[0] * space["num_tokens"]
             _require(n_slots == expected, on_host, lambda: (
                 f"Space {name!r}: {space_vectors.shape[0]} vector(s) need {expected} {space['placeholder']} "
@@ -197,6 +211,11 @@ class ElmModel(ElmPreTrainedModel):
     @staticmethod
     def _checked_shape(name: str, space: dict, space_vectors: torch.Tensor) -> torch.Tensor:
         """(n, dim) floating vectors, or a ValueError; reads shapes only, never values."""
+        if space_vectors.is_meta:
+            raise ValueError(f"Vectors for space {name!r} are on the meta device (shapes without data); pass real "
+                             "values.")
+        if space_vectors.ndim == 0:
+            raise ValueError(f"Vectors for space {name!r} must have shape (n, {space['dim']}), got a single number.")
         if space_vectors.ndim == 1:
             raise ValueError(
                 f"Vectors for space {name!r} must have shape (n, {space['dim']}), got a single vector of shape "
@@ -317,6 +336,17 @@ class ElmForCausalLM(ElmPreTrainedModel, GenerationMixin):
         loss = None
         if labels is not None:
             loss = self.loss_function(logits=logits, labels=labels, vocab_size=logits.shape[-1], **kwargs)
+        text_config = self.config.text_config
+        if kwargs.get("output_router_logits", getattr(text_config, "output_router_logits", False)):
+            aux_loss = self._router_aux_loss(outputs, attention_mask)
+            if aux_loss is not None:
+                if loss is not None:
+                    loss = loss + text_config.router_aux_loss_coef * aux_loss.to(loss.device)
+                return MoeCausalLMOutputWithPast(
+                    loss=loss, aux_loss=aux_loss, logits=logits, cache=outputs.cache,
+                    hidden_states=outputs.hidden_states, attentions=outputs.attentions,
+                    router_logits=outputs.router_logits,
+                )
         return CausalLMOutputWithPast(
             loss=loss,
             logits=logits,
@@ -324,6 +354,28 @@ class ElmForCausalLM(ElmPreTrainedModel, GenerationMixin):
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
         )
+
+    def _router_aux_loss(self, outputs, attention_mask):
+        """A mixture-of-experts LM's load-balancing loss, computed by its own family's function as its CausalLM class
+        does (Mixtral, Qwen3-MoE, ...); None when the LM has no router."""
+        router_logits = getattr(outputs, "router_logits", None)
+        # the function lives in the LM's own modeling module; its methods' globals reach it without an import
+        method = type(self.model.language_model).__init__
+        while hasattr(method, "__wrapped__"):
+            method = method.__wrapped__
+        balance = getattr(method, "__globals__", {}).get("load_balancing_loss_func")
+        if router_logits is None or balance is None:
+            return None
+        text_config = self.config.text_config
+        experts = getattr(text_config, "num_local_experts", None) or getattr(text_config, "num_experts")
+        return balance(router_logits, experts, text_config.num_experts_per_tok, attention_mask)
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        # The Hub loads the backbone through AutoModel too; `register_for_auto_class` records only the saving class.
+        if getattr(self, "_auto_class", None) is not None:
+            self.config.auto_map = {**(getattr(self.config, "auto_map", None) or {}),
+                                    "AutoModel": f"{ElmModel.__module__.split('.')[-1]}.ElmModel"}
+        return super().save_pretrained(save_directory, *args, **kwargs)
 
     def prepare_inputs_for_generation(self, *args, vectors=None, is_first_iteration=False, **kwargs):
         model_inputs = super().prepare_inputs_for_generation(*args, is_first_iteration=is_first_iteration, **kwargs)
@@ -380,6 +432,14 @@ class ElmForCausalLM(ElmPreTrainedModel, GenerationMixin):
             )
         spaces = {name: dict(space) for name, space in embedding_spaces.items()}
         placeholders = [space.get("placeholder") or f"<{name}>" for name, space in spaces.items()]
+        vocabulary = tokenizer.get_vocab()
+        for placeholder in placeholders:
+            # An existing token (or a plain word) as the slot: every occurrence of it in text would become a vector
+            # slot, and the real word could never be generated.
+            if placeholder in vocabulary or placeholder.replace("_", "").isalnum():
+                raise ValueError(
+                    f"Placeholder {placeholder!r} is already a token or a word of this tokenizer; pick a marker that "
+                    f"never occurs in text, such as '<{placeholder.strip('<>')}>' if that is not one either.")
         tokenizer.add_special_tokens({"extra_special_tokens": placeholders}, replace_extra_special_tokens=False)
         for (name, space), placeholder in zip(spaces.items(), placeholders):
             space["placeholder"] = placeholder
@@ -404,6 +464,7 @@ class ElmForCausalLM(ElmPreTrainedModel, GenerationMixin):
         model.model.calibrate_adapters()
 
         model.generation_config = language_model.generation_config
+        model.generation_config.update(**DECODING_DEFAULTS)
         if model.generation_config.pad_token_id is None:
             model.generation_config.pad_token_id = tokenizer.pad_token_id
         # A generated placeholder would ask for a vector nobody gave: never sample one.
@@ -421,24 +482,46 @@ class ElmProcessor(ProcessorMixin):
     it to `num_tokens` placeholder tokens and batches the vectors. Per example, `vectors` is one vector (1-D), a
     list of vectors (one per placeholder, in order), or a dict `{space: vector or list of vectors}`.
 
+    The processor owns the prompt format: `system_prompt` (saved with it) is the system turn the model was trained
+    with, added by `apply_chat_template` and `prompt` to every conversation that has none, so training, evaluation
+    and a Hub user all send the model the same tokens.
+
     Example:
 
     ```python
-    >>> prompt = processor.apply_chat_template(
-    ...     [{"role": "user", "content": "Summarize the movie <movie>."}], add_generation_prompt=True, tokenize=False
-    ... )
+    >>> prompt = processor.prompt("Summarize the movie <movie>.")  # = apply_chat_template(user turn, system turn)
     >>> batch = processor(text=[prompt], vectors=[movie_vector])
-    >>> model.generate(**batch, max_new_tokens=40)
+    >>> model.generate(**batch)  # decoding defaults come from the checkpoint's generation_config
     ```
     """
 
-    def __init__(self, tokenizer=None, embedding_spaces: dict | None = None, chat_template=None, **kwargs):
+    def __init__(self, tokenizer=None, embedding_spaces: dict | None = None, chat_template=None,
+                 system_prompt: str | None = None, **kwargs):
         if not embedding_spaces:
             raise ValueError("ElmProcessor needs the model's embedding_spaces (model.config.embedding_spaces).")
         self.embedding_spaces = {name: dict(space) for name, space in embedding_spaces.items()}
+        self.system_prompt = system_prompt or None
         if chat_template is None and tokenizer is not None:
             chat_template = getattr(tokenizer, "chat_template", None)
         super().__init__(tokenizer, chat_template=chat_template, **kwargs)
+
+    def apply_chat_template(self, conversation, *args, **kwargs):
+        """The chat template, with the trained system prompt as the first turn of a conversation that has none."""
+        batched = bool(conversation) and isinstance(conversation[0], (list, tuple))
+        conversations = [self._with_system(c) for c in conversation] if batched else self._with_system(conversation)
+        return super().apply_chat_template(conversations, *args, **kwargs)
+
+    def prompt(self, text: str) -> str:
+        """`text` (with placeholders) as the user turn, chat-formatted as in training, ready for the answer."""
+        if self.chat_template or getattr(self.tokenizer, "chat_template", None):
+            return self.apply_chat_template([{"role": "user", "content": text}], add_generation_prompt=True,
+                                            tokenize=False)
+        return "\n".join(([self.system_prompt] if self.system_prompt else []) + [text]) + "\n"  # base LM: plain
+
+    def _with_system(self, conversation: list) -> list:
+        if not self.system_prompt or (conversation and conversation[0].get("role") == "system"):
+            return list(conversation)
+        return [{"role": "system", "content": self.system_prompt}, *conversation]
 
     def expand_placeholders(self, text: str) -> str:
         """Write every placeholder `num_tokens` times, once per soft token of its vector."""
@@ -497,6 +580,11 @@ class ElmProcessor(ProcessorMixin):
             raise ValueError("ElmProcessor needs text, with a placeholder where each vector goes.")
         single = isinstance(text, str)
         texts = [text] if single else list(text)
+        if not texts:
+            raise ValueError("ElmProcessor got an empty batch (text=[]); pass at least one text.")
+        if not all(isinstance(t, str) for t in texts):
+            raise ValueError(f"ElmProcessor takes text as a string or a list of strings, got "
+                             f"{sorted({type(t).__name__ for t in texts})}.")
         if vectors is None:
             per_example = [None] * len(texts)
         else:
@@ -541,13 +629,24 @@ class ElmProcessor(ProcessorMixin):
                     )
 
 
+def _as_tensor(given, name: str, dtype=None) -> torch.Tensor:
+    """`torch.as_tensor`, with a ValueError naming the space for what is not numbers (strings, objects, meta)."""
+    if isinstance(given, torch.Tensor) and given.is_meta:
+        raise ValueError(f"Vectors for space {name!r} are on the meta device (shapes without data); pass real values.")
+    try:
+        return torch.as_tensor(given, dtype=dtype)
+    except (TypeError, ValueError, RuntimeError) as error:
+        raise ValueError(f"Vectors for space {name!r} must be numbers (a tensor, an array or lists of floats), got "
+                         f"{type(given).__name__}: {str(error)[:120]}") from None
+
+
 def _as_rows(given, name: str, dim: int) -> torch.Tensor:
     """One vector or a list of vectors (lists, numpy, torch) -> a float tensor (n, dim), size- and value-checked."""
-    if isinstance(given, (list, tuple)) and given and hasattr(given[0], "__len__"):
+    if isinstance(given, (list, tuple)) and given and hasattr(given[0], "__len__") and not isinstance(given[0], str):
         # Row by row: torch.as_tensor on a list of numpy arrays is slow and warns.
-        tensor = torch.stack([torch.as_tensor(row, dtype=torch.float32).detach().cpu() for row in given])
+        tensor = torch.stack([_as_tensor(row, name, torch.float32).detach().cpu() for row in given])
     else:
-        tensor = torch.as_tensor(given, dtype=torch.float32).detach().cpu()
+        tensor = _as_tensor(given, name, torch.float32).detach().cpu()
     if tensor.ndim == 1:
         tensor = tensor[None]
     if tensor.ndim != 2 or tensor.shape[-1] != dim:
@@ -568,4 +667,4 @@ def _require(condition: torch.Tensor, on_host: bool, message) -> None:
                             "run the same inputs on the CPU for the detailed error.")
 
 
-__all__ = ["ElmAdapter", "ElmPreTrainedModel", "ElmModel", "ElmForCausalLM", "ElmProcessor"]
+__all__ = ["DECODING_DEFAULTS", "ElmAdapter", "ElmPreTrainedModel", "ElmModel", "ElmForCausalLM", "ElmProcessor"]

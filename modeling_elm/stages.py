@@ -90,6 +90,69 @@ class ElmArguments:
             raise ValueError(f"stage2 must be 'full', 'lora' or 'none', got {self.stage2!r}.")
 
 
+# SFTConfig options that an ELM run sets per stage, or that have no meaning for ELM rows: given, they would be
+# ignored in silence, so they are refused with the option to use instead. (option, value that is fine, fix)
+STAGE_OWNED_OPTIONS = (
+    ("learning_rate", 2e-5, "set it per stage: --stage1_learning_rate / --stage2_learning_rate"),
+    ("max_steps", -1, "set it per stage: --stage1_max_steps / --stage2_max_steps"),
+    ("num_train_epochs", 3.0, "set it per stage: --stage1_epochs / --stage2_epochs"),
+    ("packing", False, "TRL's packing would drop the vectors; --padding_free true packs the rows of a step instead"),
+    ("eos_token", None, "ELM ends every target with the base tokenizer's eos_token; change it on the tokenizer"),
+    ("pad_token", None, "ELM pads with the base tokenizer's pad token (its eos token when it has none)"),
+    ("completion_only_loss", (None, True), "ELM always trains on the target only"),
+    ("assistant_only_loss", False, "ELM rows are prompt/target pairs, not conversations; the loss is on the target"),
+    ("dataset_text_field", "text", "ELM rows have prompt and target columns; there is no text field"),
+)
+
+
+def refuse_ignored_options(sft_config) -> None:
+    """A ValueError naming every SFTConfig option this run would otherwise ignore, with what to use instead."""
+    wrong = []
+    for name, fine, fix in STAGE_OWNED_OPTIONS:
+        value = getattr(sft_config, name)
+        if value not in (fine if isinstance(fine, tuple) else (fine,)):
+            wrong.append(f"--{name} {value!r}: {fix}")
+    if wrong:
+        raise ValueError("These training options are not used by an ELM run:\n  " + "\n  ".join(wrong))
+
+
+def check_prompt_lengths(elm_args: ElmArguments, corpus_config, max_length: int | None) -> None:
+    """Before any corpus build or model load: the longest known prompt, chat-formatted with the system prompt and
+    its placeholders expanded to `num_tokens`, must leave room for a target within `max_length`."""
+    if max_length is None:
+        return
+    from transformers import AutoTokenizer
+
+    if elm_args.data:
+        from .byo import DataConfig
+
+        data = DataConfig.from_dict(elm_args.data)
+        prompts = {**data.prompts, **{t.task: t.prompt for t in data.templates}}
+        marks = [data.placeholder(space) for space in data.spaces]
+    else:
+        from .tasks import get_tasks
+
+        prompts = {task.name: task.prompt for task in get_tasks(corpus_config.tasks)}
+        marks = ["<movie>", "<user>"]
+    if not prompts:
+        return
+    tokenizer = AutoTokenizer.from_pretrained(resolve_base_model(elm_args.base_model))
+    formatter = ElmProcessor(tokenizer=tokenizer, embedding_spaces={"check": {"dim": 1}},
+                             system_prompt=elm_args.system_prompt or None)
+    lengths = {}
+    for task, prompt in prompts.items():
+        for mark in marks:  # each placeholder is one special token, num_tokens times
+            prompt = prompt.replace(mark, " x" * elm_args.num_tokens)
+        text = formatter.prompt(prompt)
+        lengths[task] = len(tokenizer(text, add_special_tokens=False)["input_ids"])
+    task, longest = max(lengths.items(), key=lambda item: item[1])
+    if longest >= max_length:
+        raise ValueError(
+            f"max_length {max_length} leaves no room for a target: the prompt of task {task!r} alone is about "
+            f"{longest} tokens (system prompt and {elm_args.num_tokens} tokens per vector included). Raise "
+            f"--max_length (e.g. {longest + 128}), or shorten --system_prompt / lower --num_tokens.")
+
+
 def load_training_data(elm_args: ElmArguments, corpus_config, main_process_first):
     """The task rows, the embedding spaces they use, their vector tables and where they came from:
     `(DatasetDict, spaces, {space: VectorTable}, folder)`."""
@@ -133,13 +196,16 @@ def assemble_stage0(elm_args: ElmArguments, spaces: dict, folder: Path, main_pro
                                                                   dtype=torch.float32, **attention)
             if elm_args.standardize_inputs:
                 standardize_adapters(model, train_split, tables)
+            processor.system_prompt = elm_args.system_prompt or None  # saved with it: the prompt format travels
             model.config.base_model = elm_args.base_model
             model.save_pretrained(folder)
             processor.save_pretrained(folder)
             write_marker(folder, stage=0, base_model=elm_args.base_model)
             logger.info("Stage 0: assembled %s into an ELM at %s", elm_args.base_model, folder)
     model = ElmForCausalLM.from_pretrained(folder, dtype=torch.float32, **attention)
-    return model, ElmProcessor.from_pretrained(folder)
+    processor = ElmProcessor.from_pretrained(folder)
+    processor.system_prompt = elm_args.system_prompt or None  # also for a stage 0 saved before processors held it
+    return model, processor
 
 
 def stage_config(sft_config, stage: int, elm_args: ElmArguments, output_dir: Path):
@@ -203,6 +269,8 @@ def train_elm(elm_args: ElmArguments, corpus_config, sft_config) -> Path:
         logger.info("%s already holds a finished ELM (stage %s); nothing to do.", output_dir, done["stage"])
         return output_dir
     set_seed(sft_config.seed)
+    refuse_ignored_options(sft_config)
+    check_prompt_lengths(elm_args, corpus_config, sft_config.max_length)
     splits, spaces, tables, corpus_folder = load_training_data(elm_args, corpus_config, sft_config.main_process_first)
     model, processor = assemble_stage0(elm_args, spaces, output_dir / "stage0", sft_config.main_process_first,
                                        splits["train"], tables)
@@ -212,12 +280,11 @@ def train_elm(elm_args: ElmArguments, corpus_config, sft_config) -> Path:
             train = train.shuffle(seed=sft_config.seed).select(range(elm_args.max_train_rows))
         tables = {name: tables[name] for name in spaces}
         data = {"tables": {name: table.vectors for name, table in tables.items()},
-                "train": tokenize_rows(train, processor, tables, elm_args.system_prompt or None,
-                                       sft_config.max_length)}
+                "train": tokenize_rows(train, processor, tables, sft_config.max_length)}
         if sft_config.eval_strategy != "no" and "test" in splits:
             test = splits["test"].shuffle(seed=sft_config.seed)
             data["eval"] = tokenize_rows(test.select(range(min(elm_args.eval_rows, len(test)))), processor,
-                                         tables, elm_args.system_prompt or None, sft_config.max_length)
+                                         tables, sft_config.max_length)
     attention = model.config.text_config._attn_implementation
     if sft_config.padding_free and attention in ("sdpa", "eager") and (elm_args.batch_tokens or 0) > 8192:
         logger.warning("padding_free with %s attention builds a %d x %d mask per step; on a GPU pass "

@@ -25,21 +25,12 @@ STAGE_MARKER = "elm_stage.json"  # written last into a folder, so a folder witho
 ADAPTER_WEIGHTS = "elm_adapters.safetensors"  # stage-1 checkpoints: the adapters only (the LM is stage 0's)
 
 
-def chat_prompt(tokenizer, prompt: str, system_prompt: str | None) -> str:
-    """The prompt as the LM's chat template writes a user turn, ready for the assistant's answer."""
-    messages = ([{"role": "system", "content": system_prompt}] if system_prompt else []) + [
-        {"role": "user", "content": prompt}]
-    if tokenizer.chat_template:
-        return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-    return "\n".join(m["content"] for m in messages) + "\n"  # base LMs without a template: plain text
-
-
-def tokenize_rows(dataset, processor, tables: dict, system_prompt: str | None, max_length: int | None,
-                  num_proc: int | None = None):
+def tokenize_rows(dataset, processor, tables: dict, max_length: int | None, num_proc: int | None = None):
     """Corpus rows -> `input_ids`, `prompt_length`, `length` and, per space of `tables` ({space: VectorTable}),
     `<space>_slot_index`: for each placeholder, the table rows whose mean vector fills it.
 
-    Targets end with the tokenizer's end-of-turn token so the model learns to stop. When a row is longer than
+    Prompts are chat-formatted by the processor (`processor.prompt`: its system prompt, the LM's template), as
+    every caller formats them. Targets end with the tokenizer's end-of-turn token so the model learns to stop. When a row is longer than
     `max_length`, the target is cut, never the prompt: a cut prompt could lose a placeholder, and the vector
     would then have nowhere to go. A prompt that alone exceeds `max_length`, an id missing from its vector table,
     or placeholders that do not match the row's slots are errors naming the row. Checked here, on the host, once:
@@ -51,7 +42,7 @@ def tokenize_rows(dataset, processor, tables: dict, system_prompt: str | None, m
                            processor.embedding_spaces[name]["num_tokens"]) for name in tables}
 
     def encode(batch, indices):
-        prompts = [processor.expand_placeholders(chat_prompt(tokenizer, p, system_prompt)) for p in batch["prompt"]]
+        prompts = [processor.expand_placeholders(processor.prompt(p)) for p in batch["prompt"]]
         prompt_ids = tokenizer(prompts, add_special_tokens=False)["input_ids"]
         target_ids = tokenizer([t + end for t in batch["target"]], add_special_tokens=False)["input_ids"]
         input_ids, prompt_lengths = [], []

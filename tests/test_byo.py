@@ -128,7 +128,7 @@ def test_wordnet_builder_on_a_small_slice(tmp_path):
         parse_data_line("garbage", "data.noun", 9)
 
 
-def test_own_files_through_both_stages_to_evaluation(tmp_path):
+def test_own_files_through_both_stages_to_evaluation(tmp_path, capsys):
     from modeling_elm.evaluate import main as evaluate
 
     table = entities(n=12, dim=6)
@@ -145,6 +145,8 @@ def test_own_files_through_both_stages_to_evaluation(tmp_path):
     }
     (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe))
     out = run_train(["--config", str(tmp_path / "recipe.yaml"), "--output_dir", str(tmp_path / "elm")])
+    printed = capsys.readouterr().out
+    assert "--movie" not in printed and "--probes" in printed  # the closing hint fits your data, not MovieLens
     marker = json.loads((out / "elm_stage.json").read_text())
     assert marker["complete"] and set(marker["stages"]) == {"stage1", "stage2"}
     config = json.loads((out / "config.json").read_text())

@@ -155,14 +155,14 @@ def test_the_device_is_the_gpu_when_there_is_one_in_bf16(monkeypatch):
 def test_describe_runs_on_the_device_it_is_given(trained, monkeypatch, capsys):
     from modeling_elm import describe, generation
 
-    placed = []
+    placed, load_elm = [], generation.load_elm
 
     def spy(path, device=None, **kwargs):
-        model = generation.load_elm(path, device, **kwargs)
+        model = load_elm(path, device, **kwargs)
         placed.append((device, model.device, model.dtype))
         return model
 
-    monkeypatch.setattr(describe, "load_elm", spy)
+    monkeypatch.setattr(generation, "load_elm", spy)  # describe imports it when it runs
     assert describe.main(["--model", str(trained[0]), "--device", "cpu", "--max-new-tokens", "4"]) == 0
     assert placed == [("cpu", torch.device("cpu"), torch.float32)]
     assert "held out from training" in capsys.readouterr().out

@@ -80,8 +80,9 @@ def test_own_vectors_are_checked_before_the_model_sees_them(space, tmp_path):
         space.parse_vector("[1, 2, 3]")
     with pytest.raises(ValueError, match="NaN or infinity"):
         space.parse_vector(str([1.0] * (dim - 1) + [float("inf")]).replace("inf", "Infinity"))
-    with pytest.raises(ValueError, match="Could not read a vector"):
-        space.parse_vector("[1, 2,")
+    for text in ("[1, 2,", "hello"):
+        with pytest.raises(ValueError, match=f"That is not a vector: paste a JSON list of {dim} numbers"):
+            space.parse_vector(text)
     np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
     with pytest.raises(ValueError):  # object arrays would need unpickling: refused
         space.parse_vector(file=str(tmp_path / "obj.npy"))
@@ -100,17 +101,66 @@ def test_gradio_client_and_16_concurrent_users(server, space):
 
     client = Client(server, verbose=False)
     title = space.titles[0]
-    text = client.predict(title, space.movie_tasks()[0], api_name="/describe_movie")
-    assert isinstance(text, str) and text
-    top = client.predict(space.user_choices()[0], api_name="/user_top_movies")
-    assert top["data"] and len(top["data"][0]) == 2
+    text, near, _ = client.predict(movie=title, task=space.movie_tasks()[0], api_name="/describe_movie")
+    assert isinstance(text, str) and text and near["data"][0][0] == title
+    text, top = client.predict(user=space.user_choices()[0], api_name="/describe_user")
+    assert text and top["data"] and len(top["data"][0]) == 2
+    dim = space.spaces["movie"]["dim"]
+    text, _, _ = client.predict(vector=str([0.1] * dim), api_name="/describe_vector")  # pasted: no file needed
+    assert text
 
     def one_user(i):
-        return Client(server, verbose=False).predict(space.titles[i], space.titles[i + 1], 0.5, api_name="/mix")
+        return Client(server, verbose=False).predict(space.titles[i], space.titles[i + 1], 0.5, api_name="/mix")[0]
 
     with ThreadPoolExecutor(16) as pool:
         answers = list(pool.map(one_user, range(16)))
     assert len(answers) == 16 and all(isinstance(a, str) and a for a in answers)
+
+
+def test_one_handler_per_action_with_named_parameters_and_a_small_schema(server, space):
+    import json
+
+    from gradio_client import Client
+
+    schema = Client(server, verbose=False).view_api(return_format="dict", print_info=False)
+    endpoints = schema["named_endpoints"]
+    assert set(endpoints) == {"/describe_meaning", "/describe_movie", "/mix", "/move", "/describe_user",
+                              "/describe_vector"}  # no second "context" handler behind any button
+    names = {e: [p["parameter_name"] for p in spec["parameters"]] for e, spec in endpoints.items()}
+    assert names["/mix"] == ["movie_a", "movie_b", "share_of_b"] and names["/describe_vector"][0] == "vector"
+    assert not any(n.startswith("param_") for params in names.values() for n in params)
+    assert len(json.dumps(schema)) < 20_000  # 513 KB when every title was listed
+
+
+def test_a_users_mistake_is_one_short_message_without_a_traceback(server, space, capfd):
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+
+    client = Client(server, verbose=False)
+    capfd.readouterr()
+    for call, message in [
+        (dict(movie="No Such Film", task=space.movie_tasks()[0], api_name="/describe_movie"), "Unknown movie 'No Such Film'."),
+        (dict(vector="hello", api_name="/describe_vector"), "That is not a vector"),
+    ]:
+        with pytest.raises(AppError) as error:
+            client.predict(**call)
+        assert message in str(error.value) and len(str(error.value)) < 300, str(error.value)[:300]
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_labels_people_read_and_a_header_from_the_models_own_evaluation(space):
+    labels = [space.task_label(t) for t in space.movie_tasks()]
+    assert all("_" not in label and "<movie>" not in label and "…" in label for label in labels)
+    concepts, default = space.concept_choices()
+    assert default == "Comedy" and concepts[0][1] in space.concepts and "accuracy" in concepts[0][0]
+    assert "No evaluation of this model was found" in space.header()
+    space.evaluation = {"summary": {"genre_f1_real": 0.44, "nll_real": 1.2, "nll_shuffled": 1.5},
+                        "constant_guess": {"tasks": {"summary": {"genre_f1": {"mean": 0.42}}}}}
+    try:
+        header = space.header()
+    finally:
+        space.evaluation = None
+    assert "genre F1 0.44 on held-out movies (a constant guess: 0.42)" in header and "Trained" in header
 
 
 def test_a_real_browser_runs_a_generation(server, tmp_path):

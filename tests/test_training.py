@@ -70,7 +70,7 @@ def test_collator_labels_only_the_target_and_gathers_vectors_in_order(tiny_elm):
                  ["a funny movie", "two sad films about war", "a war film"],
                  [[["e0"]], [["e1"], ["e2"]], [["e0", "e3"]]])  # the last: one slot, the mean of two entities
     table = _table()
-    tokenized = tokenize_rows(rows, processor, {"movie": table}, "describe movies", max_length=None)
+    tokenized = tokenize_rows(rows, processor, {"movie": table}, max_length=None)
     batch = ElmDataCollator(processor.tokenizer.pad_token_id, {"movie": table.vectors})(list(tokenized))
     placeholder = processor.tokenizer.convert_tokens_to_ids("<movie>")
     ids, labels, mask = batch["input_ids"], batch["labels"], batch["attention_mask"]
@@ -89,9 +89,9 @@ def test_rows_that_disagree_with_their_tables_are_refused_naming_the_row(tiny_el
     _, processor = tiny_elm
     table = {"movie": _table()}
     with pytest.raises(ValueError, match=r"Row 1 \(task 't1'\): id 'e9' is not in vector table 'movie'"):
-        tokenize_rows(_rows(["describe <movie> ."] * 2, ["x", "y"], [[["e0"]], [["e9"]]]), processor, table, None, None)
+        tokenize_rows(_rows(["describe <movie> ."] * 2, ["x", "y"], [[["e0"]], [["e9"]]]), processor, table, None)
     with pytest.raises(ValueError, match=r"Row 0 \(task 't0'\): the prompt has 1 placeholder\(s\) .* names 2 slot"):
-        tokenize_rows(_rows(["describe <movie> ."], ["x"], [[["e0"], ["e1"]]]), processor, table, None, None)
+        tokenize_rows(_rows(["describe <movie> ."], ["x"], [[["e0"], ["e1"]]]), processor, table, None)
 
 
 def test_a_space_unused_in_a_whole_tokenizing_batch_does_not_break_the_next():
@@ -105,7 +105,7 @@ def test_a_space_unused_in_a_whole_tokenizing_batch_does_not_break_the_next():
         "task": ["t"] * n, "prompt": ["describe <movie> ."] * (n - 1) + ["who is <user> ?"], "target": ["x"] * n,
         "movie_slots": [[["e0"]]] * (n - 1) + [[]], "user_slots": [[]] * (n - 1) + [[["u0"]]]})
     tables = {"movie": _table(), "user": VectorTable(["u0"], np.ones((1, 4)), "user")}
-    tokenized = tokenize_rows(rows, processor, tables, None, None)
+    tokenized = tokenize_rows(rows, processor, tables, None)
     assert tokenized[0]["user_slot_index"] == [] and tokenized[n - 1]["user_slot_index"] == [[0]]
 
 
@@ -124,7 +124,7 @@ def test_packed_and_padded_batches_give_the_same_loss(attention, tmp_path):
                  ["a funny movie", "two sad films about war and love", "war"],
                  [[["e0"]], [["e1"], ["e2"]], [["e0", "e3"]]])
     table = VectorTable([f"e{k}" for k in range(4)], np.random.default_rng(0).standard_normal((4, 8)) * 3, "movie")
-    tokenized = list(tokenize_rows(rows, processor, {"movie": table}, "describe movies", max_length=None))
+    tokenized = list(tokenize_rows(rows, processor, {"movie": table}, max_length=None))
     padded = ElmDataCollator(processor.tokenizer.pad_token_id, {"movie": table.vectors})(tokenized)
     packed = ElmDataCollator(processor.tokenizer.pad_token_id, {"movie": table.vectors}, padding_free=True)(tokenized)
     assert packed["input_ids"].shape == (1, sum(r["length"] for r in tokenized)) and "attention_mask" not in packed
@@ -150,12 +150,12 @@ def test_long_rows_lose_target_tokens_never_the_prompt(tiny_elm):
     _, processor = tiny_elm
     rows = _rows(["describe <movie> ."], ["the movie " * 30], [[["e0"]]])
     table = {"movie": _table()}
-    full = tokenize_rows(rows, processor, table, None, max_length=None)[0]
-    cut = tokenize_rows(rows, processor, table, None, max_length=full["prompt_length"] + 5)[0]
+    full = tokenize_rows(rows, processor, table, max_length=None)[0]
+    cut = tokenize_rows(rows, processor, table, max_length=full["prompt_length"] + 5)[0]
     assert cut["length"] == full["prompt_length"] + 5
     assert cut["input_ids"][: cut["prompt_length"]] == full["input_ids"][: full["prompt_length"]]
     with pytest.raises(ValueError, match=r"Row 0 \(task 't0'\).*prompt alone.*never cuts a prompt"):
-        tokenize_rows(rows, processor, table, None, max_length=full["prompt_length"] - 1)
+        tokenize_rows(rows, processor, table, max_length=full["prompt_length"] - 1)
 
 
 def test_resume_ignores_a_checkpoint_whose_save_did_not_finish(tmp_path):
