@@ -92,8 +92,9 @@ def check_format(folder: Path, manifest: dict) -> None:
     if manifest.get("format") != FORMAT:
         raise ValueError(
             f"{folder} was built by an older ELM that copied vectors onto every row; this version reads corpora whose "
-            f"rows name ids (format {FORMAT!r}). Rebuild it: `python -m modeling_elm.corpus --rebuild` with the same "
-            "options, or rerun train.py without --corpus_path (the cache key changed, so it rebuilds by itself).")
+            f"rows name ids (format {FORMAT!r}). Build it again: `python -m modeling_elm.corpus` with the same options "
+            "(or train.py without --corpus_path) writes a new folder, as the cache key changed; then pass that folder "
+            "with --corpus to evaluate / describe, or as ELM_TABLES to the Space, for a model trained on the old one.")
 
 
 def save_task_splits(folder: str | Path, splits: dict) -> None:
