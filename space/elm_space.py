@@ -95,7 +95,9 @@ class ElmSpace:
         self.model = self.model.to(self.device).eval()
         self.processor = AutoProcessor.from_pretrained(folder, trust_remote_code=True)
         marker = json.loads((folder / "elm_stage.json").read_text()) if (folder / "elm_stage.json").is_file() else {}
-        if self.processor.system_prompt is None and marker.get("system_prompt"):  # saved before processors held it
+        # A checkpoint saved before processors held the system prompt (its remote code may not even know the
+        # attribute): the prompt its training marker recorded.
+        if getattr(self.processor, "system_prompt", None) is None and marker.get("system_prompt"):
             self.processor.system_prompt = marker["system_prompt"]
         if self.model.generation_config.no_repeat_ngram_size is None:  # ditto for the decoding defaults
             self.model.generation_config.update(do_sample=False, no_repeat_ngram_size=3)
@@ -280,7 +282,7 @@ class ElmSpace:
         from transformers import TextIteratorStreamer
 
         tokenizer = self.processor.tokenizer
-        text = self.processor.prompt(prompt)  # the processor owns the prompt format (system turn included)
+        text = self.chat_text(prompt)
         batch = self.processor(text=text, vectors={s: np.asarray(v, np.float32)[None] for s, v in vectors.items()})
         batch = batch.to(self.device)
         streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=300)
@@ -303,6 +305,15 @@ class ElmSpace:
         for result in self.stream(prompt, vectors, max_new_tokens):
             pass
         return result
+
+    def chat_text(self, prompt: str) -> str:
+        """The prompt as the model was trained on it: the processor's own format. Remote code saved before
+        processors owned the prompt has no `prompt()`: the same system turn and template, written here."""
+        if hasattr(self.processor, "prompt"):
+            return self.processor.prompt(prompt)
+        system = getattr(self.processor, "system_prompt", None)
+        messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
+        return self.processor.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
 
     # ---- context: nearest movies and the map ---------------------------------------------------------------
     def nearest(self, vector: np.ndarray, k: int = 5) -> pd.DataFrame:

@@ -182,3 +182,16 @@ def test_a_real_browser_runs_a_generation(server, tmp_path):
         text = answer.input_value()
         browser.close()
     assert text and (tmp_path / "space.png").stat().st_size > 10_000
+
+
+def test_remote_code_from_before_prompt_ownership_still_gets_the_trained_prompt(space):
+    """A checkpoint's own (older) remote code may lack `processor.prompt`: the Space writes the same text."""
+    from types import SimpleNamespace
+
+    real = space.processor
+    expected = real.prompt("describe the movie <movie> .")
+    space.processor = SimpleNamespace(tokenizer=real.tokenizer, system_prompt=real.system_prompt)
+    try:
+        assert space.chat_text("describe the movie <movie> .") == expected
+    finally:
+        space.processor = real
