@@ -20,7 +20,7 @@ from huggingface_hub import HfApi, get_token
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL_FILES = ("config.json", "generation_config.json", "model.safetensors", "model.safetensors.index.json",
-               "configuration_elm.py", "modeling_elm.py", "processor_config.json", "tokenizer.json",
+               "configuration_elm.py", "modeling_elm.py", "processing_elm.py", "processor_config.json", "tokenizer.json",
                "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja", "loss_stage1.png",
                "loss_stage2.png")
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
@@ -39,7 +39,7 @@ def check_model_folder(folder: Path) -> None:
         pickles = [p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES]
         raise PublishError(f"{folder} has no safetensors weights{' (only ' + ', '.join(pickles) + ')' if pickles else ''}"
                            "; ELM publishes safetensors only. Re-save with `model.save_pretrained(folder)`.")
-    for name in ("configuration_elm.py", "modeling_elm.py"):
+    for name in ("configuration_elm.py", "modeling_elm.py", "processing_elm.py"):
         if not (folder / name).is_file():
             raise PublishError(f"{folder} lacks {name}, which `trust_remote_code=True` users need; re-save the model "
                                "with `save_pretrained` from this package.")
@@ -104,7 +104,7 @@ output = model.generate(**batch)  # greedy, no repeated trigrams, 40 new tokens:
 print(processor.decode(output[0, batch["input_ids"].shape[1]:], skip_special_tokens=True))
 ```
 
-`trust_remote_code=True` runs `configuration_elm.py` and `modeling_elm.py` from this repository (read them first;
+`trust_remote_code=True` runs `configuration_elm.py`, `modeling_elm.py` and `processing_elm.py` from this repository (read them first;
 they are short); they need transformers >= 5.24 and say so on older versions. Weights are safetensors only.
 
 ## Evaluation

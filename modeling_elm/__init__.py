@@ -2,13 +2,14 @@
 
 Importing the package registers ELM with the Auto classes, so `AutoModelForCausalLM.from_pretrained(folder)` works
 on any saved ELM checkpoint, and marks the classes for the Hub so every `save_pretrained` writes the remote code
-(`configuration_elm.py`, `modeling_elm.py`) and `auto_map` next to the weights.
+(`configuration_elm.py`, `modeling_elm.py`, `processing_elm.py`) and `auto_map` next to the weights.
 """
 
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoProcessor
 
 from .configuration_elm import ElmConfig
-from .modeling_elm import ElmAdapter, ElmForCausalLM, ElmModel, ElmPreTrainedModel, ElmProcessor
+from .modeling_elm import ElmAdapter, ElmForCausalLM, ElmModel, ElmPreTrainedModel
+from .processing_elm import ElmProcessor
 
 AutoConfig.register(ElmConfig.model_type, ElmConfig, exist_ok=True)
 AutoModel.register(ElmConfig, ElmModel, exist_ok=True)

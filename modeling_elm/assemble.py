@@ -15,7 +15,8 @@ from pathlib import Path
 import torch
 
 from .base_models import DEFAULT_BASE_MODEL, resolve_base_model
-from .modeling_elm import ElmForCausalLM, ElmProcessor
+from .modeling_elm import ElmForCausalLM
+from .processing_elm import ElmProcessor
 
 
 def parse_space(text: str) -> tuple[str, dict]:

@@ -1,7 +1,6 @@
 """ELM model configuration.
 
-This file travels to the Hub with every checkpoint (remote code): it may import only torch, transformers
-and `modeling_elm.py`.
+This file travels to the Hub with every checkpoint (remote code): it imports only transformers.
 """
 
 MIN_TRANSFORMERS_VERSION = "5.24.0"  # composite configs (SubConfigSpec) and the attention/cache API used here

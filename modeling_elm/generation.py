@@ -41,7 +41,7 @@ def load_elm(path: str, device: str | torch.device | None = None, **load_kwargs)
 def load_processor(path: str, marker: dict | None = None, **load_kwargs):
     """The checkpoint's processor; a checkpoint saved before processors held the system prompt gets the one its
     training marker recorded."""
-    from .modeling_elm import ElmProcessor
+    from .processing_elm import ElmProcessor
 
     processor = ElmProcessor.from_pretrained(path, **load_kwargs)
     if processor.system_prompt is None and (marker or {}).get("system_prompt"):

@@ -22,7 +22,8 @@ import numpy as np
 import torch
 
 from .base_models import DEFAULT_BASE_MODEL, resolve_base_model
-from .modeling_elm import ElmForCausalLM, ElmProcessor
+from .modeling_elm import ElmForCausalLM
+from .processing_elm import ElmProcessor
 from .reading import standardize_adapters
 from .training import (
     ADAPTER_WEIGHTS, ElmDataCollator, ElmSFTTrainer, ElmStageCallback, adapter_state, is_adapter, last_checkpoint,

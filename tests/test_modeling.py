@@ -94,7 +94,7 @@ def test_save_and_load_round_trip_gives_identical_logits(family, tmp_path):
     model.save_pretrained(tmp_path)
     processor.save_pretrained(tmp_path)
     code_files = sorted(p.name for p in tmp_path.glob("*.py"))
-    assert code_files == ["configuration_elm.py", "modeling_elm.py"]
+    assert code_files == ["configuration_elm.py", "modeling_elm.py", "processing_elm.py"]
     assert (tmp_path / "model.safetensors").is_file() and not list(tmp_path.glob("*.bin"))
 
     loaded = AutoModelForCausalLM.from_pretrained(tmp_path)

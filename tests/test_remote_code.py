@@ -43,7 +43,7 @@ def test_checkpoint_loads_with_trust_remote_code_in_a_fresh_process(tmp_path):
     config = json.loads((checkpoint / "config.json").read_text())
     assert config["auto_map"]["AutoModelForCausalLM"] == "modeling_elm.ElmForCausalLM"
     assert json.loads((checkpoint / "processor_config.json").read_text())["auto_map"]["AutoProcessor"] == (
-        "modeling_elm.ElmProcessor"
+        "processing_elm.ElmProcessor"
     )
     vector = torch.randn(8)
     torch.save(vector, checkpoint / "vector.pt")
@@ -69,20 +69,46 @@ def test_checkpoint_loads_with_trust_remote_code_in_a_fresh_process(tmp_path):
     assert report["generated"] == generated.tolist()
 
 
-def test_the_travelling_files_import_only_torch_transformers_and_each_other():
+# What each file that travels with a checkpoint may import from the others: the processor loads without the model.
+TRAVELLING = {"configuration_elm.py": set(), "processing_elm.py": set(),
+              "modeling_elm.py": {"configuration_elm", "processing_elm"}}
+
+
+def _imports(path):
+    """(module roots, relative module names) of every import in a file, at any depth."""
     import ast
+
+    roots, relative = set(), set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            roots |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                relative.add(node.module or "")
+            else:
+                roots.add(node.module.split(".")[0])
+    return roots, relative
+
+
+def test_the_travelling_files_import_only_torch_transformers_and_each_other():
     from pathlib import Path
 
     import modeling_elm
 
     package = Path(modeling_elm.__file__).parent
-    for name in ("configuration_elm.py", "modeling_elm.py"):
-        tree = ast.parse((package / name).read_text())
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                roots = {alias.name.split(".")[0] for alias in node.names}
-            elif isinstance(node, ast.ImportFrom):
-                roots = {"." if node.level else node.module.split(".")[0]}
-            else:
-                continue
-            assert roots <= {"torch", "transformers", ".", "collections"}, (name, roots)
+    for name, allowed in TRAVELLING.items():
+        roots, relative = _imports(package / name)
+        assert roots <= {"torch", "transformers", "collections"}, (name, roots)
+        assert relative <= allowed, (name, relative)
+
+
+def test_only_the_training_module_imports_trl():
+    """TRL is the [train] extra's: only the training module names it (evaluation's NLL borrows its collator, so
+    evaluation still needs it installed; describe and the model do not)."""
+    from pathlib import Path
+
+    import modeling_elm
+
+    package = Path(modeling_elm.__file__).parent
+    with_trl = {p.name for p in package.glob("*.py") if "trl" in _imports(p)[0]}
+    assert with_trl == {"training.py"}, with_trl
