@@ -23,7 +23,7 @@ import numpy as np
 
 from .vector_store import row_vectors
 from .metrics import (
-    behavioural_consistency, bootstrap_ci, constant_guesses, derangement, fact_scores, invents_title,
+    behavioural_consistency, bootstrap_ci, constant_guesses, derangement, fact_scores, invents_title, rank_metrics,
     repeats_content_word, retrieval_ranks, semantic_consistency,
 )
 
@@ -161,8 +161,7 @@ def movie_metrics(ev: Evaluation, texts: list[str], movie_ids: list[list[str]]) 
     values = {"sc": semantic_consistency(text_vectors, sources).tolist()}
     if all(len(r) == 1 for r in rows):
         ranks = retrieval_ranks(text_vectors, ev.semantic, np.array([r[0] for r in rows]))
-        values.update({f"hits@{k}": (ranks <= k).astype(float).tolist() for k in (1, 10)})
-        values["mrr"] = (1.0 / ranks).tolist()
+        values.update({name: v.tolist() for name, v in rank_metrics(ranks, ks=(1, 10)).items()})
     facts = [fact_scores(t, list(movies.iloc[r[0]]["genres"]), _year(movies.iloc[r[0]]["year"]))
              for t, r in zip(texts, rows)]
     for key in ("genre_precision", "genre_recall", "genre_f1", "decade_accuracy"):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .metrics import bootstrap_ci, derangement, semantic_consistency
+from .metrics import bootstrap_ci, derangement, rank_metrics, semantic_consistency
 
 
 def vector_from_expression(expression: str, encoder) -> np.ndarray:
@@ -65,8 +65,7 @@ def evaluate_byo(ev_args, folder: Path, marker: dict) -> dict:
                 score([vectors[j] for j in derangement(len(rows), ev_args.seed + shift)], f"{task}: candidates {shift}")
                 for shift in range(1, n_candidates)], axis=1)
             ranks = (nll <= nll[:, :1]).sum(axis=1)
-            per_row["real"].update({"hits@1": (ranks <= 1).astype(float), "hits@5": (ranks <= 5).astype(float),
-                                    "mrr": 1.0 / ranks})
+            per_row["real"].update(rank_metrics(ranks, ks=(1, 5)))
         texts = {"real": generate_texts(model, processor, prompts, vectors, ev_args.batch_size,
                                         ev_args.max_new_tokens, desc=f"{task}: real"),
                  "shuffled": generate_texts(model, processor, prompts, shuffled, ev_args.batch_size,

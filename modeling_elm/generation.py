@@ -1,7 +1,5 @@
 """Batched generation and teacher-forced NLL for ELM prompts: what evaluation, the Space and the CLI share."""
 
-import math
-
 import numpy as np
 import torch
 from tqdm.auto import tqdm
@@ -119,6 +117,3 @@ def reference_nll(model, processor, prompts: list[str], targets: list[str], vect
         nll[start: start + len(counts)] = (losses.sum(dim=1) / counts).cpu().numpy()
     return nll
 
-
-def perplexity(nll: np.ndarray) -> float:
-    return float(math.exp(float(np.mean(nll))))

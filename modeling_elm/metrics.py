@@ -36,9 +36,15 @@ def retrieval_ranks(text_vectors: np.ndarray, candidates: np.ndarray, true_index
     return (scores >= true[:, None]).sum(axis=1)
 
 
-def rank_summary(ranks: np.ndarray, ks=(1, 10)) -> dict:
+def rank_metrics(ranks: np.ndarray, ks=(1, 10)) -> dict[str, np.ndarray]:
+    """Per row, from the rank of the true item (1 = first): hits@k (0 or 1) for each k, and the reciprocal rank."""
     ranks = np.asarray(ranks)
-    return {**{f"hits@{k}": float(np.mean(ranks <= k)) for k in ks}, "mrr": float(np.mean(1.0 / ranks))}
+    return {**{f"hits@{k}": (ranks <= k).astype(float) for k in ks}, "mrr": 1.0 / ranks}
+
+
+def rank_summary(ranks: np.ndarray, ks=(1, 10)) -> dict:
+    """Means of `rank_metrics`: hits@k and MRR over the rows."""
+    return {name: float(np.mean(values)) for name, values in rank_metrics(ranks, ks).items()}
 
 
 def behavioural_consistency(profile_vector: np.ndarray, movie_semantic: np.ndarray, user_vector: np.ndarray,

@@ -9,7 +9,7 @@ This file travels to the Hub with every checkpoint (remote code), with `configur
 (the processor): it may import only torch, transformers and those two.
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import torch
 from torch import nn
@@ -118,25 +118,46 @@ class ElmModel(ElmPreTrainedModel):
     def set_input_embeddings(self, value):
         self.language_model.set_input_embeddings(value)
 
-    @torch.no_grad()
-    def calibrate_adapters(self) -> None:
-        """Match every adapter's output scale to the LM's real token embeddings (placeholder rows excluded).
-
-        Calibrated against what the embedding module outputs, not its weight rows: soft tokens replace that output,
-        and some families scale inside the module (Gemma's embeddings are multiplied by sqrt(hidden size) there).
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        vectors: Vectors | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        cache: Cache | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        use_cache: bool | None = None,
+        **kwargs,
+    ) -> BaseModelOutputWithPast:
+        r"""
+        vectors (`dict[str, torch.Tensor]` or `torch.Tensor`, *optional*):
+            The embedding vectors, one tensor of shape `(n, dim)` per space, in the order that space's placeholders
+            appear in `input_ids` (row by row). A bare tensor is accepted for a single-space model.
         """
-        embeddings = self.get_input_embeddings()
-        vocab_size = embeddings.weight.shape[0]
-        keep = torch.ones(vocab_size, dtype=torch.bool)
-        for token_id in self.config.placeholder_token_ids.values():
-            if token_id < vocab_size:
-                keep[token_id] = False
-        ids = keep.nonzero().flatten().to(embeddings.weight.device)
-        # In chunks: a 256k-token vocabulary at full width would be one large temporary tensor.
-        square_sums = sum(embeddings(chunk).float().pow(2).sum(dim=0) for chunk in ids.split(8192))
-        rms = (square_sums / len(ids)).sqrt()
-        for adapter in self.adapters.values():
-            adapter.norm.weight.copy_(rms.to(adapter.norm.weight))
+        if (input_ids is None) ^ (inputs_embeds is not None):
+            raise ValueError("Pass exactly one of input_ids or inputs_embeds.")
+        checked = self.check_vectors(input_ids, vectors)
+        if inputs_embeds is None:
+            inputs_embeds = self.get_input_embeddings()(input_ids)
+        if checked:
+            inputs_embeds = self.inject(input_ids, inputs_embeds, checked)
+        return self.language_model(
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            cache=cache,
+            inputs_embeds=inputs_embeds,
+            use_cache=use_cache,
+            **kwargs,
+        )
+
+    def inject(self, input_ids: torch.Tensor, inputs_embeds: torch.Tensor, vectors: dict[str, torch.Tensor]):
+        """Replace each space's placeholder embeddings with its adapter's soft tokens."""
+        for name, space_vectors in vectors.items():
+            adapter = self.adapters[name]
+            soft_tokens = adapter(space_vectors.to(adapter.fc1.weight.device, adapter.fc1.weight.dtype))
+            mask = (input_ids == self.config.embedding_spaces[name]["placeholder_token_id"]).unsqueeze(-1)
+            inputs_embeds = inputs_embeds.masked_scatter(mask.to(inputs_embeds.device), soft_tokens.to(inputs_embeds))
+        return inputs_embeds
 
     def check_vectors(
         self, input_ids: torch.Tensor | None, vectors: Vectors | None, on_host: bool | None = None
@@ -226,46 +247,25 @@ class ElmModel(ElmPreTrainedModel):
             raise ValueError(f"Space {name!r} expects vectors of size {space['dim']}, got size {space_vectors.shape[-1]}.")
         return space_vectors if torch.is_floating_point(space_vectors) else space_vectors.float()
 
-    def inject(self, input_ids: torch.Tensor, inputs_embeds: torch.Tensor, vectors: dict[str, torch.Tensor]):
-        """Replace each space's placeholder embeddings with its adapter's soft tokens."""
-        for name, space_vectors in vectors.items():
-            adapter = self.adapters[name]
-            soft_tokens = adapter(space_vectors.to(adapter.fc1.weight.device, adapter.fc1.weight.dtype))
-            mask = (input_ids == self.config.embedding_spaces[name]["placeholder_token_id"]).unsqueeze(-1)
-            inputs_embeds = inputs_embeds.masked_scatter(mask.to(inputs_embeds.device), soft_tokens.to(inputs_embeds))
-        return inputs_embeds
+    @torch.no_grad()
+    def calibrate_adapters(self) -> None:
+        """Match every adapter's output scale to the LM's real token embeddings (placeholder rows excluded).
 
-    def forward(
-        self,
-        input_ids: torch.LongTensor | None = None,
-        vectors: Vectors | None = None,
-        attention_mask: torch.Tensor | None = None,
-        position_ids: torch.LongTensor | None = None,
-        cache: Cache | None = None,
-        inputs_embeds: torch.Tensor | None = None,
-        use_cache: bool | None = None,
-        **kwargs,
-    ) -> BaseModelOutputWithPast:
-        r"""
-        vectors (`dict[str, torch.Tensor]` or `torch.Tensor`, *optional*):
-            The embedding vectors, one tensor of shape `(n, dim)` per space, in the order that space's placeholders
-            appear in `input_ids` (row by row). A bare tensor is accepted for a single-space model.
+        Calibrated against what the embedding module outputs, not its weight rows: soft tokens replace that output,
+        and some families scale inside the module (Gemma's embeddings are multiplied by sqrt(hidden size) there).
         """
-        if (input_ids is None) ^ (inputs_embeds is not None):
-            raise ValueError("Pass exactly one of input_ids or inputs_embeds.")
-        checked = self.check_vectors(input_ids, vectors)
-        if inputs_embeds is None:
-            inputs_embeds = self.get_input_embeddings()(input_ids)
-        if checked:
-            inputs_embeds = self.inject(input_ids, inputs_embeds, checked)
-        return self.language_model(
-            attention_mask=attention_mask,
-            position_ids=position_ids,
-            cache=cache,
-            inputs_embeds=inputs_embeds,
-            use_cache=use_cache,
-            **kwargs,
-        )
+        embeddings = self.get_input_embeddings()
+        vocab_size = embeddings.weight.shape[0]
+        keep = torch.ones(vocab_size, dtype=torch.bool)
+        for token_id in self.config.placeholder_token_ids.values():
+            if token_id < vocab_size:
+                keep[token_id] = False
+        ids = keep.nonzero().flatten().to(embeddings.weight.device)
+        # In chunks: a 256k-token vocabulary at full width would be one large temporary tensor.
+        square_sums = sum(embeddings(chunk).float().pow(2).sum(dim=0) for chunk in ids.split(8192))
+        rms = (square_sums / len(ids)).sqrt()
+        for adapter in self.adapters.values():
+            adapter.norm.weight.copy_(rms.to(adapter.norm.weight))
 
 
 class ElmForCausalLM(ElmPreTrainedModel, GenerationMixin):

@@ -22,11 +22,6 @@ import pandas as pd
 
 logger = logging.getLogger(__name__)
 WORDNET_DIRS = ("/usr/share/wordnet", "/usr/local/share/wordnet", "/usr/share/wordnet-3.0/dict")
-TEMPLATES = {
-    "definition": "What does <word> mean?",
-    "kind_of": "<word> is a kind of what?",
-    "example": "Use <word> in a sentence.",
-}
 
 
 @dataclass

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from conftest import assemble
+from elm_testing import assemble
 
 TEXT = "<|im_start|>user describe <movie> .<|im_end|>"
 

@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from modeling_elm.byo import DataConfig, build_byo_corpus, entity_vectors, read_table, SpaceSpec
-from test_training import run_train
-from training_fixtures import write_tiny_base_model
+from elm_testing import run_train
+from elm_testing import write_tiny_base_model
 
 WORDS = ["love", "war", "space", "music", "family", "crime", "drama", "comedy", "horror", "romance", "story", "film"]
 

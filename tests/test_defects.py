@@ -13,7 +13,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, Gemma2Config, Gemma3TextConfig
 
-from conftest import assemble, build_language_model, build_tokenizer
+from elm_testing import assemble, build_language_model, build_tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
@@ -298,7 +298,7 @@ def test_help_says_which_options_are_refused(capsys):
 
 def test_a_max_length_too_short_for_the_prompt_is_found_before_the_corpus(tmp_path, monkeypatch):
     from modeling_elm import stages
-    from training_fixtures import write_tiny_base_model
+    from elm_testing import write_tiny_base_model
 
     base = write_tiny_base_model(tmp_path / "base")
     monkeypatch.setattr(stages, "load_training_data", lambda *a: pytest.fail("built the corpus first"))
@@ -330,7 +330,7 @@ def test_the_model_cards_snippet_sends_exactly_the_prompt_tokens_training_used(t
     from modeling_elm import ElmProcessor
     from modeling_elm.training import tokenize_rows
     from modeling_elm.vector_store import VectorTable
-    from training_fixtures import build_tiny_corpus, tiny_train_args, write_tiny_base_model
+    from elm_testing import build_tiny_corpus, tiny_train_args, write_tiny_base_model
 
     base, corpus = write_tiny_base_model(tmp_path / "base"), build_tiny_corpus(tmp_path)
     sys.path.insert(0, str(ROOT))

@@ -6,7 +6,7 @@ import warnings
 import pytest
 import torch
 
-from conftest import assemble
+from elm_testing import assemble
 
 
 def _batch(processor, n_rows=2, seed=0):

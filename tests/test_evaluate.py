@@ -7,16 +7,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from test_training import run_train
-from training_fixtures import build_tiny_corpus, tiny_train_args, write_tiny_base_model
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("eval-inputs")
-    base, corpus = write_tiny_base_model(folder / "base"), build_tiny_corpus(folder)
-    out = run_train(tiny_train_args(base, corpus, folder / "elm", stage2="none", stage1_max_steps=6))
-    return out, corpus
+from elm_testing import write_tiny_base_model
 
 
 def evaluate(model, tmp_path, *extra):
@@ -95,7 +86,7 @@ def test_unknown_control_and_missing_corpus_are_clear_errors(tmp_path):
         run(EvalArguments(model=str(tmp_path / "m")))
 
 
-def test_an_llm_judge_scores_outputs_next_to_sc(trained, tmp_path):  # noqa: F811
+def test_an_llm_judge_scores_outputs_next_to_sc(trained, tmp_path):
     import httpx2
 
     from hub_mock import mocked_hub_http

@@ -11,7 +11,6 @@ import yaml
 
 from fake_hub import FakeHub
 from hub_mock import mocked_hub_http
-from test_evaluate import trained  # noqa: F401  (module fixture: a tiny trained ELM and its corpus)
 
 
 @pytest.fixture
@@ -23,7 +22,7 @@ def hub(monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def evaluated(trained, tmp_path_factory):  # noqa: F811
+def evaluated(trained, tmp_path_factory):
     from modeling_elm.evaluate import main
 
     model, _ = trained
@@ -37,7 +36,7 @@ def front_matter(text: str) -> dict:
     return yaml.safe_load(text.split("---\n")[1])
 
 
-def test_publish_pushes_model_dataset_and_a_pinned_space(hub, trained, evaluated, tmp_path):  # noqa: F811
+def test_publish_pushes_model_dataset_and_a_pinned_space(hub, trained, evaluated, tmp_path):
     from hub.publish import publish
 
     model, corpus = trained
@@ -89,7 +88,7 @@ def test_publish_pushes_model_dataset_and_a_pinned_space(hub, trained, evaluated
     assert module.startswith("transformers_modules.") and new_tokens == "2"
 
 
-def test_publish_without_a_token_says_how_to_log_in(trained, monkeypatch, tmp_path):  # noqa: F811
+def test_publish_without_a_token_says_how_to_log_in(trained, monkeypatch, tmp_path):
     from hub.publish import PublishError, publish
 
     monkeypatch.delenv("HF_TOKEN", raising=False)

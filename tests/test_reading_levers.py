@@ -105,7 +105,7 @@ def test_train_py_standardises_when_the_recipe_says_so(tmp_path):
 
     from safetensors.torch import load_file
 
-    from training_fixtures import build_tiny_corpus, tiny_train_args, write_tiny_base_model
+    from elm_testing import build_tiny_corpus, tiny_train_args, write_tiny_base_model
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import train

@@ -8,7 +8,7 @@ import textwrap
 
 import torch
 
-from conftest import assemble
+from elm_testing import assemble
 
 FRESH_PROCESS = textwrap.dedent(
     """

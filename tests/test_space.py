@@ -10,13 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from test_evaluate import trained  # noqa: F401  (module fixture: a tiny trained ELM and its corpus)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "space"))
 
 
 @pytest.fixture(scope="module")
-def space(trained):  # noqa: F811
+def space(trained):
     from elm_space import Concept, ElmSpace
 
     space = ElmSpace(str(trained[0]), device="cpu")

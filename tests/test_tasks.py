@@ -2,8 +2,10 @@ import re
 
 import pytest
 
-from modeling_elm.grounded import GENRE_WORDS, GroundedWriter, MovieFacts, UserFacts
+from modeling_elm.grounded import GENRE_WORDS, GroundedWriter
 from modeling_elm.tasks import MOVIE_TASK_NAMES, TASKS, get_tasks
+
+from elm_testing import HEAT, OBSCURE, TOY_STORY, USER
 
 PAPER_ONE_MOVIE = [
     "summary", "positive_review", "negative_review", "neutral_review", "five_positive_characteristics",
@@ -12,12 +14,6 @@ PAPER_ONE_MOVIE = [
 ]
 PAPER_TWO_MOVIE = ["similarities", "interpolation", "why_like_nn", "diff_than_nn", "common_with_nn"]
 
-HEAT = MovieFacts("6", "Heat", 1995, ["Action", "Crime", "Thriller"], tags=["heist", "al pacino"], mean_rating=3.9,
-                  n_ratings=104, popularity=0.97, fan_genre="Crime", neighbours=["Ronin", "Collateral"])
-TOY_STORY = MovieFacts("1", "Toy Story", 1995, ["Adventure", "Animation", "Children", "Comedy", "Fantasy"],
-                       mean_rating=3.9, n_ratings=247, popularity=0.99, neighbours=["Toy Story 2"])
-OBSCURE = MovieFacts("9", "The War Within", None, [], mean_rating=2.5, n_ratings=3, popularity=0.1)
-USER = UserFacts("7", 120, 4.2, ["Horror", "Sci-Fi"], "Romance", ["1980s"], ["Alien", "The Thing"], "generous")
 
 
 def test_the_papers_24_movie_tasks_and_user_profiles():

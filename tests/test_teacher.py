@@ -2,11 +2,11 @@ import json
 
 import pytest
 
-from conftest import build_language_model, build_tokenizer
+from elm_testing import build_language_model, build_tokenizer
 from hub_mock import mocked_hub_http
 from modeling_elm.tasks import TASKS
 from modeling_elm.teacher import TeacherWriter, teacher_prompt
-from test_tasks import HEAT, TOY_STORY, USER
+from elm_testing import HEAT, TOY_STORY, USER
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 
 from modeling_elm.training import ElmDataCollator, last_checkpoint, tokenize_rows, write_marker
 from modeling_elm.vector_store import VectorTable
-from training_fixtures import build_tiny_corpus, tiny_train_args, write_tiny_base_model
+from elm_testing import build_tiny_corpus, run_train, tiny_train_args, write_tiny_base_model
 
 ROOT = Path(__file__).resolve().parents[1]
 STATISTICS = ("input_mean", "input_std")  # adapter buffers: standardisation statistics, never trained
@@ -26,14 +26,6 @@ STATISTICS = ("input_mean", "input_std")  # adapter buffers: standardisation sta
 def inputs(tmp_path_factory):
     folder = tmp_path_factory.mktemp("training-inputs")
     return write_tiny_base_model(folder / "base"), build_tiny_corpus(folder)
-
-
-def run_train(args: list[str]) -> Path:
-    sys.path.insert(0, str(ROOT))
-    import train
-
-    train.main(args)
-    return Path(args[args.index("--output_dir") + 1])
 
 
 def weights(folder: Path) -> dict[str, torch.Tensor]:
@@ -97,7 +89,7 @@ def test_rows_that_disagree_with_their_tables_are_refused_naming_the_row(tiny_el
 def test_a_space_unused_in_a_whole_tokenizing_batch_does_not_break_the_next():
     import datasets
 
-    from conftest import assemble
+    from elm_testing import assemble
 
     _, processor = assemble("llama", spaces={"movie": {"dim": 8}, "user": {"dim": 4}})
     n = 1001  # datasets maps in batches of 1000: the first batch has no user slot at all
@@ -113,7 +105,7 @@ def test_a_space_unused_in_a_whole_tokenizing_batch_does_not_break_the_next():
 def test_packed_and_padded_batches_give_the_same_loss(attention, tmp_path):
     """Padding-free: every row in one sequence, position ids restarting per row; the placeholders of all rows are
     found inside it and the loss (fp32) equals the padded batch's, under each attention implementation."""
-    from conftest import assemble
+    from elm_testing import assemble
     from modeling_elm import ElmForCausalLM
 
     model, processor = assemble("llama")
