@@ -226,14 +226,15 @@ def run_stage(stage: int, model, processor, data, elm_args, sft_config, output_d
     """Train one stage (resuming from its last complete checkpoint); returns the model to carry on with."""
     args = stage_config(sft_config, stage, elm_args, output_dir)
     trainable = stage_trainable(stage, elm_args.stage2)
-    if stage == 2 and elm_args.stage2 == "lora":
-        from peft import LoraConfig, get_peft_model
+    peft_config = None
+    if stage == 2 and elm_args.stage2 == "lora":  # SFTTrainer wraps the model (and knows ZeRO-3's dtype trap)
+        from peft import LoraConfig
 
         targets = elm_args.lora_target_modules
         targets = targets[0] if targets in (["all-linear"], ("all-linear",)) else targets  # peft's keyword is a str
-        model = get_peft_model(model, LoraConfig(
+        peft_config = LoraConfig(
             r=elm_args.lora_r, lora_alpha=elm_args.lora_alpha, target_modules=targets,
-            exclude_modules=r".*adapters.*", modules_to_save=model.adapter_module_names, task_type="CAUSAL_LM"))
+            exclude_modules=r".*adapters.*", modules_to_save=model.adapter_module_names, task_type="CAUSAL_LM")
     else:
         for name, parameter in model.named_parameters():
             parameter.requires_grad_(trainable(name))
@@ -244,7 +245,7 @@ def run_stage(stage: int, model, processor, data, elm_args, sft_config, output_d
         processing_class=processor.tokenizer, callbacks=[callback],
         data_collator=ElmDataCollator(processor.tokenizer.pad_token_id, data["tables"],
                                       padding_free=sft_config.padding_free, pad_to_multiple_of=args.pad_to_multiple_of),
-        adapter_only_checkpoints=stage == 1,
+        adapter_only_checkpoints=stage == 1, peft_config=peft_config,
     )
     resume = last_checkpoint(args.output_dir)
     if resume:
