@@ -26,7 +26,8 @@ from .modeling_elm import ElmForCausalLM
 from .processing_elm import ElmProcessor
 from .reading import standardize_adapters
 from .training import (
-    ADAPTER_WEIGHTS, ElmDataCollator, ElmSFTTrainer, ElmStageCallback, adapter_state, is_adapter, last_checkpoint,
+    ADAPTER_WEIGHTS, CheckRanksAgree, CheckTrainableParameters, ElmDataCollator, ElmSFTTrainer,
+    MarkCompleteCheckpoints, StopAtLoss, adapter_state, is_adapter, last_checkpoint,
     load_adapter_state, plot_loss, read_marker, tokenize_rows, write_marker,
 )
 
@@ -238,11 +239,13 @@ def run_stage(stage: int, model, processor, data, elm_args, sft_config, output_d
     else:
         for name, parameter in model.named_parameters():
             parameter.requires_grad_(trainable(name))
-    callback = ElmStageCallback(stage, trainable, stop_loss=elm_args.stage1_stop_loss if stage == 1 else None,
-                                check_rank_sync=elm_args.check_rank_sync)
+    ranks = CheckRanksAgree(stage)
+    callbacks = [CheckTrainableParameters(stage, trainable), MarkCompleteCheckpoints(stage)]
+    callbacks += [ranks] if elm_args.check_rank_sync else []
+    callbacks += [StopAtLoss(stage, elm_args.stage1_stop_loss)] if stage == 1 and elm_args.stage1_stop_loss else []
     trainer = ElmSFTTrainer(
         model=model, args=args, train_dataset=data["train"], eval_dataset=data.get("eval"),
-        processing_class=processor.tokenizer, callbacks=[callback],
+        processing_class=processor.tokenizer, callbacks=callbacks,
         data_collator=ElmDataCollator(processor.tokenizer.pad_token_id, data["tables"],
                                       padding_free=sft_config.padding_free, pad_to_multiple_of=args.pad_to_multiple_of),
         adapter_only_checkpoints=stage == 1, peft_config=peft_config,
@@ -257,7 +260,7 @@ def run_stage(stage: int, model, processor, data, elm_args, sft_config, output_d
                   f"ELM stage {stage} ({'adapters only' if stage == 1 else elm_args.stage2})")
     record = {"stage": stage, "global_step": trainer.state.global_step, "seconds": round(time.perf_counter() - started),
               "rows_per_device_step": args.per_device_train_batch_size,
-              "resumed_from": resume, "rank_sync": callback.rank_sync}
+              "resumed_from": resume, "rank_sync": ranks.result}
     return trainer, record
 
 

@@ -1,5 +1,5 @@
 """ElmSFTTrainer: TRL's SFTTrainer on ELM rows (a prompt with placeholders, a target text, the vectors), and the
-pieces every stage shares: tokenising the rows, the collator, the stage callback, the loss plot.
+pieces every stage shares: tokenising the rows, the collator, the stage callbacks (one job each), the loss plot.
 
 A corpus row holds `prompt`, `target` and one `<space>_slots` column per embedding space (per placeholder, in
 order, the ids whose mean vector fills it; the vectors live once in the corpus' vector tables). `tokenize_rows` turns
@@ -185,20 +185,12 @@ def parameter_fingerprint(model) -> torch.Tensor:
     return torch.cat(values).cpu()
 
 
-class ElmStageCallback(TrainerCallback):
-    """The policies of one stage.
+class CheckTrainableParameters(TrainerCallback):
+    """At the start of a stage: exactly the parameters the stage should train do (`trainable`: a predicate on the
+    parameter name), and something trains at all."""
 
-    - At the start, checks that exactly the parameters the stage should train do (`trainable`: a predicate on the
-      parameter name) and that something trains at all.
-    - Optionally stops the stage once the logged training loss reaches `stop_loss`.
-    - Writes `elm_stage.json` into every checkpoint after it is complete, so resuming never picks a half-written one.
-    - At the end, with several processes, all-gathers a fingerprint of the weights and fails loudly if the ranks
-      disagree (DDP desynchronises silently otherwise); the result goes into the marker of the stage's final folder.
-    """
-
-    def __init__(self, stage: int, trainable, stop_loss: float | None = None, check_rank_sync: bool = True):
-        self.stage, self.trainable, self.stop_loss, self.check_rank_sync = stage, trainable, stop_loss, check_rank_sync
-        self.rank_sync: dict | None = None
+    def __init__(self, stage: int, trainable):
+        self.stage, self.trainable = stage, trainable
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
         names = {name: p.requires_grad for name, p in model.named_parameters()}
@@ -211,25 +203,49 @@ class ElmStageCallback(TrainerCallback):
         logger.info("Stage %d trains %s of %s parameters", self.stage, f"{trainable:,}",
                     f"{sum(p.numel() for p in model.parameters()):,}")
 
+
+class StopAtLoss(TrainerCallback):
+    """Ends the stage once the logged training loss reaches `stop_loss`."""
+
+    def __init__(self, stage: int, stop_loss: float):
+        self.stage, self.stop_loss = stage, stop_loss
+
     def on_log(self, args, state, control, logs=None, **kwargs):
-        if self.stop_loss is not None and logs and logs.get("loss", math.inf) <= self.stop_loss:
+        if logs and logs.get("loss", math.inf) <= self.stop_loss:
             logger.info("Stage %d: training loss %.4f reached stop_loss %.4f, stopping.", self.stage, logs["loss"],
                         self.stop_loss)
             control.should_training_stop = True
+
+
+class MarkCompleteCheckpoints(TrainerCallback):
+    """Writes `elm_stage.json` into every checkpoint after it is complete, so resuming never picks a half-written
+    one (`last_checkpoint` skips folders without it)."""
+
+    def __init__(self, stage: int):
+        self.stage = stage
 
     def on_save(self, args, state, control, **kwargs):
         if state.is_world_process_zero:
             folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
             write_marker(folder, stage=self.stage, global_step=state.global_step)
 
+
+class CheckRanksAgree(TrainerCallback):
+    """At the end of a stage with several processes: all-gathers a fingerprint of the weights and fails loudly if the
+    ranks disagree (DDP desynchronises silently otherwise); `result` then goes into the stage's marker."""
+
+    def __init__(self, stage: int):
+        self.stage = stage
+        self.result: dict | None = None
+
     def on_train_end(self, args, state, control, model=None, **kwargs):
-        if not (self.check_rank_sync and torch.distributed.is_available() and torch.distributed.is_initialized()):
+        if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
             return
         mine = parameter_fingerprint(model)
         gathered = [None] * torch.distributed.get_world_size()
         torch.distributed.all_gather_object(gathered, mine)
         worst = max(float((g - gathered[0]).abs().max()) for g in gathered)
-        self.rank_sync = {"world_size": len(gathered), "max_fingerprint_difference": worst}
+        self.result = {"world_size": len(gathered), "max_fingerprint_difference": worst}
         if worst > 1e-6 * max(1.0, float(gathered[0].abs().max())):
             raise RuntimeError(f"Stage {self.stage}: the {len(gathered)} ranks hold different weights (fingerprint "
                                f"difference {worst:.3g}); the distributed setup is broken, do not use this model.")

@@ -282,13 +282,13 @@ def test_two_cpu_processes_hold_identical_weights_after_each_stage(inputs, tmp_p
 
 
 def _desynchronised_rank(rank: int, port: int, queue) -> None:
-    from modeling_elm.training import ElmStageCallback
+    from modeling_elm.training import CheckRanksAgree
 
     torch.distributed.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
     model = torch.nn.Linear(3, 2)
     torch.nn.init.constant_(model.weight, float(rank))  # the ranks disagree
     try:
-        ElmStageCallback(1, lambda name: True).on_train_end(None, None, None, model=model)
+        CheckRanksAgree(1).on_train_end(None, None, None, model=model)
         queue.put("no error")
     except RuntimeError as error:
         queue.put(str(error))
@@ -347,13 +347,13 @@ def test_stage1_stops_early_once_the_loss_criterion_is_met(inputs, tmp_path):
 
 def test_a_stage_refuses_to_start_when_the_wrong_parameters_train(tiny_elm):
     from modeling_elm.stages import stage_trainable
-    from modeling_elm.training import ElmStageCallback
+    from modeling_elm.training import CheckTrainableParameters
 
     model, _ = tiny_elm
     for parameter in model.parameters():
         parameter.requires_grad_(True)  # stage 1 must train the adapters alone
     with pytest.raises(RuntimeError, match="Stage 1: the parameters that train are not the ones"):
-        ElmStageCallback(1, stage_trainable(1, "full")).on_train_begin(None, None, None, model=model)
+        CheckTrainableParameters(1, stage_trainable(1, "full")).on_train_begin(None, None, None, model=model)
     for name, parameter in model.named_parameters():
         parameter.requires_grad_(stage_trainable(1, "full")(name))
-    ElmStageCallback(1, stage_trainable(1, "full")).on_train_begin(None, None, None, model=model)
+    CheckTrainableParameters(1, stage_trainable(1, "full")).on_train_begin(None, None, None, model=model)
