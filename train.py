@@ -28,7 +28,7 @@ from modeling_elm.stages import STAGE_OWNED_OPTIONS, ElmArguments, train_elm
 
 logger = logging.getLogger("train")
 EPILOG = "SFTConfig options an ELM run refuses (each stage sets its own, or they have no meaning for ELM rows):\n" + \
-    "\n".join(f"  --{name}: {fix}" for name, _, fix in STAGE_OWNED_OPTIONS)
+    "\n".join(f"  --{name}: {fix}" for name, fix in STAGE_OWNED_OPTIONS)
 
 
 def has_accelerator() -> bool:

@@ -28,7 +28,9 @@ sys.path.insert(0, str(ROOT))
 
 from modeling_elm.corpus import load_corpus  # noqa: E402
 from modeling_elm.evaluate import control_vectors  # noqa: E402
-from modeling_elm.generation import generate_texts, load_elm, load_processor, pick_device, reference_nll  # noqa: E402
+from modeling_elm.generation import (  # noqa: E402
+    default_batch_size, generate_texts, load_elm, load_processor, pick_device, reference_nll,
+)
 from modeling_elm.training import read_marker  # noqa: E402
 from modeling_elm.vector_store import row_vectors  # noqa: E402
 
@@ -94,7 +96,7 @@ def main():
     args = parser.parse_args()
 
     device = pick_device(args.device)
-    args.batch_size = args.batch_size or (64 if device.type == "cuda" else 16)
+    args.batch_size = args.batch_size or default_batch_size(device)
     marker = read_marker(args.model) or {}
     corpus = load_corpus(args.corpus or marker["corpus"])
     model = load_elm(args.model, device)

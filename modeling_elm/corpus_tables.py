@@ -137,8 +137,6 @@ def build_entity_tables(config, folder: Path, timings: dict) -> EntityTables:
                                (f"movie_{VECTOR_COLUMNS[1]}", movie_keys, behaviour_movies),
                                (f"user_{VECTOR_COLUMNS[1]}", user_ids.astype(str), user_vectors)):
         VectorTable(ids, vectors, name).save(folder)
-    movies = movies.assign(semantic=list(semantic), behavioural=list(behaviour_movies))
-    users = users.assign(behavioural=list(user_vectors))
 
     # Concept directions are fitted on training movies only: evaluation moves held-out movies along them.
     train = movie_split == "train"

@@ -77,12 +77,12 @@ class Evaluation:
         from .embeddings import load_encoder
         from .training import read_marker
 
-        from .generation import load_elm, load_processor, pick_device
+        from .generation import default_batch_size, load_elm, load_processor, pick_device
 
         self.args = args
         self.device = pick_device(args.device)
         if args.batch_size is None:
-            args.batch_size = 64 if self.device.type == "cuda" else 16
+            args.batch_size = default_batch_size(self.device)
         self.rng = np.random.default_rng(args.seed)
         model_path = Path(args.model)
         marker = (read_marker(model_path) or {}) if model_path.is_dir() else {}

@@ -32,12 +32,12 @@ def evaluate_byo(ev_args, folder: Path, marker: dict) -> dict:
     from .embeddings import load_encoder
     from .evaluate import control_vectors, sample_task_rows, summarise
     from .vector_store import load_task_splits, load_vector_tables, row_vectors
-    from .generation import generate_texts, load_elm, load_processor, pick_device, reference_nll
+    from .generation import default_batch_size, generate_texts, load_elm, load_processor, pick_device, reference_nll
 
     manifest = json.loads((folder / "manifest.json").read_text())
     device = pick_device(ev_args.device)
     if ev_args.batch_size is None:
-        ev_args.batch_size = 64 if device.type == "cuda" else 16
+        ev_args.batch_size = default_batch_size(device)
     model = load_elm(ev_args.model, device)
     processor = load_processor(ev_args.model, marker)
     split = load_task_splits(folder)[ev_args.split]

@@ -18,6 +18,11 @@ def pick_device(device: str | None = None) -> torch.device:
     return torch.device("cpu")
 
 
+def default_batch_size(device: torch.device) -> int:
+    """Prompts per generation / scoring batch: a GPU takes many at once; on a CPU more only adds padding."""
+    return 64 if device.type == "cuda" else 16
+
+
 def inference_dtype(device: torch.device) -> torch.dtype:
     """bf16 where the device computes it fast (CUDA with bf16 support); float32 elsewhere (CPU, MPS, old GPUs)."""
     if device.type == "cuda" and torch.cuda.is_bf16_supported():

@@ -92,27 +92,29 @@ class ElmArguments:
             raise ValueError(f"stage2 must be 'full', 'lora' or 'none', got {self.stage2!r}.")
 
 
-# SFTConfig options that an ELM run sets per stage, or that have no meaning for ELM rows: given, they would be
-# ignored in silence, so they are refused with the option to use instead. (option, value that is fine, fix)
+# SFTConfig options that an ELM run sets per stage, or that have no meaning for ELM rows: given (anything but
+# SFTConfig's own default), they would be ignored in silence, so they are refused with the option to use instead.
 STAGE_OWNED_OPTIONS = (
-    ("learning_rate", 2e-5, "set it per stage: --stage1_learning_rate / --stage2_learning_rate"),
-    ("max_steps", -1, "set it per stage: --stage1_max_steps / --stage2_max_steps"),
-    ("num_train_epochs", 3.0, "set it per stage: --stage1_epochs / --stage2_epochs"),
-    ("packing", False, "TRL's packing would drop the vectors; --padding_free true packs the rows of a step instead"),
-    ("eos_token", None, "ELM ends every target with the base tokenizer's eos_token; change it on the tokenizer"),
-    ("pad_token", None, "ELM pads with the base tokenizer's pad token (its eos token when it has none)"),
-    ("completion_only_loss", (None, True), "ELM always trains on the target only"),
-    ("assistant_only_loss", False, "ELM rows are prompt/target pairs, not conversations; the loss is on the target"),
-    ("dataset_text_field", "text", "ELM rows have prompt and target columns; there is no text field"),
+    ("learning_rate", "set it per stage: --stage1_learning_rate / --stage2_learning_rate"),
+    ("max_steps", "set it per stage: --stage1_max_steps / --stage2_max_steps"),
+    ("num_train_epochs", "set it per stage: --stage1_epochs / --stage2_epochs"),
+    ("packing", "TRL's packing would drop the vectors; --padding_free true packs the rows of a step instead"),
+    ("eos_token", "ELM ends every target with the base tokenizer's eos_token; change it on the tokenizer"),
+    ("pad_token", "ELM pads with the base tokenizer's pad token (its eos token when it has none)"),
+    ("completion_only_loss", "ELM always trains on the target only"),
+    ("assistant_only_loss", "ELM rows are prompt/target pairs, not conversations; the loss is on the target"),
+    ("dataset_text_field", "ELM rows have prompt and target columns; there is no text field"),
 )
+ALSO_FINE = {"completion_only_loss": (True,)}  # what ELM does anyway
 
 
 def refuse_ignored_options(sft_config) -> None:
     """A ValueError naming every SFTConfig option this run would otherwise ignore, with what to use instead."""
+    defaults = {f.name: f.default for f in dataclasses.fields(type(sft_config))}
     wrong = []
-    for name, fine, fix in STAGE_OWNED_OPTIONS:
+    for name, fix in STAGE_OWNED_OPTIONS:
         value = getattr(sft_config, name)
-        if value not in (fine if isinstance(fine, tuple) else (fine,)):
+        if value not in (defaults[name], *ALSO_FINE.get(name, ())):
             wrong.append(f"--{name} {value!r}: {fix}")
     if wrong:
         raise ValueError("These training options are not used by an ELM run:\n  " + "\n  ".join(wrong))
@@ -198,7 +200,6 @@ def assemble_stage0(elm_args: ElmArguments, spaces: dict, folder: Path, main_pro
                                                                   dtype=torch.float32, **attention)
             if elm_args.standardize_inputs:
                 standardize_adapters(model, train_split, tables)
-            processor.system_prompt = elm_args.system_prompt or None  # saved with it: the prompt format travels
             model.config.base_model = elm_args.base_model
             model.save_pretrained(folder)
             processor.save_pretrained(folder)
@@ -206,7 +207,7 @@ def assemble_stage0(elm_args: ElmArguments, spaces: dict, folder: Path, main_pro
             logger.info("Stage 0: assembled %s into an ELM at %s", elm_args.base_model, folder)
     model = ElmForCausalLM.from_pretrained(folder, dtype=torch.float32, **attention)
     processor = ElmProcessor.from_pretrained(folder)
-    processor.system_prompt = elm_args.system_prompt or None  # also for a stage 0 saved before processors held it
+    processor.system_prompt = elm_args.system_prompt or None  # the prompt format travels with the final processor
     return model, processor
 
 

@@ -47,6 +47,7 @@ def tokenize_rows(dataset, processor, tables: dict, max_length: int | None, num_
         target_ids = tokenizer([t + end for t in batch["target"]], add_special_tokens=False)["input_ids"]
         input_ids, prompt_lengths = [], []
         slot_index = {name: [] for name in tables}
+        row_slots = {name: batch.get(f"{name}_slots") or [[]] * len(indices) for name in tables}
         for j, (index, task, prompt, target) in enumerate(zip(indices, batch["task"], prompt_ids, target_ids)):
             where = f"Row {index} (task {task!r})"
             if max_length is not None and len(prompt) >= max_length:
@@ -55,7 +56,7 @@ def tokenize_rows(dataset, processor, tables: dict, max_length: int | None, num_
                     "Raise max_length or shorten the prompt / system prompt; ELM never cuts a prompt, since that "
                     "could drop a placeholder.")
             for name, table in tables.items():
-                slots = (batch.get(f"{name}_slots") or [[]] * len(indices))[j] or []
+                slots = row_slots[name][j] or []
                 token_id, num_tokens = placeholders[name]
                 if prompt.count(token_id) != len(slots) * num_tokens:
                     raise ValueError(f"{where}: the prompt has {prompt.count(token_id) // num_tokens} placeholder(s) of "
