@@ -19,12 +19,20 @@ resume: run the same command again and it continues from the last checkpoint, in
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 import torch
+from transformers import set_seed
 from trl import SFTConfig, TrlParser
 
-from modeling_elm.corpus import CorpusConfig
-from modeling_elm.stages import STAGE_OWNED_OPTIONS, ElmArguments, train_elm
+from modeling_elm.checkpoints import read_marker
+from modeling_elm.data.corpus import CorpusConfig
+from modeling_elm.training.arguments import (
+    STAGE_OWNED_OPTIONS, ElmArguments, check_prompt_lengths, refuse_ignored_options,
+)
+from modeling_elm.training.stages import (
+    assemble_stage0, load_training_data, run_stage, save_final, size_batches, tokenize_splits, training_stages,
+)
 
 logger = logging.getLogger("train")
 EPILOG = "SFTConfig options an ELM run refuses (each stage sets its own, or they have no meaning for ELM rows):\n" + \
@@ -43,6 +51,39 @@ def with_cpu_defaults(argv: list[str]) -> list[str]:
     return [*argv, "--use_cpu", "true", *([] if "--bf16" in argv else ["--bf16", "false"])]
 
 
+def train(elm_args: ElmArguments, corpus_config: CorpusConfig, sft_config: SFTConfig) -> Path:
+    """Dataset -> stage 0 (assemble) -> stage 1 (adapters) -> stage 2 (whole model or LoRA) -> save. Safe to rerun:
+    each step finds what an earlier (killed) run of the same command finished and goes on from there."""
+    output_dir = Path(sft_config.output_dir)
+    done = read_marker(output_dir)
+    if done is not None and done.get("complete"):
+        logger.info("%s already holds a finished ELM (stage %s); nothing to do.", output_dir, done["stage"])
+        return output_dir
+    set_seed(sft_config.seed)
+    refuse_ignored_options(sft_config)  # before any work: options this run would ignore are errors
+    check_prompt_lengths(elm_args, corpus_config, sft_config.max_length)
+
+    # Dataset: task rows and the vector tables they name (yours, or MovieLens built from the corpus options)
+    corpus = load_training_data(elm_args, corpus_config, sft_config.main_process_first)
+
+    # Stage 0: the base LM wrapped into an ELM, adapters untrained
+    model, processor = assemble_stage0(elm_args, corpus, output_dir / "stage0", sft_config.main_process_first)
+    data = tokenize_splits(elm_args, sft_config, corpus, processor)
+    sft_config = size_batches(elm_args, sft_config, data["train"], model.config.text_config._attn_implementation)
+
+    # Stage 1: the adapters alone, LM frozen; stage 2: the whole model (or LoRA)
+    records = {}
+    for stage in training_stages(elm_args):
+        trainer = None  # the previous stage's trainer (its optimizer state) goes before the next one builds its own
+        model, trainer, records[stage.name] = run_stage(stage, model, processor, data, sft_config, output_dir,
+                                                        elm_args.check_rank_sync)
+
+    # Save: from_pretrained-ready, with the marker recording the stages, the corpus and the system prompt
+    save_final(model, processor, output_dir, records, trainer if elm_args.stage2 != "none" else None, corpus.folder,
+               elm_args.system_prompt)
+    return output_dir
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     # allow_abbrev=False: `--stage1_max_step 3` must be an error, as the same typo is in a recipe YAML.
@@ -51,8 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     elm_args, corpus_config, sft_config = parser.parse_args_and_config(
         args=with_cpu_defaults(list(sys.argv[1:] if argv is None else argv)))
 
-    # Model, Dataset, Training: see ElmArguments, CorpusConfig and train_elm for what each stage does.
-    output_dir = train_elm(elm_args, corpus_config, sft_config)
+    output_dir = train(elm_args, corpus_config, sft_config)
 
     if sft_config.push_to_hub and sft_config.process_index == 0:
         from modeling_elm import ElmForCausalLM, ElmProcessor

@@ -72,7 +72,7 @@ METRICS = ("nll", "sc", "hits@10", "mrr", "genre_f1", "decade_accuracy", "repeat
 
 
 def corpus_for(tasks: list[str], detail: str, **options) -> Path:
-    from modeling_elm.corpus import CorpusConfig, build_corpus
+    from modeling_elm.data.corpus import CorpusConfig, build_corpus
 
     return build_corpus(CorpusConfig(source="ml-latest-small", tasks=tasks, detail=detail, evaluate_embeddings=False,
                                      **options))
@@ -85,7 +85,7 @@ def carve_validation(corpus: Path, n_movies: int, seed: int, out: Path) -> Path:
     """
     import pandas as pd
 
-    from modeling_elm.vector_store import VECTORS_DIR, load_task_splits, save_task_splits
+    from modeling_elm.data.vector_store import VECTORS_DIR, load_task_splits, save_task_splits
 
     if (out / "manifest.json").is_file():
         return out
@@ -131,7 +131,7 @@ def bench_one(name: str, seed: int, args) -> dict:
         shutil.rmtree(where)
     where.mkdir(parents=True)
     if args.evaluate_only:  # a model trained elsewhere, scored on the test split of the corpus it trained on
-        from modeling_elm.training import read_marker
+        from modeling_elm.checkpoints import read_marker
 
         marker = read_marker(args.evaluate_only) or {}
         if not marker.get("corpus"):
@@ -149,7 +149,7 @@ def bench_one(name: str, seed: int, args) -> dict:
                        "--output_dir", str(where / "model"), "--seed", str(seed), "--save_steps", "100000",
                        "--report_to", "none", "--disable_tqdm", "true", *budget, *candidate["train"]],
                       where / "train.log")
-    eval_cmd = [sys.executable, "-m", "modeling_elm.evaluate", "--model", str(where / "model"), "--corpus", str(corpus),
+    eval_cmd = [sys.executable, "-m", "modeling_elm.evaluation.evaluate", "--model", str(where / "model"), "--corpus", str(corpus),
                 "--max_examples", str(args.eval_movies), "--controls", "shuffled", "--curves", "false",
                 "--output_dir", str(where / "eval"), "--seed", str(seed)]
     run(eval_cmd, where / "eval.log")

@@ -37,10 +37,13 @@ sys.path.insert(0, str(ROOT))
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, TrainerCallback  # noqa: E402
 from trl import SFTConfig  # noqa: E402
 
-from modeling_elm.corpus import CorpusConfig, build_corpus, load_corpus  # noqa: E402
-from modeling_elm.modeling_elm import ElmForCausalLM  # noqa: E402
-from modeling_elm.stages import DEFAULT_SYSTEM_PROMPT, stage_trainable  # noqa: E402
-from modeling_elm.training import ElmDataCollator, ElmSFTTrainer, tokenize_rows  # noqa: E402
+from modeling_elm.data.corpus import CorpusConfig, build_corpus
+from modeling_elm.data.vector_store import load_corpus  # noqa: E402
+from modeling_elm.model.modeling_elm import ElmForCausalLM  # noqa: E402
+from modeling_elm.data.tokenization import tokenize_rows  # noqa: E402
+from modeling_elm.training.arguments import DEFAULT_SYSTEM_PROMPT, ElmArguments  # noqa: E402
+from modeling_elm.training.stages import training_stages  # noqa: E402
+from modeling_elm.training.trainer import ElmDataCollator, ElmSFTTrainer  # noqa: E402
 
 CONFIGS = ROOT / "benchmarks" / "model_configs"
 # Dense bf16 peak FLOP/s by card name (tensor cores, no sparsity).
@@ -172,11 +175,11 @@ def main():
     results = {"elm_stage2": [], "plain_sft": [], "elm_stage1": []}
     for _ in range(args.repeats):
         for name, p in elm.named_parameters():
-            p.requires_grad_(stage_trainable(2, "full")(name))
+            p.requires_grad_(training_stages(ElmArguments(stage2="full"))[1].trainable(name))
         results["elm_stage2"] += timed_run(elm, tokenizer, rows, collator, rows_per_step, args)
         results["plain_sft"] += timed_run(plain, tokenizer, plain_rows, plain_collator, rows_per_step, args)
         for name, p in elm.named_parameters():
-            p.requires_grad_(stage_trainable(1, "full")(name))
+            p.requires_grad_(training_stages(ElmArguments())[0].trainable(name))
         results["elm_stage1"] += timed_run(elm, tokenizer, rows, collator, rows_per_step, args)
 
     # sequential sampling: step k holds rows [k * rows_per_step, (k + 1) * rows_per_step)

@@ -7,9 +7,9 @@ on any saved ELM checkpoint, and marks the classes for the Hub so every `save_pr
 
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoProcessor
 
-from .configuration_elm import ElmConfig
-from .modeling_elm import ElmAdapter, ElmForCausalLM, ElmModel, ElmPreTrainedModel
-from .processing_elm import ElmProcessor
+from .model.configuration_elm import ElmConfig
+from .model.modeling_elm import ElmAdapter, ElmForCausalLM, ElmModel, ElmPreTrainedModel
+from .model.processing_elm import ElmProcessor
 
 AutoConfig.register(ElmConfig.model_type, ElmConfig, exist_ok=True)
 AutoModel.register(ElmConfig, ElmModel, exist_ok=True)

@@ -15,8 +15,8 @@ from pathlib import Path
 import torch
 
 from .base_models import DEFAULT_BASE_MODEL, resolve_base_model
-from .modeling_elm import ElmForCausalLM
-from .processing_elm import ElmProcessor
+from .model.modeling_elm import ElmForCausalLM
+from .model.processing_elm import ElmProcessor
 
 
 def parse_space(text: str) -> tuple[str, dict]:

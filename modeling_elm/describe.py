@@ -52,7 +52,7 @@ class _Defaults(argparse.ArgumentDefaultsHelpFormatter):
 
 
 def parser() -> argparse.ArgumentParser:
-    from .tasks import TASKS
+    from .data.tasks import TASKS
 
     p = argparse.ArgumentParser(prog="python -m modeling_elm.describe", description=__doc__.split("\n\n")[0],
                                 formatter_class=_Defaults)
@@ -73,7 +73,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    from .tasks import TASKS
+    from .data.tasks import TASKS
 
     p = parser()
     args = p.parse_args(argv)
@@ -82,10 +82,10 @@ def main(argv=None) -> int:
 
     import numpy as np
 
-    from .corpus import load_corpus
-    from .generation import generate_texts, load_elm, load_processor
-    from .tasks import get_tasks
-    from .training import read_marker
+    from .data.vector_store import load_corpus
+    from .inference import generate_texts, load_elm, load_processor
+    from .data.tasks import get_tasks
+    from .checkpoints import read_marker
 
     marker = read_marker(args.model) or {}
     corpus = load_corpus(args.corpus or marker.get("corpus") or p.error("pass --corpus"))

@@ -154,7 +154,7 @@ class ElmSpace:
     @staticmethod
     def _package_tasks() -> dict:
         try:
-            from modeling_elm.tasks import TASKS
+            from modeling_elm.data.tasks import TASKS
         except ImportError:
             return FALLBACK_TASKS
         return {name: task.prompt for name, task in TASKS.items()}

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from modeling_elm.byo import DataConfig, build_byo_corpus, entity_vectors, read_table, SpaceSpec
+from modeling_elm.data.byo import DataConfig, build_byo_corpus, entity_vectors, read_table, SpaceSpec
 from elm_testing import run_train
 from elm_testing import write_tiny_base_model
 
@@ -80,7 +80,7 @@ def test_texts_with_unknown_ids_are_dropped_counted_and_shown(tmp_path, caplog):
 
 
 def test_the_corpus_stores_each_vector_once_and_rows_name_ids(tmp_path):
-    from modeling_elm.vector_store import load_task_splits, load_vector_tables, row_vectors
+    from modeling_elm.data.vector_store import load_task_splits, load_vector_tables, row_vectors
 
     table = entities(n=6, dim=4)
     table.to_parquet(tmp_path / "e.parquet")
@@ -110,7 +110,7 @@ def test_an_empty_split_is_refused_when_the_corpus_is_built(tmp_path):
 
 
 def test_wordnet_builder_on_a_small_slice(tmp_path):
-    from modeling_elm.wordnet import build_wordnet, parse_data_line
+    from modeling_elm.data.wordnet import build_wordnet, parse_data_line
 
     out = build_wordnet(tmp_path / "wn", max_synsets=40)
     synsets = pd.read_parquet(out / "synsets.parquet")
@@ -129,7 +129,7 @@ def test_wordnet_builder_on_a_small_slice(tmp_path):
 
 
 def test_own_files_through_both_stages_to_evaluation(tmp_path, capsys):
-    from modeling_elm.evaluate import main as evaluate
+    from modeling_elm.evaluation.evaluate import main as evaluate
 
     table = entities(n=12, dim=6)
     table.to_parquet(tmp_path / "words.parquet")

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from modeling_elm.concepts import (
+from modeling_elm.data.concepts import (
     concept_directions, concept_score, genre_labels, load_concepts, move_along, save_concepts, tag_labels,
 )
 
@@ -89,11 +89,11 @@ def test_moving_along_a_concept_raises_its_score_monotonically(concepts, planted
 
 def test_too_few_positives_are_skipped_and_reported(planted, caplog):
     vectors, labels, _ = planted
-    with caplog.at_level(logging.WARNING, logger="modeling_elm.concepts"):
+    with caplog.at_level(logging.WARNING, logger="modeling_elm.data.concepts"):
         concepts = concept_directions(vectors, labels, space="semantic", min_positive=20)
     assert "Rare" not in concepts and "Comedy" in concepts
     assert "Rare (12+/1988-)" in caplog.text
-    with caplog.at_level(logging.WARNING, logger="modeling_elm.concepts"):
+    with caplog.at_level(logging.WARNING, logger="modeling_elm.data.concepts"):
         concepts = concept_directions(vectors, {"Rare": labels["Rare"]}, space="semantic", min_positive=10)
     assert "Rare" in concepts
 

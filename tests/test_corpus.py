@@ -6,10 +6,11 @@ import re
 import numpy as np
 import pytest
 
-from modeling_elm import corpus as corpus_module
-from modeling_elm.corpus import CorpusConfig, build_corpus, load_corpus
-from modeling_elm.grounded import GENRE_WORDS
-from modeling_elm.vector_store import row_vectors
+from modeling_elm.data import corpus as corpus_module
+from modeling_elm.data.corpus import CorpusConfig, build_corpus
+from modeling_elm.data.vector_store import load_corpus
+from modeling_elm.data.writers.grounded import GENRE_WORDS
+from modeling_elm.data.vector_store import row_vectors
 from movielens_fixtures import write_ml25m_folder
 
 

@@ -132,7 +132,7 @@ def test_remote_code_on_an_older_transformers_names_the_version_to_install(tmp_p
     script = textwrap.dedent(f"""
         import importlib.util, transformers.configuration_utils as cu
         del cu.SubConfigSpec
-        spec = importlib.util.spec_from_file_location("configuration_elm", {str(ROOT / "modeling_elm" / "configuration_elm.py")!r})
+        spec = importlib.util.spec_from_file_location("configuration_elm", {str(ROOT / "modeling_elm" / "model" / "configuration_elm.py")!r})
         try:
             spec.loader.exec_module(importlib.util.module_from_spec(spec))
         except ImportError as error:
@@ -154,7 +154,7 @@ def _entities(n=6, dim=4, seed=0):
 
 
 def _data(path, tmp_path, **extra):
-    from modeling_elm.byo import DataConfig
+    from modeling_elm.data.byo import DataConfig
 
     raw = {"spaces": {"word": {"path": str(path), **extra.pop("space", {})}},
            "templates": extra.pop("templates", [{"task": "name", "prompt": "name <word> .", "target": "{word}"}]),
@@ -163,8 +163,8 @@ def _data(path, tmp_path, **extra):
 
 
 def test_a_csv_whose_vector_column_is_a_list_reads_as_vectors(tmp_path):
-    from modeling_elm.byo import build_byo_corpus
-    from modeling_elm.vector_store import load_vector_tables
+    from modeling_elm.data.byo import build_byo_corpus
+    from modeling_elm.data.vector_store import load_vector_tables
 
     table = _entities()
     table.assign(vector=[v.tolist() for v in table["vector"]]).to_csv(tmp_path / "e.csv", index=False)
@@ -183,7 +183,7 @@ def test_a_csv_whose_vector_column_is_a_list_reads_as_vectors(tmp_path):
      r"e\.csv, row 2 \(id 'e0'\): the vector column holds text 'hello'"),
 ])
 def test_broken_entity_files_name_the_file_and_the_fix(tmp_path, write, message):
-    from modeling_elm.byo import build_byo_corpus
+    from modeling_elm.data.byo import build_byo_corpus
 
     write(tmp_path)
     path = next(p for p in tmp_path.iterdir() if p.name.startswith("e."))
@@ -192,7 +192,7 @@ def test_broken_entity_files_name_the_file_and_the_fix(tmp_path, write, message)
 
 
 def test_a_json_array_file_reads_like_json_lines(tmp_path):
-    from modeling_elm.byo import read_table
+    from modeling_elm.data.byo import read_table
 
     rows = [{"id": "a", "vector": [1.0, 2.0]}, {"id": "b", "vector": [3.0, 4.0]}]
     (tmp_path / "e.json").write_text(json.dumps(rows, indent=2))
@@ -206,7 +206,7 @@ def test_a_json_array_file_reads_like_json_lines(tmp_path):
     ("{word", r"template 'name': the target '\{word' is not a valid format string"),
 ])
 def test_template_typos_name_the_template(tmp_path, target, message):
-    from modeling_elm.byo import build_byo_corpus
+    from modeling_elm.data.byo import build_byo_corpus
 
     _entities().to_parquet(tmp_path / "e.parquet")
     with pytest.raises(ValueError, match=message):
@@ -230,7 +230,7 @@ def test_recipe_mistakes_in_the_data_section_are_named(tmp_path, extra, message)
 def test_a_missing_local_path_is_not_taken_for_a_hub_dataset(tmp_path, monkeypatch):
     import datasets
 
-    from modeling_elm.byo import read_table
+    from modeling_elm.data.byo import read_table
 
     monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: pytest.fail("tried the Hub for a local path"))
     monkeypatch.chdir(tmp_path)
@@ -243,13 +243,13 @@ def test_a_missing_local_path_is_not_taken_for_a_hub_dataset(tmp_path, monkeypat
 def test_float_ids_match_the_same_ids_written_as_integers(tmp_path):
     import pandas as pd
 
-    from modeling_elm.byo import build_byo_corpus
+    from modeling_elm.data.byo import build_byo_corpus
 
     table = _entities().assign(id=[0.0, 1.0, 2.0, 3.0, 5.0, 8.0])  # what pandas reads from an int column with gaps
     table.to_parquet(tmp_path / "e.parquet")
     pd.DataFrame({"ids": [0, 1, 2, 3, 5, 8], "task": ["say"] * 6, "target": [f"word {i}" for i in range(6)]}).to_csv(
         tmp_path / "t.csv", index=False)
-    from modeling_elm.byo import DataConfig
+    from modeling_elm.data.byo import DataConfig
 
     folder = build_byo_corpus(DataConfig.from_dict({
         "spaces": {"word": {"path": str(tmp_path / "e.parquet")}}, "texts": str(tmp_path / "t.csv"),
@@ -261,11 +261,15 @@ def test_float_ids_match_the_same_ids_written_as_integers(tmp_path):
 # Training options
 
 
-def _train(args):
+def _train_module():
     sys.path.insert(0, str(ROOT))
     import train
 
-    return train.main(args)
+    return train
+
+
+def _train(args):
+    return _train_module().main(args)
 
 
 @pytest.mark.parametrize("flag, value, fix", [
@@ -277,9 +281,7 @@ def _train(args):
     ("eos_token", "</s>", "change it on the tokenizer"),
 ])
 def test_training_options_the_stages_own_are_refused_before_any_work(tmp_path, monkeypatch, flag, value, fix):
-    from modeling_elm import stages
-
-    monkeypatch.setattr(stages, "load_training_data", lambda *a: pytest.fail("work started despite the option"))
+    monkeypatch.setattr(_train_module(), "load_training_data", lambda *a: pytest.fail("work started despite the option"))
     with pytest.raises(ValueError, match=rf"--{flag} .*{re.escape(fix)}"):
         _train(["--output_dir", str(tmp_path / "out"), f"--{flag}", value])
 
@@ -297,11 +299,10 @@ def test_help_says_which_options_are_refused(capsys):
 
 
 def test_a_max_length_too_short_for_the_prompt_is_found_before_the_corpus(tmp_path, monkeypatch):
-    from modeling_elm import stages
     from elm_testing import write_tiny_base_model
 
     base = write_tiny_base_model(tmp_path / "base")
-    monkeypatch.setattr(stages, "load_training_data", lambda *a: pytest.fail("built the corpus first"))
+    monkeypatch.setattr(_train_module(), "load_training_data", lambda *a: pytest.fail("built the corpus first"))
     with pytest.raises(ValueError, match=r"max_length 12 leaves no room for a target: the prompt of task '\w+' alone"):
         _train(["--base_model", str(base), "--output_dir", str(tmp_path / "out"), "--max_length", "12",
                 "--tasks", "summary"])
@@ -328,8 +329,8 @@ def test_the_model_cards_snippet_sends_exactly_the_prompt_tokens_training_used(t
 
     from hub.publish import model_card
     from modeling_elm import ElmProcessor
-    from modeling_elm.training import tokenize_rows
-    from modeling_elm.vector_store import VectorTable
+    from modeling_elm.data.tokenization import tokenize_rows
+    from modeling_elm.data.vector_store import VectorTable
     from elm_testing import build_tiny_corpus, tiny_train_args, write_tiny_base_model
 
     base, corpus = write_tiny_base_model(tmp_path / "base"), build_tiny_corpus(tmp_path)
@@ -394,7 +395,7 @@ def test_describe_lists_the_tasks_for_a_mistyped_one_and_shows_defaults(capsys):
 
 def test_describe_imports_its_heavy_parts_only_after_the_arguments():
     script = ("import sys, modeling_elm.describe as d\n"
-              "print(sorted(m for m in ('datasets', 'pandas', 'modeling_elm.corpus', 'modeling_elm.generation') "
+              "print(sorted(m for m in ('datasets', 'pandas', 'modeling_elm.data.corpus', 'modeling_elm.inference') "
               "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert out.stdout.strip() == "[]", out.stderr[-1000:]

@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from modeling_elm.concepts import concept_directions
-from modeling_elm.embeddings import (
+from modeling_elm.data.concepts import concept_directions
+from modeling_elm.data.embeddings import (
     _ranking_metrics, behavioural_embeddings, confidence_values, evaluate_behavioural, load_encoder, movie_text,
     semantic_embeddings,
 )

@@ -11,7 +11,7 @@ from elm_testing import write_tiny_base_model
 
 
 def evaluate(model, tmp_path, *extra):
-    from modeling_elm.evaluate import main
+    from modeling_elm.evaluation.evaluate import main
 
     out = tmp_path / "eval"
     main(["--model", str(model), "--max_examples", "5", "--curve_examples", "2", "--max_new_tokens", "6",
@@ -77,7 +77,7 @@ def test_a_model_that_ignores_its_vector_shows_no_gap_to_the_shuffled_control(tr
 
 
 def test_unknown_control_and_missing_corpus_are_clear_errors(tmp_path):
-    from modeling_elm.evaluate import EvalArguments, evaluate as run
+    from modeling_elm.evaluation.evaluate import EvalArguments, evaluate as run
 
     with pytest.raises(ValueError, match="Unknown control"):
         EvalArguments(controls=["shufled"])
@@ -90,7 +90,7 @@ def test_an_llm_judge_scores_outputs_next_to_sc(trained, tmp_path):
     import httpx2
 
     from hub_mock import mocked_hub_http
-    from modeling_elm.judge import parse_scores
+    from modeling_elm.evaluation.judge import parse_scores
 
     asked = []
 
@@ -104,12 +104,12 @@ def test_an_llm_judge_scores_outputs_next_to_sc(trained, tmp_path):
             "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}})
 
     model, _ = trained
-    from modeling_elm.evaluate import EvalArguments, evaluate as run
+    from modeling_elm.evaluation.evaluate import EvalArguments, evaluate as run
 
     args = EvalArguments(model=str(model), tasks=["summary"], controls=["shuffled"], curves=False, max_examples=3,
                          max_new_tokens=4, judge_endpoint="http://judge.local/v1", output_dir=str(tmp_path))
     with mocked_hub_http(judge):
-        import modeling_elm.evaluate as evaluation
+        import modeling_elm.evaluation.evaluate as evaluation
 
         original = evaluation.evaluate_task
 
@@ -133,7 +133,7 @@ def test_an_llm_judge_scores_outputs_next_to_sc(trained, tmp_path):
 
 
 def test_the_device_is_the_gpu_when_there_is_one_in_bf16(monkeypatch):
-    from modeling_elm.generation import inference_dtype, pick_device
+    from modeling_elm.inference import inference_dtype, pick_device
 
     assert pick_device("cpu") == torch.device("cpu")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
@@ -144,7 +144,7 @@ def test_the_device_is_the_gpu_when_there_is_one_in_bf16(monkeypatch):
 
 
 def test_describe_runs_on_the_device_it_is_given(trained, monkeypatch, capsys):
-    from modeling_elm import describe, generation
+    from modeling_elm import describe, inference as generation
 
     placed, load_elm = [], generation.load_elm
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from modeling_elm.metrics import (
+from modeling_elm.evaluation.metrics import (
     behavioural_consistency, bootstrap_ci, constant_guesses, derangement, fact_scores, rank_summary,
     retrieval_ranks, semantic_consistency, stated_decade, stated_genres,
 )

@@ -17,8 +17,8 @@ from movielens_fixtures import (
     SPECIAL_MOVIES, write_ml1m_folder, write_ml25m_folder, write_ml100k_folder, zip_folder,
 )
 
-from modeling_elm import movielens_download
-from modeling_elm.movielens import MovieLens, fix_articles, load_movielens, split_title
+from modeling_elm.data.movielens import download as movielens_download
+from modeling_elm.data.movielens.release import MovieLens, fix_articles, load_movielens, split_title
 
 hub_tqdm = importlib.import_module("huggingface_hub.utils.tqdm")  # the module; the package exports the class by its name
 RATINGS_DTYPES = {"user_id": "int64", "movie_id": "int64", "rating": "float32", "timestamp": "int64"}

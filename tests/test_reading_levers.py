@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from modeling_elm import ElmForCausalLM
-from modeling_elm.metrics import invents_title, repeats_content_word
+from modeling_elm.evaluation.metrics import invents_title, repeats_content_word
 
 # Standardised inputs
 
@@ -57,9 +57,9 @@ def test_standardize_refuses_too_few_or_broken_vectors(tiny_elm):
 
 
 def test_reconstruction_target_is_the_text_the_vector_encodes():
-    from modeling_elm.embeddings import movie_text
-    from modeling_elm.grounded import GroundedWriter, MovieFacts
-    from modeling_elm.tasks import TASKS
+    from modeling_elm.data.embeddings import movie_text
+    from modeling_elm.data.writers.grounded import GroundedWriter, MovieFacts
+    from modeling_elm.data.tasks import TASKS
 
     movie = MovieFacts("1", "Heat", 1995, ["Action", "Crime"], tags=["heist", "pacino"])
     for detail in ("brief", "full"):
@@ -88,9 +88,9 @@ def test_invented_titles_are_found(text, title, invented):
 
 
 def test_training_vectors_sample_the_rows_of_a_space():
-    from modeling_elm.reading import training_vectors
+    from modeling_elm.training.standardize import training_vectors
 
-    from modeling_elm.vector_store import VectorTable
+    from modeling_elm.data.vector_store import VectorTable
 
     table = VectorTable(["a", "b", "c"], np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]), "movie")
     split = datasets.Dataset.from_dict({"movie_slots": [[["a"]], [["b"], ["c"]], [], [["a", "c"]]]})
@@ -122,8 +122,8 @@ def test_train_py_standardises_when_the_recipe_says_so(tmp_path):
 
 
 def test_title_free_targets_never_name_the_movie_and_keep_what_the_vector_holds():
-    from modeling_elm.grounded import GroundedWriter, MovieFacts
-    from modeling_elm.tasks import TASKS, get_tasks
+    from modeling_elm.data.writers.grounded import GroundedWriter, MovieFacts
+    from modeling_elm.data.tasks import TASKS, get_tasks
 
     heat = MovieFacts("1", "Heat", 1995, ["Action", "Crime"], tags=["heist"], neighbours=["Ronin"])
     alien = MovieFacts("2", "Alien", 1979, ["Horror", "Sci-Fi"], tags=["space"])

@@ -14,8 +14,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from modeling_elm.training import ElmDataCollator, last_checkpoint, tokenize_rows, write_marker
-from modeling_elm.vector_store import VectorTable
+from modeling_elm.checkpoints import write_marker
+from modeling_elm.data.tokenization import tokenize_rows
+from modeling_elm.training.stages import last_checkpoint
+from modeling_elm.training.trainer import ElmDataCollator
+from modeling_elm.data.vector_store import VectorTable
 from elm_testing import build_tiny_corpus, run_train, tiny_train_args, write_tiny_base_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -282,7 +285,7 @@ def test_two_cpu_processes_hold_identical_weights_after_each_stage(inputs, tmp_p
 
 
 def _desynchronised_rank(rank: int, port: int, queue) -> None:
-    from modeling_elm.training import CheckRanksAgree
+    from modeling_elm.training.callbacks import CheckRanksAgree
 
     torch.distributed.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
     model = torch.nn.Linear(3, 2)
@@ -322,8 +325,8 @@ def test_rank_check_fails_loudly_when_ranks_disagree():
 def test_recipes_parse_into_the_three_argument_groups(recipe):
     from trl import SFTConfig, TrlParser
 
-    from modeling_elm.corpus import CorpusConfig
-    from modeling_elm.stages import ElmArguments
+    from modeling_elm.data.corpus import CorpusConfig
+    from modeling_elm.training.arguments import ElmArguments
 
     sys.path.insert(0, str(ROOT))
     import train
@@ -346,14 +349,17 @@ def test_stage1_stops_early_once_the_loss_criterion_is_met(inputs, tmp_path):
 
 
 def test_a_stage_refuses_to_start_when_the_wrong_parameters_train(tiny_elm):
-    from modeling_elm.stages import stage_trainable
-    from modeling_elm.training import CheckTrainableParameters
+    from modeling_elm.training.arguments import ElmArguments
+    from modeling_elm.training.callbacks import CheckTrainableParameters
+    from modeling_elm.training.stages import training_stages
+
+    adapters_only = training_stages(ElmArguments())[0].trainable
 
     model, _ = tiny_elm
     for parameter in model.parameters():
         parameter.requires_grad_(True)  # stage 1 must train the adapters alone
     with pytest.raises(RuntimeError, match="Stage 1: the parameters that train are not the ones"):
-        CheckTrainableParameters(1, stage_trainable(1, "full")).on_train_begin(None, None, None, model=model)
+        CheckTrainableParameters(1, adapters_only).on_train_begin(None, None, None, model=model)
     for name, parameter in model.named_parameters():
-        parameter.requires_grad_(stage_trainable(1, "full")(name))
-    CheckTrainableParameters(1, stage_trainable(1, "full")).on_train_begin(None, None, None, model=model)
+        parameter.requires_grad_(adapters_only(name))
+    CheckTrainableParameters(1, adapters_only).on_train_begin(None, None, None, model=model)

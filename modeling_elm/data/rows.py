@@ -7,7 +7,7 @@ import numpy as np
 import pyarrow as pa
 from tqdm.auto import tqdm
 
-from .grounded import GroundedWriter
+from .writers.grounded import GroundedWriter
 from .tasks import Task, get_tasks
 from .vector_store import slot_column
 
@@ -15,7 +15,7 @@ from .vector_store import slot_column
 def make_writer(config):
     if config.writer == "grounded":
         return GroundedWriter(config.detail, titles=config.titles)
-    from .teacher import TeacherWriter
+    from .writers.teacher import TeacherWriter
 
     return TeacherWriter(model=config.teacher_model, endpoint=config.teacher_endpoint,
                          cache_path=config.folder() / "teacher_cache.jsonl")

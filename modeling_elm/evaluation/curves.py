@@ -11,7 +11,7 @@ STRENGTHS = (0.0, 0.5, 1.0, 2.0)
 
 def describe_prompt(ev) -> str:
     """The prompt of the first one-movie task the model was trained on (its corpus' tasks), else the summary's."""
-    from .tasks import TASKS, get_tasks
+    from ..data.tasks import TASKS, get_tasks
 
     trained = [t for t in get_tasks(ev.corpus.manifest["config"].get("tasks")) if t.kind == "one-movie"]
     return (trained[0] if trained else TASKS["summary"]).prompt
@@ -48,7 +48,7 @@ def interpolation_curve(ev) -> dict:
 def concept_curves(ev, top: int = 3) -> dict:
     """For the `top` most accurate genre directions: held-out movies without the genre, moved by s along its CAV;
     the concept's classifier score of the re-embedded description should rise with s."""
-    from .concepts import concept_score, load_concepts, move_along
+    from ..data.concepts import concept_score, load_concepts, move_along
 
     space = "semantic" if _movie_space_is_semantic(ev) else "behavioural"
     concepts = load_concepts(ev.corpus.folder / "concepts" / space)

@@ -12,8 +12,8 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 
-from .embeddings import movie_text
-from .tasks import Task
+from ..embeddings import movie_text
+from ..tasks import Task
 
 # MovieLens genre -> the words a sentence uses for it.
 GENRE_WORDS = {

@@ -1,6 +1,6 @@
 """Concept activation vectors (CAVs): a linear direction per concept ("Comedy", "pixar") in an embedding space.
 
-    from modeling_elm.concepts import concept_directions, concept_score, genre_labels, move_along, save_concepts
+    from modeling_elm.data.concepts import concept_directions, concept_score, genre_labels, move_along, save_concepts
 
     labels = genre_labels(movies, movie_ids)                       # {"Comedy": bool array, ...} aligned with rows
     concepts = concept_directions(vectors, labels, space="semantic")

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from .base_models import elm_cache_dir
+from ..base_models import elm_cache_dir
 from .vector_store import FORMAT, VectorTable, save_task_splits, slot_column, split_sizes_ok
 
 logger = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ from .metrics import bootstrap_ci, derangement, rank_metrics, semantic_consisten
 def vector_from_expression(expression: str, encoder) -> np.ndarray:
     """'king - man + woman' -> emb(king) - emb(man) + emb(woman); a plain word or phrase -> its embedding.
     Terms are separated by ' + ' or ' - ' with spaces, so hyphenated words stay whole."""
-    from .embeddings import semantic_embeddings
+    from ..data.embeddings import semantic_embeddings
 
     tokens = re.split(r"\s+([+-])\s+", expression.strip())
     words, signs = tokens[0::2], ["+"] + tokens[1::2]
@@ -29,10 +29,11 @@ def vector_from_expression(expression: str, encoder) -> np.ndarray:
 
 
 def evaluate_byo(ev_args, folder: Path, marker: dict) -> dict:
-    from .embeddings import load_encoder
+    from ..data.embeddings import load_encoder
     from .evaluate import control_vectors, sample_task_rows, summarise
-    from .vector_store import load_task_splits, load_vector_tables, row_vectors
-    from .generation import default_batch_size, generate_texts, load_elm, load_processor, pick_device, reference_nll
+    from ..data.vector_store import load_task_splits, load_vector_tables, row_vectors
+    from ..inference import default_batch_size, generate_texts, load_elm, load_processor, pick_device
+    from .nll import reference_nll
 
     manifest = json.loads((folder / "manifest.json").read_text())
     device = pick_device(ev_args.device)
@@ -72,7 +73,7 @@ def evaluate_byo(ev_args, folder: Path, marker: dict) -> dict:
                                             ev_args.max_new_tokens, desc=f"{task}: shuffled"),
                  "reference": targets}
         if encoder is not None and single:
-            from .embeddings import semantic_embeddings
+            from ..data.embeddings import semantic_embeddings
 
             sources = np.stack([v[anchor][0] for v in vectors])
             for condition, condition_texts in texts.items():

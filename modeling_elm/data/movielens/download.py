@@ -1,6 +1,6 @@
 """Fetch a MovieLens release from GroupLens once: stream the zip, check its MD5, unpack it into the cache.
 
-    from modeling_elm.movielens_download import download_release
+    from modeling_elm.data.movielens.download import download_release
     folder = download_release("ml-1m", Path("~/.cache/elm/movielens").expanduser())  # -> .../movielens/ml-1m
 
 `load_movielens` calls this; use it directly only to fetch without loading. Requests go through huggingface_hub's

@@ -16,7 +16,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from .grounded import MovieFacts, UserFacts
-from .tasks import Task
+from ..tasks import Task
 
 logger = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ class TeacherWriter:
         if self._local is None:
             from transformers import AutoModelForCausalLM, AutoTokenizer
 
-            from .base_models import resolve_base_model
+            from ...base_models import resolve_base_model
 
             path = resolve_base_model(self.model_name)
             tokenizer = AutoTokenizer.from_pretrained(path)

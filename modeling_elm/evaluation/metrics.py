@@ -7,7 +7,7 @@ from collections import Counter
 import numpy as np
 from scipy.stats import spearmanr
 
-from .grounded import GENRE_WORDS
+from ..data.writers.grounded import GENRE_WORDS
 
 # Words that state a genre in generated text; "children's" also as "children", "sci-fi" as science fiction.
 _GENRE_PATTERNS = {genre: re.compile(rf"\b{re.escape(word.split(chr(39))[0].lower())}", re.IGNORECASE)

@@ -1,0 +1,131 @@
+"""What `train.py` adds to TRL's `SFTConfig` (ElmArguments), and the checks run before anything is built: SFTConfig
+options an ELM run would ignore, and prompts too long for `max_length`."""
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from ..base_models import DEFAULT_BASE_MODEL, resolve_base_model
+from ..model.processing_elm import ElmProcessor
+
+DEFAULT_SYSTEM_PROMPT = "You describe movies and viewers' tastes."
+
+
+@dataclass
+class ElmArguments:
+    """What `train.py` adds to TRL's `SFTConfig`: the model to assemble, the data, and the per-stage settings."""
+
+    # Model
+    base_model: str = field(default=DEFAULT_BASE_MODEL, metadata={"help": (
+        "causal LM to wrap: Hub id or folder (offline, SmolLM2-135M-Instruct comes from the packaged GGUF)")})
+    num_tokens: int = field(default=16, metadata={"help": (
+        "soft tokens per vector; the paper used 1, which a small LM barely reads (docs/results.md: 16 reads best per "
+        "step on CPU)")})
+    adapter_hidden_size: int | None = field(default=None, metadata={"help": "adapter MLP width; default: the LM's"})
+    attn_implementation: str | None = field(default=None, metadata={"help": (
+        "the LM's attention: sdpa (default), eager, flex_attention, flash_attention_2, or a Hub kernel. Padding-free "
+        "batches under sdpa/eager build a (tokens x tokens) mask; on a GPU pair --padding_free with flex_attention or "
+        "flash_attention_2, which attend within each row only")})
+    standardize_inputs: bool = field(default=True, metadata={"help": (
+        "centre and scale each vector dimension by the training vectors' statistics before the adapter (stored in "
+        "the checkpoint)")})
+    system_prompt: str = field(default=DEFAULT_SYSTEM_PROMPT, metadata={"help": (
+        "short on purpose: a long system prompt doubles the tokens of every step ('' for none)")})
+    # Dataset
+    data: dict | None = field(default=None, metadata={"help": (
+        "your own (id, vector, text) data instead of MovieLens: a YAML mapping (spaces, texts, templates), see "
+        "docs/your-own-vectors.md")})
+    corpus_path: str | None = field(default=None, metadata={"help": (
+        "a built corpus folder; default: build (or find in the cache) the one the corpus options describe")})
+    max_train_rows: int | None = field(default=None, metadata={"help": "train on a seeded sample of N rows"})
+    eval_rows: int = field(default=256, metadata={"help": "held-out rows for eval_loss, when eval_strategy is set"})
+    batch_tokens: int | None = field(default=None, metadata={"help": (
+        "batch by tokens: rows per device step = this / the mean tokenized row length (replaces "
+        "per_device_train_batch_size). With --padding_free true every step then holds about this many real tokens; "
+        "e.g. 65536 for a 135M model on one GPU, where 32 rows of ~80 tokens leave the card idle")})
+    # Training: stage 1 (adapters only, LM frozen)
+    stage1_learning_rate: float = field(default=2e-3, metadata={"help": (
+        "higher than stage 2's: only the small adapter moves, and it starts from nothing")})
+    stage1_max_steps: int = field(default=-1, metadata={"help": "steps of stage 1 (-1: stage1_epochs)"})
+    stage1_epochs: float = field(default=1.0, metadata={"help": "epochs of stage 1 when stage1_max_steps is -1"})
+    stage1_stop_loss: float | None = field(default=None, metadata={"help": (
+        "end stage 1 early once the logged training loss reaches this")})
+    # Training: stage 2 (the whole model, or LoRA)
+    stage2: str = field(default="full", metadata={"help": "'full' (the paper), 'lora' (cheaper), or 'none'"})
+    stage2_learning_rate: float = field(default=5e-5, metadata={"help": "stage 2 learning rate"})
+    stage2_max_steps: int = field(default=-1, metadata={"help": "steps of stage 2 (-1: stage2_epochs)"})
+    stage2_epochs: float = field(default=1.0, metadata={"help": "epochs of stage 2 when stage2_max_steps is -1"})
+    lora_r: int = field(default=16, metadata={"help": "LoRA rank (stage2=lora)"})
+    lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha (stage2=lora)"})
+    lora_target_modules: list[str] = field(default_factory=lambda: ["all-linear"], metadata={"help": (
+        "LoRA targets; the ELM adapters are always excluded and trained fully instead")})
+    check_rank_sync: bool = field(default=True, metadata={"help": (
+        "after each stage, compare a fingerprint of every rank's weights and fail if they differ")})
+
+    def __post_init__(self):
+        if self.stage2 not in ("full", "lora", "none"):
+            raise ValueError(f"stage2 must be 'full', 'lora' or 'none', got {self.stage2!r}.")
+
+
+# SFTConfig options that an ELM run sets per stage, or that have no meaning for ELM rows: given (anything but
+# SFTConfig's own default), they would be ignored in silence, so they are refused with the option to use instead.
+STAGE_OWNED_OPTIONS = (
+    ("learning_rate", "set it per stage: --stage1_learning_rate / --stage2_learning_rate"),
+    ("max_steps", "set it per stage: --stage1_max_steps / --stage2_max_steps"),
+    ("num_train_epochs", "set it per stage: --stage1_epochs / --stage2_epochs"),
+    ("packing", "TRL's packing would drop the vectors; --padding_free true packs the rows of a step instead"),
+    ("eos_token", "ELM ends every target with the base tokenizer's eos_token; change it on the tokenizer"),
+    ("pad_token", "ELM pads with the base tokenizer's pad token (its eos token when it has none)"),
+    ("completion_only_loss", "ELM always trains on the target only"),
+    ("assistant_only_loss", "ELM rows are prompt/target pairs, not conversations; the loss is on the target"),
+    ("dataset_text_field", "ELM rows have prompt and target columns; there is no text field"),
+)
+ALSO_FINE = {"completion_only_loss": (True,)}  # what ELM does anyway
+
+
+def refuse_ignored_options(sft_config) -> None:
+    """A ValueError naming every SFTConfig option this run would otherwise ignore, with what to use instead."""
+    defaults = {f.name: f.default for f in dataclasses.fields(type(sft_config))}
+    wrong = []
+    for name, fix in STAGE_OWNED_OPTIONS:
+        value = getattr(sft_config, name)
+        if value not in (defaults[name], *ALSO_FINE.get(name, ())):
+            wrong.append(f"--{name} {value!r}: {fix}")
+    if wrong:
+        raise ValueError("These training options are not used by an ELM run:\n  " + "\n  ".join(wrong))
+
+
+def check_prompt_lengths(elm_args: ElmArguments, corpus_config, max_length: int | None) -> None:
+    """Before any corpus build or model load: the longest known prompt, chat-formatted with the system prompt and
+    its placeholders expanded to `num_tokens`, must leave room for a target within `max_length`."""
+    if max_length is None:
+        return
+    from transformers import AutoTokenizer
+
+    if elm_args.data:
+        from ..data.byo import DataConfig
+
+        data = DataConfig.from_dict(elm_args.data)
+        prompts = {**data.prompts, **{t.task: t.prompt for t in data.templates}}
+        marks = [data.placeholder(space) for space in data.spaces]
+    else:
+        from ..data.tasks import get_tasks
+
+        prompts = {task.name: task.prompt for task in get_tasks(corpus_config.tasks)}
+        marks = ["<movie>", "<user>"]
+    if not prompts:
+        return
+    tokenizer = AutoTokenizer.from_pretrained(resolve_base_model(elm_args.base_model))
+    formatter = ElmProcessor(tokenizer=tokenizer, embedding_spaces={"check": {"dim": 1}},
+                             system_prompt=elm_args.system_prompt or None)
+    lengths = {}
+    for task, prompt in prompts.items():
+        for mark in marks:  # each placeholder is one special token, num_tokens times
+            prompt = prompt.replace(mark, " x" * elm_args.num_tokens)
+        text = formatter.prompt(prompt)
+        lengths[task] = len(tokenizer(text, add_special_tokens=False)["input_ids"])
+    task, longest = max(lengths.items(), key=lambda item: item[1])
+    if longest >= max_length:
+        raise ValueError(
+            f"max_length {max_length} leaves no room for a target: the prompt of task {task!r} alone is about "
+            f"{longest} tokens (system prompt and {elm_args.num_tokens} tokens per vector included). Raise "
+            f"--max_length (e.g. {longest + 128}), or shorten --system_prompt / lower --num_tokens.")

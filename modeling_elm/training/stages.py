@@ -1,0 +1,270 @@
+"""The ELM training stages: assemble (0) -> adapters alone (1) -> whole model or LoRA (2), and the final save.
+
+`train.py` calls these top to bottom. Each trained stage is its own trainer run, with a fresh optimizer, scheduler
+and distributed wrapper: changing which parameters train in the middle of a DDP run desynchronises the ranks without
+an error. The output folder says how far a run got, so running the same command again after a crash (or SIGKILL)
+continues where it stopped:
+
+    <output_dir>/stage0/            the assembled ELM (untrained adapters) + processor   [elm_stage.json when done]
+    <output_dir>/stage1/checkpoint-N  adapter-only checkpoints; stage1/final/ the trained adapters
+    <output_dir>/stage2/checkpoint-N  full (or LoRA) checkpoints
+    <output_dir>/                   the trained ELM + processor, `from_pretrained`-ready  [elm_stage.json when done]
+    <output_dir>/loss_stage{1,2}.png
+"""
+
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+
+from ..base_models import resolve_base_model
+from ..checkpoints import read_marker, write_marker
+from ..data.tokenization import tokenize_rows
+from ..model.modeling_elm import ElmForCausalLM
+from ..model.processing_elm import ElmProcessor
+from .arguments import ElmArguments
+from .callbacks import CheckRanksAgree, CheckTrainableParameters, MarkCompleteCheckpoints, StopAtLoss
+from .standardize import standardize_adapters
+from .trainer import ADAPTER_WEIGHTS, ElmDataCollator, ElmSFTTrainer, adapter_state, is_adapter, load_adapter_state
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One trained stage: what it trains (`mode`), with which schedule, and what it leaves on disk."""
+
+    number: int
+    mode: str  # "adapters" (LM frozen), "full" (every parameter, the paper's stage 2) or "lora"
+    learning_rate: float
+    max_steps: int
+    epochs: float
+    stop_loss: float | None = None
+    lora: dict | None = None  # peft LoraConfig keywords, for mode "lora"
+
+    @property
+    def name(self) -> str:
+        return f"stage{self.number}"
+
+    def trainable(self, parameter_name: str) -> bool:
+        if self.mode == "adapters":
+            return is_adapter(parameter_name)
+        if self.mode == "lora":  # peft's LoRA weights, and the adapters it trains fully (modules_to_save)
+            return "lora_" in parameter_name or (is_adapter(parameter_name) and "modules_to_save" in parameter_name)
+        return True
+
+    @property
+    def adapter_only_checkpoints(self) -> bool:
+        """Checkpoints of an adapters-only stage hold the adapters: a few MB instead of the LM stage 0 saved."""
+        return self.mode == "adapters"
+
+    def final_folder(self, output_dir: Path) -> Path | None:
+        """Where the stage's result is kept once it ends, so a rerun skips it; the last stage's is the model."""
+        return output_dir / self.name / "final" if self.mode == "adapters" else None
+
+
+def training_stages(elm_args: ElmArguments) -> list[Stage]:
+    """Stage 1 (adapters) and, unless `stage2` is 'none', stage 2, as the arguments set them."""
+    stages = [Stage(1, "adapters", elm_args.stage1_learning_rate, elm_args.stage1_max_steps, elm_args.stage1_epochs,
+                    stop_loss=elm_args.stage1_stop_loss)]
+    if elm_args.stage2 != "none":
+        targets = elm_args.lora_target_modules
+        lora = {"r": elm_args.lora_r, "lora_alpha": elm_args.lora_alpha,
+                # peft takes the keyword "all-linear" as a string, a list as module names
+                "target_modules": targets[0] if list(targets) == ["all-linear"] else list(targets)}
+        stages.append(Stage(2, elm_args.stage2, elm_args.stage2_learning_rate, elm_args.stage2_max_steps,
+                            elm_args.stage2_epochs, lora=lora if elm_args.stage2 == "lora" else None))
+    return stages
+
+
+def load_training_data(elm_args: ElmArguments, corpus_config, main_process_first):
+    """The corpus to train on: yours (`data:`) or MovieLens, built once (on the main process) and then found in the
+    cache; every rank opens the same folder. Returns a `Corpus` (task splits, vector tables, spaces)."""
+    from ..data.vector_store import load_corpus
+
+    with main_process_first(desc="building the corpus"):
+        if elm_args.data:
+            from ..data.byo import DataConfig, build_byo_corpus
+
+            folder = build_byo_corpus(DataConfig.from_dict(elm_args.data))
+        else:
+            from ..data.corpus import build_corpus
+
+            folder = elm_args.corpus_path or build_corpus(corpus_config)
+        return load_corpus(folder)
+
+
+def assemble_stage0(elm_args: ElmArguments, corpus, folder: Path, main_process_first):
+    """Stage 0, once: the base LM wrapped into an ELM (its adapters' input statistics from the training rows), saved;
+    every later run and rank loads it from disk."""
+    attention = {"attn_implementation": elm_args.attn_implementation} if elm_args.attn_implementation else {}
+    with main_process_first(desc="assembling stage 0"):
+        if read_marker(folder) is None:
+            spaces = {name: {**space, "num_tokens": elm_args.num_tokens,
+                             **({"adapter_hidden_size": elm_args.adapter_hidden_size}
+                                if elm_args.adapter_hidden_size else {})} for name, space in corpus.spaces.items()}
+            model, processor = ElmForCausalLM.from_language_model(resolve_base_model(elm_args.base_model), spaces,
+                                                                  dtype=torch.float32, **attention)
+            if elm_args.standardize_inputs:
+                standardize_adapters(model, corpus.tasks["train"], corpus.vectors)
+            model.config.base_model = elm_args.base_model
+            model.save_pretrained(folder)
+            processor.save_pretrained(folder)
+            write_marker(folder, stage=0, base_model=elm_args.base_model)
+            logger.info("Stage 0: assembled %s into an ELM at %s", elm_args.base_model, folder)
+    model = ElmForCausalLM.from_pretrained(folder, dtype=torch.float32, **attention)
+    processor = ElmProcessor.from_pretrained(folder)
+    processor.system_prompt = elm_args.system_prompt or None  # the prompt format travels with the final processor
+    return model, processor
+
+
+def tokenize_splits(elm_args: ElmArguments, sft_config, corpus, processor) -> dict:
+    """{"train", "eval" (when evaluating), "tables"}: the rows tokenised once, the vectors as tensors' sources."""
+    tables = {name: corpus.vectors[name] for name in corpus.spaces}
+    with sft_config.main_process_first(desc="tokenizing"):
+        train = corpus.tasks["train"]
+        if elm_args.max_train_rows and elm_args.max_train_rows < len(train):
+            train = train.shuffle(seed=sft_config.seed).select(range(elm_args.max_train_rows))
+        data = {"tables": {name: table.vectors for name, table in tables.items()},
+                "train": tokenize_rows(train, processor, tables, sft_config.max_length)}
+        if sft_config.eval_strategy != "no" and "test" in corpus.tasks:
+            test = corpus.tasks["test"].shuffle(seed=sft_config.seed)
+            data["eval"] = tokenize_rows(test.select(range(min(elm_args.eval_rows, len(test)))), processor,
+                                         tables, sft_config.max_length)
+    return data
+
+
+def size_batches(elm_args: ElmArguments, sft_config, train_rows, attention: str):
+    """`sft_config` with rows per device step from `--batch_tokens` (when given) and the mean tokenised row."""
+    if sft_config.padding_free and attention in ("sdpa", "eager") and (elm_args.batch_tokens or 0) > 8192:
+        logger.warning("padding_free with %s attention builds a %d x %d mask per step; on a GPU pass "
+                       "--attn_implementation flex_attention (or flash_attention_2) so rows attend within themselves.",
+                       attention, elm_args.batch_tokens, elm_args.batch_tokens)
+    if not elm_args.batch_tokens:
+        return sft_config
+    mean_length = float(np.mean(train_rows["length"]))
+    rows = max(1, round(elm_args.batch_tokens / mean_length))
+    logger.info("batch_tokens %d: %d rows per device step (mean row %.0f tokens)", elm_args.batch_tokens, rows,
+                mean_length)
+    return dataclasses.replace(sft_config, per_device_train_batch_size=rows)
+
+
+def stage_config(sft_config, stage: Stage, output_dir: Path):
+    return dataclasses.replace(
+        sft_config, output_dir=str(output_dir / stage.name), learning_rate=stage.learning_rate,
+        max_steps=stage.max_steps, num_train_epochs=stage.epochs, remove_unused_columns=False,
+        padding_free=False,  # TRL refuses its own padding-free with a custom collator; ours packs (ElmDataCollator)
+        dataset_kwargs={**(sft_config.dataset_kwargs or {}), "skip_prepare_dataset": True},
+        run_name=f"{sft_config.run_name or output_dir.name}-{stage.name}",
+    )
+
+
+def run_stage(stage: Stage, model, processor, data: dict, sft_config, output_dir: Path, check_rank_sync: bool = True):
+    """Train one stage, resuming from its last complete checkpoint, or skip it when it already ended.
+    Returns `(model to carry on with, trainer or None when skipped, record for the final marker)`."""
+    final = stage.final_folder(output_dir)
+    if final is not None and read_marker(final) is not None:
+        logger.info("Stage %d already finished (%s); loading its adapters.", stage.number, final)
+        load_adapter_state(model, final / ADAPTER_WEIGHTS)
+        return model, None, read_marker(final)
+    args = stage_config(sft_config, stage, output_dir)
+    peft_config = None
+    if stage.lora is not None:  # SFTTrainer wraps the model (and knows ZeRO-3's dtype trap)
+        from peft import LoraConfig
+
+        peft_config = LoraConfig(**stage.lora, exclude_modules=r".*adapters.*",
+                                 modules_to_save=model.adapter_module_names, task_type="CAUSAL_LM")
+    else:
+        for name, parameter in model.named_parameters():
+            parameter.requires_grad_(stage.trainable(name))
+    ranks = CheckRanksAgree(stage.number)
+    callbacks = [CheckTrainableParameters(stage.number, stage.trainable), MarkCompleteCheckpoints(stage.number)]
+    callbacks += [ranks] if check_rank_sync else []
+    callbacks += [StopAtLoss(stage.number, stage.stop_loss)] if stage.stop_loss is not None else []
+    trainer = ElmSFTTrainer(
+        model=model, args=args, train_dataset=data["train"], eval_dataset=data.get("eval"),
+        processing_class=processor.tokenizer, callbacks=callbacks,
+        data_collator=ElmDataCollator(processor.tokenizer.pad_token_id, data["tables"],
+                                      padding_free=sft_config.padding_free, pad_to_multiple_of=args.pad_to_multiple_of),
+        adapter_only_checkpoints=stage.adapter_only_checkpoints, peft_config=peft_config,
+    )
+    resume = last_checkpoint(args.output_dir)
+    if resume:
+        logger.info("Stage %d: resuming from %s", stage.number, resume)
+    started = time.perf_counter()
+    trainer.train(resume_from_checkpoint=resume)
+    if trainer.is_world_process_zero():
+        plot_loss(trainer.state.log_history, output_dir / f"loss_{stage.name}.png",
+                  f"ELM stage {stage.number} ({stage.mode})")
+    record = {"stage": stage.number, "global_step": trainer.state.global_step,
+              "seconds": round(time.perf_counter() - started),
+              "rows_per_device_step": args.per_device_train_batch_size, "resumed_from": resume,
+              "rank_sync": ranks.result}
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    if final is not None and trainer.is_world_process_zero():
+        final.mkdir(parents=True, exist_ok=True)
+        save_file(adapter_state(model.state_dict()), str(final / ADAPTER_WEIGHTS), metadata={"format": "pt"})
+        write_marker(final, **record)
+    trainer.accelerator.wait_for_everyone()
+    if stage.lora is not None:
+        model = model.merge_and_unload()
+    return model, trainer, record
+
+
+def save_final(model, processor, output_dir: Path, records: dict, trainer, corpus_folder: Path,
+               system_prompt: str | None) -> None:
+    """The trained ELM and its processor, `from_pretrained`-ready, then the marker that says it is complete and how
+    it was made (every rank takes part in gathering sharded weights)."""
+    from accelerate import PartialState
+
+    state = PartialState()
+    if trainer is not None and (trainer.is_fsdp_enabled or trainer.is_deepspeed_enabled):
+        trainer.save_model(str(output_dir))  # gathers the sharded weights; every rank takes part
+    elif state.is_main_process:
+        model.save_pretrained(output_dir)
+    if state.is_main_process:
+        processor.save_pretrained(output_dir)
+        write_marker(output_dir, complete=True, stage=max(r["stage"] for r in records.values()), stages=records,
+                     corpus=str(Path(corpus_folder).resolve()),
+                     system_prompt=system_prompt or None)  # generation must use the prompt training used
+        logger.info("Trained ELM saved to %s", output_dir)
+    state.wait_for_everyone()
+
+
+def last_checkpoint(stage_dir: str | Path) -> str | None:
+    """The newest checkpoint of a stage whose save finished (it has its marker); half-written ones are skipped."""
+    stage_dir = Path(stage_dir)
+    if not stage_dir.is_dir():
+        return None
+    done = [p for p in stage_dir.glob("checkpoint-*") if p.name.split("-")[-1].isdigit() and read_marker(p)]
+    return str(max(done, key=lambda p: int(p.name.split("-")[-1]))) if done else None
+
+
+def plot_loss(log_history: list[dict], path: str | Path, title: str) -> Path | None:
+    """Training (and evaluation) loss against step, as a PNG next to the checkpoints."""
+    train = [(e["step"], e["loss"]) for e in log_history if "loss" in e]
+    evals = [(e["step"], e["eval_loss"]) for e in log_history if "eval_loss" in e]
+    if not train and not evals:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=120)
+    if train:
+        ax.plot(*zip(*train), label="train loss")
+    if evals:
+        ax.plot(*zip(*evals), "o-", label="eval loss (held-out entities)")
+    ax.set(xlabel="step", ylabel="loss (target tokens)", title=title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)

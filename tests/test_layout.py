@@ -1,0 +1,99 @@
+"""The package's layers, as an AST test: model <- inference <- data / training / evaluation <- commands.
+
+A wrong arrow (the model importing the recipe, evaluation needing the trainer, TRL outside training/) fails here
+before it makes a clean install, the Hub's remote code or `describe` need more than they should.
+"""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import modeling_elm
+
+PACKAGE = Path(modeling_elm.__file__).parent
+# What each file that travels with a checkpoint may import from the others: the processor loads without the model.
+TRAVELLING = {"configuration_elm": set(), "processing_elm": set(), "modeling_elm": {"configuration_elm", "processing_elm"}}
+CORE = {"inference", "base_models", "checkpoints"}  # loading and prompting a trained model; no data, no TRL
+# Which layer may import which: the model stands alone, each layer above it sees only what is below it, and data,
+# training and evaluation see each other only as data <- training and data <- evaluation.
+MAY_IMPORT = {
+    "model": {"model"},
+    "core": {"model", "core"},
+    "data": {"model", "core", "data"},
+    "training": {"model", "core", "data", "training"},
+    "evaluation": {"model", "core", "data", "evaluation"},
+    "commands": {"model", "core", "data", "training", "evaluation", "commands"},
+}
+
+
+def layer(module: str) -> str:
+    """'modeling_elm.data.byo' -> 'data'; top-level modules are core or commands (`python -m` entry points)."""
+    parts = module.split(".")[1:]
+    if not parts or parts == ["__init__"]:
+        return "model"  # the package itself only registers the model classes
+    if len(parts) > 1:
+        return parts[0]
+    return "core" if parts[0] in CORE else "commands"
+
+
+def imports(path: Path, package: Path = PACKAGE, name: str = "modeling_elm") -> tuple[set[str], set[str]]:
+    """(third-party roots, modules of this package) that a file imports, at any depth (lazy imports count)."""
+    here = [name, *path.relative_to(package).with_suffix("").parts]
+    roots, own = set(), set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                (own if alias.name.split(".")[0] == name else roots).add(alias.name if alias.name.startswith(name)
+                                                                         else alias.name.split(".")[0])
+        elif isinstance(node, ast.ImportFrom) and node.level:
+            base = here[: len(here) - node.level]
+            own.add(".".join(base + ([node.module] if node.module else [])))
+        elif isinstance(node, ast.ImportFrom):
+            (own if node.module.split(".")[0] == name else roots).add(
+                node.module if node.module.startswith(name) else node.module.split(".")[0])
+    return roots, own
+
+
+def wrong_arrows(package: Path = PACKAGE, name: str = "modeling_elm") -> list[str]:
+    wrong = []
+    for path in sorted(package.rglob("*.py")):
+        module = ".".join([name, *path.relative_to(package).with_suffix("").parts])
+        for target in imports(path, package, name)[1]:
+            if target != name and layer(target) not in MAY_IMPORT[layer(module)]:
+                wrong.append(f"{module} ({layer(module)}) imports {target} ({layer(target)})")
+    return wrong
+
+
+def test_every_import_runs_down_the_layers():
+    assert wrong_arrows() == []
+
+
+def test_a_wrong_arrow_is_found(tmp_path):
+    """The checker itself: a model file reaching into the recipe, and inference into training, are reported."""
+    package = tmp_path / "modeling_elm"
+    for folder in ("model", "data", "training"):
+        (package / folder).mkdir(parents=True)
+        (package / folder / "__init__.py").write_text("")
+    (package / "__init__.py").write_text("from .model.modeling_elm import X\n")
+    (package / "model" / "modeling_elm.py").write_text("def f():\n    from ..data.tasks import TASKS\n")
+    (package / "inference.py").write_text("from modeling_elm.training.trainer import ElmSFTTrainer\n")
+    (package / "data" / "tasks.py").write_text("from ..model.modeling_elm import X\n")
+    assert sorted(wrong_arrows(package)) == [
+        "modeling_elm.inference (core) imports modeling_elm.training.trainer (training)",
+        "modeling_elm.model.modeling_elm (model) imports modeling_elm.data.tasks (data)",
+    ]
+
+
+@pytest.mark.parametrize("name", sorted(TRAVELLING))
+def test_the_travelling_files_import_only_torch_transformers_and_each_other(name):
+    roots, own = imports(PACKAGE / "model" / f"{name}.py")
+    assert roots <= {"torch", "transformers", "collections"}, roots
+    assert {m.rsplit(".", 1)[-1] for m in own} <= TRAVELLING[name], own
+    assert all(m.startswith("modeling_elm.model.") for m in own), own
+
+
+def test_only_training_imports_trl():
+    """TRL is the [train] extra's: evaluation, describe, the Space and the model run without it."""
+    with_trl = {str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py") if "trl" in imports(p)[0]}
+    assert with_trl and all(path.startswith("training/") for path in with_trl), with_trl
