@@ -157,5 +157,9 @@ def test_own_files_through_both_stages_to_evaluation(tmp_path, capsys):
     assert set(results["tasks"]) == {"name", "kind"}
     for task in results["tasks"].values():
         assert {"nll", "hits@1", "hits@5", "mrr"} <= set(task["real"]) and "nll" in task["shuffled"]
+        assert "nll" in task["untrained"]  # the same evaluator as MovieLens': the stage-0 control too
+    from modeling_elm.evaluation.evaluate import RESULTS_VERSION
+
+    assert results["version"] == RESULTS_VERSION and results["encoder"] is None
     assert "nll" in results["gap_real_minus_shuffled"]["name"]
     assert (tmp_path / "eval" / "report.md").is_file()

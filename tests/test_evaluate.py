@@ -157,3 +157,32 @@ def test_describe_runs_on_the_device_it_is_given(trained, monkeypatch, capsys):
     assert describe.main(["--model", str(trained[0]), "--device", "cpu", "--max-new-tokens", "4"]) == 0
     assert placed == [("cpu", torch.device("cpu"), torch.float32)]
     assert "held out from training" in capsys.readouterr().out
+
+
+def test_probes_describe_texts_embedded_into_a_semantic_movie_space(trained, tmp_path, monkeypatch):
+    """--probes, once only for your own data, work on any corpus whose vectors an encoder made: MovieLens' semantic
+    movie space included. The probe's vector is the encoder's embedding of the text, read like a movie's."""
+    from modeling_elm.data.embeddings import load_encoder, semantic_embeddings
+    from modeling_elm.evaluation import evaluate as evaluation
+    from modeling_elm.evaluation.evaluate import RESULTS_VERSION, EvalArguments
+
+    model, _ = trained
+    seen = []
+    generate = evaluation.Evaluation.generate
+
+    def recording(ev, model, prompts, vectors, desc):
+        if desc == "probes":
+            seen.extend(vectors)
+        return generate(ev, model, prompts, vectors, desc)
+
+    monkeypatch.setattr(evaluation.Evaluation, "generate", recording)
+    results = evaluation.evaluate(EvalArguments(
+        model=str(model), tasks=["summary"], controls=["shuffled"], curves=False, max_examples=3,
+        max_new_tokens=4, probes=["a heist movie", "a heist movie - crime + comedy"], output_dir=str(tmp_path)))
+    assert results["version"] == RESULTS_VERSION and results["encoder"] == "all-MiniLM-L6-v2"
+    assert [p["input"] for p in results["probes"]] == ["a heist movie", "a heist movie - crime + comedy"]
+    assert all(p["prompt"].count("<movie>") == 1 and isinstance(p["answer"], str) for p in results["probes"])
+    words = semantic_embeddings(["a heist movie", "crime", "comedy"], load_encoder(None), progress=False)
+    assert torch.allclose(torch.as_tensor(seen[0]["movie"][0]), torch.as_tensor(words[0]), atol=1e-5)
+    assert torch.allclose(torch.as_tensor(seen[1]["movie"][0]), torch.as_tensor(words[0] - words[1] + words[2]),
+                          atol=1e-5)

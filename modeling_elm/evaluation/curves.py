@@ -22,7 +22,7 @@ def _movie_space_is_semantic(ev) -> bool:
 
 
 def _vectors(ev):
-    return ev.semantic if _movie_space_is_semantic(ev) else ev.behavioural
+    return ev.scorer.semantic if _movie_space_is_semantic(ev) else ev.scorer.behavioural
 
 
 def interpolation_curve(ev) -> dict:
@@ -37,8 +37,8 @@ def interpolation_curve(ev) -> dict:
         mixed = [{"movie": ((1 - alpha) * vectors[a] + alpha * vectors[b])[None]} for a, b in pairs]
         texts = ev.generate(ev.model, [describe_prompt(ev)] * len(pairs), mixed, f"interpolation a={alpha}")
         embedded = ev.embed(texts)
-        curve["sc_to_a"].append(bootstrap_ci(semantic_consistency(embedded, ev.semantic[pairs[:, 0]]), seed=ev.args.seed))
-        curve["sc_to_b"].append(bootstrap_ci(semantic_consistency(embedded, ev.semantic[pairs[:, 1]]), seed=ev.args.seed))
+        curve["sc_to_a"].append(bootstrap_ci(semantic_consistency(embedded, ev.scorer.semantic[pairs[:, 0]]), seed=ev.args.seed))
+        curve["sc_to_b"].append(bootstrap_ci(semantic_consistency(embedded, ev.scorer.semantic[pairs[:, 1]]), seed=ev.args.seed))
         if alpha == 0.5:
             curve["example_midpoint"] = {"a": str(ev.corpus.movies.iloc[pairs[0, 0]]["title"]),
                                          "b": str(ev.corpus.movies.iloc[pairs[0, 1]]["title"]), "text": texts[0]}

@@ -1,34 +1,33 @@
-"""Evaluate an ELM on held-out entities: does it read its vectors, and how well?
+"""Evaluate an ELM on held-out entities: does it read its vectors, and how well? One evaluator for every corpus.
 
     python -m modeling_elm.evaluate --model checkpoints/elm-quick            # the main job's checkpoint
     python -m modeling_elm.evaluate --model user/elm-movielens --corpus <corpus folder> --max_examples 200
+    python -m modeling_elm.evaluate --model checkpoints/elm-wordnet --probes "king - man + woman"
 
 For every task of the corpus' test split, the model answers about each held-out entity under several conditions:
 the real vector; controls that should do worse if and only if the model reads the vector (another entity's vector,
-`shuffled`; a random vector of the same norm, `random`; the untrained stage-0 adapter, `untrained`); the text-only
-baseline (the base LM and the trained one given "Title (year)" instead of the vector); the reference targets
-(ceiling) and the constant guess (the most common text / genres / decade). Metrics: semantic consistency (SC, the
-paper's), the rank of the true movie by that similarity (hits@k, MRR), behavioural consistency (BC, user
-profiles), stated-fact precision / recall, teacher-forced NLL of the references, and curves for hypothetical
-vectors (interpolation, concept moves). Means carry 95% bootstrap intervals; real-minus-shuffled gaps are paired.
-Writes `results.json` (schema in docs/evaluation.md), `report.md` and PNG plots into `--output_dir`.
+`shuffled`; a random vector of the same norm, `random`; the untrained stage-0 adapter, `untrained`); the reference
+targets (ceiling). Every corpus gets the teacher-forced NLL of the references under each condition, the paired
+real-minus-shuffled gaps and, when an encoder made the vectors, semantic consistency (SC, the paper's: the answer
+re-embedded against the vector). Your own data adds retrieval by likelihood (hits@k, MRR: the reference scored under
+its own vector and `candidates - 1` others) and `--probes`; a MovieLens corpus adds its entity tables' metrics
+(evaluation/movielens.py: retrieval by SC, stated facts, BC, the title-as-text baseline, the constant guess, curves for
+hypothetical vectors). Means carry 95% bootstrap intervals. Writes `results.json` (schema in docs/evaluation.md),
+`report.md` and PNG plots into `--output_dir`.
 """
 
-import json
 import logging
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..data.vector_store import row_vectors
-from .metrics import (
-    behavioural_consistency, bootstrap_ci, constant_guesses, derangement, fact_scores, invents_title, rank_metrics,
-    repeats_content_word, retrieval_ranks, semantic_consistency,
-)
+from .metrics import bootstrap_ci, derangement, rank_metrics, semantic_consistency
 
 logger = logging.getLogger(__name__)
-RESULTS_VERSION = 1
+RESULTS_VERSION = 2  # 2: one schema for every corpus (version 1 had a second, smaller one for your own data)
 CONTROLS = ("shuffled", "random", "untrained", "text_only")
 
 
@@ -70,13 +69,12 @@ class EvalArguments:
 
 
 class Evaluation:
-    """Everything one evaluation needs loaded once: models, corpus tables, encoder."""
+    """Everything one evaluation needs loaded once: the corpus, the models, the encoder, the corpus' scorer."""
 
     def __init__(self, args: EvalArguments):
-        from ..data.vector_store import load_corpus
-        from ..data.embeddings import load_encoder
         from ..checkpoints import read_marker
-
+        from ..data.embeddings import load_encoder
+        from ..data.vector_store import load_corpus
         from ..inference import default_batch_size, load_elm, load_processor, pick_device
 
         self.args = args
@@ -96,26 +94,27 @@ class Evaluation:
         self.processor = load_processor(args.model, marker, **load)
         untrained = model_path / "stage0"
         self.untrained = load_elm(str(untrained), self.device) if untrained.is_dir() else None
-        self.encoder_name = self.corpus.manifest["config"].get("encoder")
-        self.encoder = load_encoder(self.encoder_name, device=str(self.device))
-        movies = self.corpus.movies
-        self.movie_index = {str(m): i for i, m in enumerate(movies["movie_id"])}
-        self.semantic = np.stack(movies["semantic"].to_numpy())
-        self.behavioural = np.stack(movies["behavioural"].to_numpy())
-        self.user_index = {str(u): i for i, u in enumerate(self.corpus.users["user_id"])}
+        self.tables = {space: self.corpus.vectors[space] for space in self.model.config.embedding_spaces}
+        self.anchor = next(iter(self.corpus.manifest["spaces"]))  # the space SC, retrieval and probes are about
+        if self.corpus.is_movielens:  # answers are re-embedded into the semantic space, whichever space is read
+            config = self.corpus.manifest["config"]
+            self.encoder_name = config.get("encoder") or "all-MiniLM-L6-v2"
+            self.anchor_encoded = config.get("movie_space", "semantic") == "semantic"
+        else:
+            self.encoder_name = self.corpus.manifest.get("encoders", {}).get(self.anchor)
+            self.anchor_encoded = self.encoder_name is not None
+        self.encoder = load_encoder(self.encoder_name, device=str(self.device)) if self.encoder_name else None
+        if self.corpus.is_movielens:
+            from .movielens import MovieLensScorer
+
+            self.scorer = MovieLensScorer(self)
+        else:
+            self.scorer = EntityScorer(self)
         self.judge = None
         if args.judge_model or args.judge_endpoint:
             from .judge import Judge
 
             self.judge = Judge(args.judge_model, args.judge_endpoint, Path(args.output_dir) / "judge_cache.jsonl")
-
-    def movie_facts(self, movie_id: str):
-        from ..data.writers.grounded import MovieFacts
-
-        m = self.corpus.movies.iloc[self.movie_index[movie_id]]
-        return MovieFacts(str(m["movie_id"]), str(m["title"]), _year(m["year"]), list(m["genres"]),
-                          tags=list(m["tags"]) if m.get("tags") is not None else [],
-                          mean_rating=float(m["mean_rating"]), n_ratings=int(m["n_ratings"]))
 
     def embed(self, texts: list[str]) -> np.ndarray:
         from ..data.embeddings import semantic_embeddings
@@ -127,6 +126,43 @@ class Evaluation:
 
         return generate_texts(model, self.processor, prompts, vectors, self.args.batch_size, self.args.max_new_tokens,
                               desc=desc)
+
+    def nll(self, model, prompts, targets, vectors, desc) -> np.ndarray:
+        from .nll import reference_nll
+
+        return reference_nll(model, self.processor, prompts, targets, vectors, self.args.batch_size, desc=desc)
+
+
+class EntityScorer:
+    """Scores for any (id, vector, text) corpus: SC when an encoder made the vectors (rows about one entity), and
+    retrieval by likelihood among held-out entities (needs no encoder)."""
+
+    likelihood_retrieval = True
+
+    def __init__(self, ev: Evaluation):
+        self.ev = ev
+
+    def metrics(self, texts: list[str], rows: list[dict]) -> dict[str, list]:
+        ev = self.ev
+        if ev.encoder is None or not ev.anchor_encoded or not single_entity(rows, ev.anchor):
+            return {}
+        sources = np.stack([row_vectors(r, ev.tables)[ev.anchor][0] for r in rows])
+        return {"sc": semantic_consistency(ev.embed(texts), sources).tolist()}
+
+    def text_only_prompts(self, rows):
+        return None  # a title to put in place of the vector is a MovieLens notion
+
+    def judge_facts(self, rows):
+        return None
+
+    def after_tasks(self, task_rows: dict, results: dict) -> None:
+        pass
+
+
+def single_entity(rows: list[dict], space: str) -> bool:
+    """Every row is about one entity of `space` and reads that one vector alone."""
+    return all(len(r.get(f"{space}_slots") or []) == 1 and len(r[f"{space}_slots"][0]) == 1 and
+               sum(len(v or []) for k, v in r.items() if k.endswith("_slots")) == 1 for r in rows)
 
 
 def control_vectors(vectors: list[dict], kind: str, seed: int) -> list[dict]:
@@ -142,145 +178,94 @@ def control_vectors(vectors: list[dict], kind: str, seed: int) -> list[dict]:
     return out
 
 
-def text_only_prompt(prompt: str, titles: list[str]) -> str:
-    for title in titles:
-        prompt = prompt.replace("<movie>", title, 1)
-    return prompt
-
-
 def summarise(values: dict[str, list], seed: int) -> dict:
     return {name: bootstrap_ci(v, seed=seed) for name, v in values.items()}
 
 
-def movie_metrics(ev: Evaluation, texts: list[str], movie_ids: list[list[str]]) -> dict:
-    """Per-row SC, retrieval ranks (one-movie rows) and stated facts, for generated or reference texts."""
-    movies = ev.corpus.movies
-    text_vectors = ev.embed(texts)
-    rows = [[ev.movie_index[m] for m in ids] for ids in movie_ids]
-    sources = np.stack([ev.semantic[r].mean(axis=0) for r in rows])
-    values = {"sc": semantic_consistency(text_vectors, sources).tolist()}
-    if all(len(r) == 1 for r in rows):
-        ranks = retrieval_ranks(text_vectors, ev.semantic, np.array([r[0] for r in rows]))
-        values.update({name: v.tolist() for name, v in rank_metrics(ranks, ks=(1, 10)).items()})
-    facts = [fact_scores(t, list(movies.iloc[r[0]]["genres"]), _year(movies.iloc[r[0]]["year"]))
-             for t, r in zip(texts, rows)]
-    for key in ("genre_precision", "genre_recall", "genre_f1", "decade_accuracy"):
-        values[key] = [f[key] for f in facts]
-    values["repeat_free"] = [float(not repeats_content_word(t)) for t in texts]
-    if all(len(r) == 1 for r in rows):
-        values["no_invented_title"] = [float(not invents_title(t, str(movies.iloc[r[0]]["title"])))
-                                       for t, r in zip(texts, rows)]
-    return values
-
-
-def _year(value):
-    import pandas as pd
-
-    return None if value is None or pd.isna(value) else int(value)
-
-
-def user_metrics(ev: Evaluation, texts: list[str], user_ids: list[list[str]]) -> dict:
-    """BC over each user's own rated movies and over one fixed sample of movies, plus profile SC-free checks."""
-    users = ev.corpus.users
-    profile_vectors = ev.embed(texts)
-    sample = np.random.default_rng(ev.args.seed).choice(len(ev.semantic), min(ev.args.bc_sample, len(ev.semantic)),
-                                                         replace=False)
-    rated, sampled = [], []
-    for vector, ids in zip(profile_vectors, user_ids):
-        user = users.iloc[ev.user_index[ids[0]]]
-        own = [ev.movie_index[str(m)] for m in user["rated_movie_ids"] if str(m) in ev.movie_index]
-        rated.append(behavioural_consistency(vector, ev.semantic[own], user["behavioural"], ev.behavioural[own])
-                     if len(own) >= 3 else np.nan)
-        sampled.append(behavioural_consistency(vector, ev.semantic[sample], user["behavioural"],
-                                               ev.behavioural[sample]))
-    return {"bc_rated": rated, "bc_sample": sampled}
-
-
-def evaluate_task(ev: Evaluation, task: str, rows: list[dict]) -> tuple[dict, dict, list]:
-    """All conditions of one task: ({condition: {metric: ci}}, {metric: paired real-shuffled ci}, samples)."""
-    tables = {space: ev.corpus.vectors[space] for space in ev.model.config.embedding_spaces}
-    prompts = [r["prompt"] for r in rows]
-    vectors = [row_vectors(r, tables) for r in rows]
-    is_user = rows[0]["kind"] == "user"
-    ids = [r["user_ids"] if is_user else r["movie_ids"] for r in rows]
-    score = (lambda texts: user_metrics(ev, texts, ids)) if is_user else (lambda texts: movie_metrics(ev, texts, ids))
+def condition_texts(ev: Evaluation, task: str, rows: list[dict], prompts: list[str], vectors: list[dict]) -> dict:
+    """{condition: answers}: the real vector, the controls asked for, and the references."""
+    args = ev.args
     texts = {"real": ev.generate(ev.model, prompts, vectors, f"{task}: real")}
     for i, kind in enumerate(("shuffled", "random")):
-        if kind in ev.args.controls:
-            texts[kind] = ev.generate(ev.model, prompts, control_vectors(vectors, kind, ev.args.seed + i), f"{task}: {kind}")
-    if "untrained" in ev.args.controls and ev.untrained is not None:
+        if kind in args.controls:
+            texts[kind] = ev.generate(ev.model, prompts, control_vectors(vectors, kind, args.seed + i), f"{task}: {kind}")
+    if "untrained" in args.controls and ev.untrained is not None:
         texts["untrained"] = ev.generate(ev.untrained, prompts, vectors, f"{task}: untrained")
-    if "text_only" in ev.args.controls and not is_user and rows[0]["kind"] == "one-movie":
-        movies = ev.corpus.movies
-        titled = [text_only_prompt(p, [_title(movies.iloc[ev.movie_index[m]]) for m in i]) for p, i in zip(prompts, ids)]
+    titled = ev.scorer.text_only_prompts(rows) if "text_only" in args.controls else None
+    if titled is not None:
         nones = [None] * len(titled)
         if ev.untrained is not None:
             texts["text_only_base"] = ev.generate(ev.untrained, titled, nones, f"{task}: base LM, title as text")
         texts["text_only_trained"] = ev.generate(ev.model, titled, nones, f"{task}: trained, title as text")
     texts["reference"] = [r["target"] for r in rows]
-    per_row = {condition: score(t) for condition, t in texts.items()}
-    if ev.judge is not None and rows[0]["kind"] == "one-movie":
-        facts = [ev.movie_facts(i[0]) for i in ids]
+    return texts
+
+
+def likelihood_nll(ev: Evaluation, task: str, rows, prompts, targets, vectors, per_row: dict) -> None:
+    """Adds `nll` per row under the real vector, the shuffled one and the untrained adapter and, where the scorer
+    asks for it, hits@k / MRR of the real vector among `candidates` held-out entities' by that likelihood."""
+    args = ev.args
+    per_row["real"]["nll"] = ev.nll(ev.model, prompts, targets, vectors, f"{task}: NLL real")
+    if "shuffled" in args.controls:
+        per_row["shuffled"]["nll"] = ev.nll(ev.model, prompts, targets, control_vectors(vectors, "shuffled", args.seed),
+                                            f"{task}: NLL shuffled")
+    if "untrained" in args.controls and ev.untrained is not None:
+        per_row["untrained"]["nll"] = ev.nll(ev.untrained, prompts, targets, vectors, f"{task}: NLL untrained")
+    if getattr(ev.scorer, "likelihood_retrieval", False) and single_entity(rows, ev.anchor) and len(rows) > 1:
+        others = [ev.nll(ev.model, prompts, targets, [vectors[j] for j in derangement(len(vectors), args.seed + shift)],
+                         f"{task}: candidates {shift}") for shift in range(1, min(args.candidates, len(vectors)))]
+        nll = np.stack([per_row["real"]["nll"], *others], axis=1)
+        per_row["real"].update({k: v.tolist() for k, v in rank_metrics((nll <= nll[:, :1]).sum(axis=1), ks=(1, 5)).items()})
+
+
+def evaluate_task(ev: Evaluation, task: str, rows: list[dict]) -> tuple[dict, dict, list]:
+    """All conditions of one task: ({condition: {metric: ci}}, {metric: paired real-shuffled ci}, samples)."""
+    prompts, targets = [r["prompt"] for r in rows], [r["target"] for r in rows]
+    vectors = [row_vectors(r, ev.tables) for r in rows]
+    texts = condition_texts(ev, task, rows, prompts, vectors)
+    per_row = {condition: ev.scorer.metrics(answers, rows) for condition, answers in texts.items()}
+    facts = ev.scorer.judge_facts(rows) if ev.judge is not None else None
+    if facts is not None:
         for condition in ("real", "shuffled", "reference"):
             if condition in texts:
                 judged = ev.judge.score(facts, texts[condition], desc=f"{task}: judging {condition}")
                 per_row[condition].update({f"judge_{k}": v.tolist() for k, v in judged.items()})
-    results = {condition: summarise(values, ev.args.seed) for condition, values in per_row.items()}
-    gaps = {}
-    if "shuffled" in per_row:
-        for metric in per_row["real"]:
-            diff = np.asarray(per_row["real"][metric], float) - np.asarray(per_row["shuffled"][metric], float)
-            gaps[metric] = bootstrap_ci(diff, seed=ev.args.seed)
-    nll = {"real": vectors}
-    if "shuffled" in ev.args.controls:
-        nll["shuffled"] = control_vectors(vectors, "shuffled", ev.args.seed)
-    from .nll import reference_nll
-
-    nll_rows = {}
-    for condition, condition_vectors in nll.items():
-        nll_rows[condition] = reference_nll(
-            ev.model, ev.processor, prompts, texts["reference"], condition_vectors, ev.args.batch_size,
-            desc=f"{task}: NLL {condition}")
-        results[condition]["nll"] = bootstrap_ci(nll_rows[condition], seed=ev.args.seed)
-    if "shuffled" in nll_rows:  # paired: the same reference under its own vector and another entity's
-        gaps["nll"] = bootstrap_ci(nll_rows["real"] - nll_rows["shuffled"], seed=ev.args.seed)
-    if ev.untrained is not None and "untrained" in ev.args.controls:
-        results["untrained"]["nll"] = bootstrap_ci(reference_nll(
-            ev.untrained, ev.processor, prompts, texts["reference"], vectors, ev.args.batch_size,
-            desc=f"{task}: NLL untrained"), seed=ev.args.seed)
-    samples = [{"task": task, "ids": ids[i], "prompt": prompts[i],
-                **{condition: texts[condition][i] for condition in texts}} for i in range(min(3, len(rows)))]
+    likelihood_nll(ev, task, rows, prompts, targets, vectors, per_row)
+    results = {condition: summarise(values, ev.args.seed) for condition, values in per_row.items() if values}
+    gaps = {metric: bootstrap_ci(np.asarray(per_row["real"][metric], float)
+                                 - np.asarray(per_row["shuffled"][metric], float), seed=ev.args.seed)
+            for metric in per_row["real"] if metric in per_row.get("shuffled", {})}
+    spaces = list(ev.corpus.manifest["spaces"])
+    samples = [{"task": task, "ids": [i for s in spaces for i in (rows[k].get(f"{s}_ids") or [])],
+                "prompt": prompts[k], **{condition: texts[condition][k] for condition in texts}}
+               for k in range(min(3, len(rows)))]
     return results, gaps, samples
 
 
-def _title(movie) -> str:
-    year = _year(movie["year"])
-    return f"{movie['title']} ({year})" if year else str(movie["title"])
+def vector_from_expression(expression: str, encoder) -> np.ndarray:
+    """'king - man + woman' -> emb(king) - emb(man) + emb(woman); a plain word or phrase -> its embedding.
+    Terms are separated by ' + ' or ' - ' with spaces, so hyphenated words stay whole."""
+    from ..data.embeddings import semantic_embeddings
+
+    tokens = re.split(r"\s+([+-])\s+", expression.strip())
+    words, signs = tokens[0::2], ["+"] + tokens[1::2]
+    vectors = semantic_embeddings(words, encoder, progress=False)
+    return np.asarray(sum(v if sign == "+" else -v for sign, v in zip(signs, vectors)), dtype=np.float32)
 
 
-def constant_baseline(ev: Evaluation, task_rows: dict[str, list[dict]]) -> dict:
-    """Scores of the best vector-free answers, per task, with the same metric code as the model's."""
-    from collections import Counter
-
-    train = ev.corpus.movies[ev.corpus.movies["split"] == "train"]
-    training_rows = ev.corpus.tasks["train"]
-    counts = Counter(zip(training_rows["task"], training_rows["target"]))  # one pass over every training target
-    commonest = {}
-    for (task, target), _ in counts.most_common():
-        commonest.setdefault(task, target)
-    guess = constant_guesses([list(g) for g in train["genres"]], [_year(y) for y in train["year"]],
-                             [counts.most_common(1)[0][0][1]] if counts else [])
-    out = {"guess": guess, "tasks": {}}
-    for task, rows in task_rows.items():
-        if rows[0]["kind"] == "user":
-            continue
-        ids = [r["movie_ids"] for r in rows]
-        text = commonest.get(task, guess["text"])
-        values = movie_metrics(ev, [text] * len(rows), ids)
-        facts = movie_metrics(ev, [guess["genre_text"]] * len(rows), ids)
-        values.update({k: facts[k] for k in ("genre_precision", "genre_recall", "genre_f1", "decade_accuracy")})
-        out["tasks"][task] = {"text": text, **summarise(values, ev.args.seed)}
-    return out
+def describe_probes(ev: Evaluation, samples: list[dict]) -> list[dict]:
+    """Texts or vector arithmetic, embedded with the corpus' encoder and described with the first evaluated prompt
+    that takes one vector of the anchor space."""
+    if not ev.anchor_encoded:
+        raise ValueError(f"--probes needs the {ev.anchor!r} vectors to come from a sentence encoder (an `encoder:` in "
+                         "your data section, or MovieLens' semantic movie space); this corpus' do not.")
+    mark = ev.processor.embedding_spaces[ev.anchor]["placeholder"]
+    prompt = next((s["prompt"] for s in samples if s["prompt"].count(mark) == 1 and len(s["ids"]) == 1), None)
+    if prompt is None:
+        raise ValueError("--probes needs a task whose prompt takes a single vector; none was evaluated.")
+    vectors = [{ev.anchor: vector_from_expression(p, ev.encoder)[None]} for p in ev.args.probes]
+    answers = ev.generate(ev.model, [prompt] * len(vectors), vectors, "probes")
+    return [{"input": p, "prompt": prompt, "answer": a} for p, a in zip(ev.args.probes, answers)]
 
 
 def sample_task_rows(split, tasks: list[str] | None, max_examples: int, rng, split_name: str) -> dict[str, list[dict]]:
@@ -299,32 +284,20 @@ def sample_task_rows(split, tasks: list[str] | None, max_examples: int, rng, spl
 
 
 def evaluate(args: EvalArguments) -> dict:
-    from ..checkpoints import read_marker
-
-    marker = (read_marker(args.model) or {}) if Path(args.model).is_dir() else {}
-    corpus = Path(args.corpus or marker.get("corpus") or "")
-    if (corpus / "manifest.json").is_file() and json.loads((corpus / "manifest.json").read_text()).get("kind") == "byo":
-        from .byo import evaluate_byo
-
-        results = evaluate_byo(args, corpus, marker)
-        results["summary"] = headline(results)
-        return results
     ev = Evaluation(args)
     task_rows = sample_task_rows(ev.corpus.tasks[args.split], args.tasks, args.max_examples, ev.rng, args.split)
     results = {"version": RESULTS_VERSION, "model": args.model, "revision": args.revision,
-               "corpus": str(ev.corpus.folder), "split": args.split, "encoder": ev.encoder_name or "all-MiniLM-L6-v2",
+               "corpus": str(ev.corpus.folder), "split": args.split, "encoder": ev.encoder_name,
                "settings": asdict(args), "tasks": {}, "gap_real_minus_shuffled": {}, "samples": []}
     for task, rows in task_rows.items():
         logger.info("Evaluating %s on %d held-out rows", task, len(rows))
         results["tasks"][task], results["gap_real_minus_shuffled"][task], samples = evaluate_task(ev, task, rows)
         results["samples"] += samples
-    results["constant_guess"] = constant_baseline(ev, task_rows)
+    ev.scorer.after_tasks(task_rows, results)
     if ev.judge is not None:
         results["judge"] = ev.judge.name
-    if args.curves:
-        from .curves import concept_curves, interpolation_curve
-
-        results["curves"] = {"interpolation": interpolation_curve(ev), "concepts": concept_curves(ev)}
+    if args.probes:
+        results["probes"] = describe_probes(ev, results["samples"])
     results["summary"] = headline(results)
     return results
 
