@@ -66,6 +66,8 @@ def evaluation_table(results: dict | None) -> str:
 
 def model_card(folder: Path, repo_id: str, config: dict, marker: dict, results: dict | None,
                dataset_repo: str | None) -> str:
+    """The model card: metadata, what the model reads, how to load it, the evaluation table, the training record
+    (long because most of its lines are the card's own text)."""
     from huggingface_hub import ModelCard, ModelCardData
 
     base = config.get("base_model") or config.get("text_config", {}).get("_name_or_path") or "unknown"

@@ -13,6 +13,7 @@ import functools
 import os
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import gradio as gr
 import numpy as np
@@ -41,12 +42,9 @@ def small_schema(dropdown: gr.Dropdown, description: str) -> gr.Dropdown:
     return dropdown
 
 
-def build_demo(space: ElmSpace) -> gr.Blocks:
-    titles, thing = space.titles, space.thing
-    tasks = [(space.task_label(t), t) for t in space.movie_tasks()]
-    default_task = tasks[0][1] if tasks else None
-    counts = space.movies["n_ratings"].fillna(0).to_numpy() if "n_ratings" in space.movies else range(len(titles))
-    popular = [titles[i] for i in np.argsort(counts)[::-1][:2]]
+def make_handlers(space: ElmSpace, default_task: str | None) -> SimpleNamespace:
+    """One generator per button: it turns the tab's inputs into a vector and streams the answer with the nearest
+    entries and the map. Gradio names each API endpoint's parameters after these functions' own."""
 
     def respond(vector, task):
         """One action's outputs together: the answer as it streams, the nearest entries, the map."""
@@ -80,6 +78,21 @@ def build_demo(space: ElmSpace) -> gr.Blocks:
     def describe_vector(vector: str = "", file: str | None = None, task: str = default_task):
         yield from respond(space.parse_vector(vector, file), task)
 
+    return SimpleNamespace(describe_meaning=describe_meaning, describe_movie=describe_movie, mix=mix, move=move,
+                           describe_user=describe_user, describe_vector=describe_vector)
+
+
+def build_demo(space: ElmSpace) -> gr.Blocks:
+    """The page, tab by tab as it renders (long because it is the layout, top to bottom; the logic is in
+    `make_handlers` and `ElmSpace`)."""
+    titles, thing = space.titles, space.thing
+    tasks = [(space.task_label(t), t) for t in space.movie_tasks()]
+    default_task = tasks[0][1] if tasks else None
+    counts = space.movies["n_ratings"].fillna(0).to_numpy() if "n_ratings" in space.movies else range(len(titles))
+    popular = [titles[i] for i in np.argsort(counts)[::-1][:2]]
+
+    on = make_handlers(space, default_task)
+
     def pick(label, value, description):
         return small_schema(gr.Dropdown(titles, value=value, label=label, filterable=True, allow_custom_value=True),
                             description)
@@ -100,21 +113,21 @@ def build_demo(space: ElmSpace) -> gr.Blocks:
                                             if thing == "movie" else "king - man + woman")
                     task = gr.Dropdown(tasks, value=default_task, label="Task")
                 go = gr.Button("What does it mean?", variant="primary")
-                go.click(describe_meaning, [expression, task], outputs(), api_name="describe_meaning",
+                go.click(on.describe_meaning, [expression, task], outputs(), api_name="describe_meaning",
                          concurrency_limit=CONCURRENCY)
         with gr.Tab(f"Describe a {thing}"):
             with gr.Row():
                 movie = pick(thing.capitalize(), popular[0], title_help)
                 task = gr.Dropdown(tasks, value=default_task, label="Task")
             go = gr.Button("Describe", variant="primary")
-            go.click(describe_movie, [movie, task], outputs(), api_name="describe_movie", concurrency_limit=CONCURRENCY)
+            go.click(on.describe_movie, [movie, task], outputs(), api_name="describe_movie", concurrency_limit=CONCURRENCY)
         with gr.Tab(f"Mix two {thing}s"):
             with gr.Row():
                 first = pick(f"{thing.capitalize()} A", popular[0], title_help)
                 second = pick(f"{thing.capitalize()} B", popular[-1], title_help)
             alpha = gr.Slider(0, 1, value=0.5, step=0.05, label="Share of B: (1 - a) A + a B")
             go = gr.Button("Describe the mix", variant="primary")
-            go.click(mix, [first, second, alpha], outputs(), api_name="mix", concurrency_limit=CONCURRENCY)
+            go.click(on.mix, [first, second, alpha], outputs(), api_name="mix", concurrency_limit=CONCURRENCY)
         concepts, default_concept = space.concept_choices()
         with gr.Tab("Move along a concept", visible=bool(concepts)):
             with gr.Row():
@@ -122,14 +135,14 @@ def build_demo(space: ElmSpace) -> gr.Blocks:
                 concept = gr.Dropdown(concepts, value=default_concept, label="Concept (a genre's direction)")
             strength = gr.Slider(-2, 2, value=1, step=0.1, label="Strength (in units of the vector's norm)")
             go = gr.Button("Describe the moved vector", variant="primary")
-            go.click(move, [base, concept, strength], outputs(), api_name="move", concurrency_limit=CONCURRENCY)
+            go.click(on.move, [base, concept, strength], outputs(), api_name="move", concurrency_limit=CONCURRENCY)
         if "user" in space.spaces:
             with gr.Tab("Describe a user"):
                 users = space.user_choices()
                 user = small_schema(gr.Dropdown(users, value=users[0], label="User (held-out users first)",
                                                 allow_custom_value=True), "a user id of the corpus")
                 go = gr.Button("Describe this user", variant="primary")
-                go.click(describe_user, [user], [gr.Textbox(label="ELM says", lines=4),
+                go.click(on.describe_user, [user], [gr.Textbox(label="ELM says", lines=4),
                                                  gr.Dataframe(label="Their top-rated movies")],
                          api_name="describe_user", concurrency_limit=CONCURRENCY)
         with gr.Tab("Bring your own vector"):
@@ -138,7 +151,7 @@ def build_demo(space: ElmSpace) -> gr.Blocks:
             upload = gr.File(label="... or a .npy / .json file", file_types=[".npy", ".json"], type="filepath")
             task = gr.Dropdown(tasks, value=default_task, label="Task")
             go = gr.Button("Describe my vector", variant="primary")
-            go.click(describe_vector, [pasted, upload, task], outputs(), api_name="describe_vector",
+            go.click(on.describe_vector, [pasted, upload, task], outputs(), api_name="describe_vector",
                      concurrency_limit=CONCURRENCY)
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=128)
     return demo

@@ -317,6 +317,31 @@ def text_rows(config: DataConfig, entities: dict[str, pd.DataFrame], dropped: di
 
 
 # ---- the corpus ---------------------------------------------------------------------------------------------
+def split_by_entity(config: DataConfig, rows: list[dict], anchor_space: str) -> tuple[dict, set, list]:
+    """Rows -> ({split: columns}, held-out anchor ids, every anchor id): a seeded `test_fraction` of the first space's
+    entities is held out, and every row about one of them goes to test, so evaluation meets entities never trained
+    on."""
+    anchors = sorted({r["ids"][0] for r in rows if r["spaces"][0] == anchor_space})
+    rng = np.random.default_rng(config.seed)
+    n_test = min(config.max_test_entities, max(1, round(config.test_fraction * len(anchors))))
+    test = set(rng.choice(anchors, size=n_test, replace=False).tolist()) if len(anchors) > 1 else set()
+    columns = {split: {"task": [], "kind": [], "prompt": [], "target": [],
+                       **{f"{s}_{c}": [] for s in config.spaces for c in ("ids", "slots")}}
+               for split in ("train", "test")}
+    for row in rows:
+        split = "test" if any(i in test for i, s in zip(row["ids"], row["spaces"]) if s == anchor_space) else "train"
+        out = columns[split]
+        out["task"].append(row["task"])
+        out["kind"].append("byo")
+        out["prompt"].append(row["prompt"])
+        out["target"].append(row["target"])
+        for s in config.spaces:  # each placeholder holds one entity of its space
+            ids = [i for i, sp in zip(row["ids"], row["spaces"]) if sp == s]
+            out[f"{s}_ids"].append(ids)
+            out[f"{s}_slots"].append([[i] for i in ids])
+    return columns, test, anchors
+
+
 def build_byo_corpus(config: DataConfig, rebuild: bool = False) -> Path:
     """Validate, split by entity, write tasks/ + vectors/ + entities/ + manifest.json; a cache hit when nothing
     changed."""
@@ -343,24 +368,7 @@ def build_byo_corpus(config: DataConfig, rebuild: bool = False) -> Path:
         raise ValueError("No usable text rows: every row was dropped (see the warnings above).")
 
     anchor_space = next(iter(config.spaces))
-    anchors = sorted({r["ids"][0] for r in rows if r["spaces"][0] == anchor_space})
-    rng = np.random.default_rng(config.seed)
-    n_test = min(config.max_test_entities, max(1, round(config.test_fraction * len(anchors))))
-    test = set(rng.choice(anchors, size=n_test, replace=False).tolist()) if len(anchors) > 1 else set()
-    columns = {split: {"task": [], "kind": [], "prompt": [], "target": [],
-                       **{f"{s}_{c}": [] for s in config.spaces for c in ("ids", "slots")}}
-               for split in ("train", "test")}
-    for row in rows:
-        split = "test" if any(i in test for i, s in zip(row["ids"], row["spaces"]) if s == anchor_space) else "train"
-        out = columns[split]
-        out["task"].append(row["task"])
-        out["kind"].append("byo")
-        out["prompt"].append(row["prompt"])
-        out["target"].append(row["target"])
-        for s in config.spaces:  # each placeholder holds one entity of its space
-            ids = [i for i, sp in zip(row["ids"], row["spaces"]) if sp == s]
-            out[f"{s}_ids"].append(ids)
-            out[f"{s}_slots"].append([[i] for i in ids])
+    columns, test, anchors = split_by_entity(config, rows, anchor_space)
     sizes = {split: len(c["task"]) for split, c in columns.items()}
     split_sizes_ok(sizes, f"data ({len(anchors)} {anchor_space} entit{'y' if len(anchors) == 1 else 'ies'} with "
                           f"text, test_fraction {config.test_fraction})")

@@ -70,3 +70,14 @@ def gather_slots(table: torch.Tensor, slots: list[list[int]]) -> torch.Tensor:
         return gathered
     owner = torch.repeat_interleave(torch.arange(len(slots)), sizes)
     return torch.zeros(len(slots), table.shape[1]).index_add_(0, owner, gathered) / sizes[:, None]
+
+
+def batch_vectors(rows: list[dict], tables: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """{space: (placeholders in the batch, dim)}: the vectors of tokenised `rows`, in row and placeholder order (the
+    order the model meets the placeholders, padded or packed); spaces no row uses are left out."""
+    vectors = {}
+    for name, table in tables.items():
+        slots = [slot for row in rows for slot in (row.get(f"{name}_slot_index") or [])]
+        if slots:
+            vectors[name] = gather_slots(table, slots)
+    return vectors

@@ -5,7 +5,7 @@ import torch
 from torch.nn.utils.rnn import pad_sequence
 from tqdm.auto import tqdm
 
-from ..data.tokenization import gather_slots, tokenize_rows
+from ..data.tokenization import batch_vectors, tokenize_rows
 from ..data.vector_store import VectorTable
 
 
@@ -17,11 +17,7 @@ def score_batch(rows: list[dict], tables: dict[str, torch.Tensor], pad_token_id:
     batch = {"input_ids": pad_sequence(ids, batch_first=True, padding_value=pad_token_id),
              "attention_mask": pad_sequence([torch.ones_like(i) for i in ids], batch_first=True, padding_value=0),
              "labels": pad_sequence(labels, batch_first=True, padding_value=-100)}
-    vectors = {}
-    for name, table in tables.items():
-        slots = [slot for row in rows for slot in (row.get(f"{name}_slot_index") or [])]
-        if slots:
-            vectors[name] = gather_slots(table, slots)
+    vectors = batch_vectors(rows, tables)
     if vectors:
         batch["vectors"] = vectors
     return batch

@@ -172,19 +172,7 @@ class ElmModel(ElmPreTrainedModel):
         they become asynchronous device asserts instead, so a training step or a generated token never waits for
         the host; the processor, the collator and the first generation step have checked the same on the host.
         """
-        spaces = self.config.embedding_spaces
-        if vectors is None:
-            vectors = {}
-        elif not isinstance(vectors, Mapping):  # a tensor (or array, or something that is not vectors at all)
-            if len(spaces) != 1:
-                raise ValueError(
-                    f"This model reads several embedding spaces {sorted(spaces)}; pass vectors as a dict "
-                    "{space name: tensor of shape (n, dim)}."
-                )
-            vectors = {next(iter(spaces)): vectors}
-        unknown = set(vectors) - set(spaces)
-        if unknown:
-            raise ValueError(f"Unknown embedding space(s) {sorted(unknown)}; this model reads {sorted(spaces)}.")
+        vectors = self._by_space(vectors)
         if input_ids is None:
             if any(v is not None and v.numel() for v in vectors.values()):
                 raise ValueError(
@@ -196,38 +184,60 @@ class ElmModel(ElmPreTrainedModel):
         if on_host:
             input_ids = input_ids.cpu()
         checked = {}
-        for name, space in spaces.items():
-            token_id = space["placeholder_token_id"]
-            if token_id is None:
-                raise ValueError(
-                    f"Embedding space {name!r} has no placeholder_token_id; assemble the model with "
-                    "ElmForCausalLM.from_language_model, which adds the placeholder tokens."
-                )
-            n_slots = (input_ids == token_id).sum()
-            space_vectors = vectors.get(name)
-            if space_vectors is None:
-                _require(n_slots == 0, on_host, lambda: (
-                    f"The input has {int(n_slots)} {space['placeholder']} placeholder token(s) but no vectors for "
-                    f"space {name!r}; pass vectors={{'{name}': tensor of shape "
-                    f"({int(n_slots) // space['num_tokens']}, {space['dim']})}}."))
-                continue
-            space_vectors = self._checked_shape(name, space, _as_tensor(space_vectors, name))
-            if on_host:
-                space_vectors = space_vectors.cpu()
-            # Checked in the dtype the adapter computes in: 7e4 is finite in float32 but inf in float16.
-            adapter_dtype = self.adapters[name].fc1.weight.dtype
-            finite = torch.isfinite(space_vectors.to(adapter_dtype)).all(dim=-1)
-            _require(finite.all(), on_host, lambda: (
-                f"Vectors for space {name!r} contain NaN or inf"
-                + (f" once cast to the model's {adapter_dtype} (its largest value is "
-                   f"{torch.finfo(adapter_dtype).max:.4g})" if torch.isfinite(space_vectors).all() else "")
-                + f" (vector index {(~finite).nonzero().flatten().tolist()[:10]})."))
-            expected = space_vectors.shape[0] * space["num_tokens"]
-            _require(n_slots == expected, on_host, lambda: (
-                f"Space {name!r}: {space_vectors.shape[0]} vector(s) need {expected} {space['placeholder']} "
-                f"placeholder token(s) ({space['num_tokens']} per vector), but the input has {int(n_slots)}."))
-            checked[name] = space_vectors
+        for name, space in self.config.embedding_spaces.items():
+            space_vectors = self._check_space(name, space, input_ids, vectors.get(name), on_host)
+            if space_vectors is not None:
+                checked[name] = space_vectors
         return checked
+
+    def _by_space(self, vectors) -> dict:
+        """{space: vectors}; a bare tensor / array is the only space's, when the model reads one."""
+        spaces = self.config.embedding_spaces
+        if vectors is None:
+            return {}
+        if not isinstance(vectors, Mapping):  # a tensor (or array, or something that is not vectors at all)
+            if len(spaces) != 1:
+                raise ValueError(
+                    f"This model reads several embedding spaces {sorted(spaces)}; pass vectors as a dict "
+                    "{space name: tensor of shape (n, dim)}."
+                )
+            return {next(iter(spaces)): vectors}
+        unknown = set(vectors) - set(spaces)
+        if unknown:
+            raise ValueError(f"Unknown embedding space(s) {sorted(unknown)}; this model reads {sorted(spaces)}.")
+        return dict(vectors)
+
+    def _check_space(self, name: str, space: dict, input_ids: torch.Tensor, space_vectors, on_host: bool):
+        """One space's vectors against its placeholders: shape, finite values, one vector per `num_tokens` slots."""
+        token_id = space["placeholder_token_id"]
+        if token_id is None:
+            raise ValueError(
+                f"Embedding space {name!r} has no placeholder_token_id; assemble the model with "
+                "ElmForCausalLM.from_language_model, which adds the placeholder tokens."
+            )
+        n_slots = (input_ids == token_id).sum()
+        if space_vectors is None:
+            _require(n_slots == 0, on_host, lambda: (
+                f"The input has {int(n_slots)} {space['placeholder']} placeholder token(s) but no vectors for "
+                f"space {name!r}; pass vectors={{'{name}': tensor of shape "
+                f"({int(n_slots) // space['num_tokens']}, {space['dim']})}}."))
+            return None
+        space_vectors = self._checked_shape(name, space, _as_tensor(space_vectors, name))
+        if on_host:
+            space_vectors = space_vectors.cpu()
+        # Checked in the dtype the adapter computes in: 7e4 is finite in float32 but inf in float16.
+        adapter_dtype = self.adapters[name].fc1.weight.dtype
+        finite = torch.isfinite(space_vectors.to(adapter_dtype)).all(dim=-1)
+        _require(finite.all(), on_host, lambda: (
+            f"Vectors for space {name!r} contain NaN or inf"
+            + (f" once cast to the model's {adapter_dtype} (its largest value is "
+               f"{torch.finfo(adapter_dtype).max:.4g})" if torch.isfinite(space_vectors).all() else "")
+            + f" (vector index {(~finite).nonzero().flatten().tolist()[:10]})."))
+        expected = space_vectors.shape[0] * space["num_tokens"]
+        _require(n_slots == expected, on_host, lambda: (
+            f"Space {name!r}: {space_vectors.shape[0]} vector(s) need {expected} {space['placeholder']} "
+            f"placeholder token(s) ({space['num_tokens']} per vector), but the input has {int(n_slots)}."))
+        return space_vectors
 
     @staticmethod
     def _checked_shape(name: str, space: dict, space_vectors: torch.Tensor) -> torch.Tensor:
@@ -430,22 +440,7 @@ class ElmForCausalLM(ElmPreTrainedModel, GenerationMixin):
                 f"{type(language_model).__name__} has no bias-free linear LM head; ELM wraps causal LMs whose head "
                 "is a plain projection (Llama, Qwen2, GPT-2, Mistral, Gemma, SmolLM, ...)."
             )
-        spaces = {name: dict(space) for name, space in embedding_spaces.items()}
-        placeholders = [space.get("placeholder") or f"<{name}>" for name, space in spaces.items()]
-        vocabulary = tokenizer.get_vocab()
-        for placeholder in placeholders:
-            # An existing token (or a plain word) as the slot: every occurrence of it in text would become a vector
-            # slot, and the real word could never be generated.
-            if placeholder in vocabulary or placeholder.replace("_", "").isalnum():
-                raise ValueError(
-                    f"Placeholder {placeholder!r} is already a token or a word of this tokenizer; pick a marker that "
-                    f"never occurs in text, such as '<{placeholder.strip('<>')}>' if that is not one either.")
-        tokenizer.add_special_tokens({"extra_special_tokens": placeholders}, replace_extra_special_tokens=False)
-        for (name, space), placeholder in zip(spaces.items(), placeholders):
-            space["placeholder"] = placeholder
-            space["placeholder_token_id"] = tokenizer.convert_tokens_to_ids(placeholder)
-        if tokenizer.pad_token is None:
-            tokenizer.pad_token = tokenizer.eos_token
+        spaces = _add_placeholder_tokens(tokenizer, embedding_spaces)
 
         for module in language_model.modules():  # loaded weights: keep `post_init` from re-initialising them
             module._is_hf_initialized = True
@@ -472,6 +467,28 @@ class ElmForCausalLM(ElmPreTrainedModel, GenerationMixin):
         model.generation_config.suppress_tokens = sorted(suppressed)
         model.config.name_or_path = language_model.config.name_or_path
         return model, ElmProcessor(tokenizer=tokenizer, embedding_spaces=config.embedding_spaces)
+
+
+def _add_placeholder_tokens(tokenizer, embedding_spaces: dict[str, dict]) -> dict[str, dict]:
+    """Adds each space's placeholder to `tokenizer` as a special token (and a pad token when it has none); returns
+    the spaces with `placeholder` and `placeholder_token_id` filled in."""
+    spaces = {name: dict(space) for name, space in embedding_spaces.items()}
+    placeholders = [space.get("placeholder") or f"<{name}>" for name, space in spaces.items()]
+    vocabulary = tokenizer.get_vocab()
+    for placeholder in placeholders:
+        # An existing token (or a plain word) as the slot: every occurrence of it in text would become a vector
+        # slot, and the real word could never be generated.
+        if placeholder in vocabulary or placeholder.replace("_", "").isalnum():
+            raise ValueError(
+                f"Placeholder {placeholder!r} is already a token or a word of this tokenizer; pick a marker that "
+                f"never occurs in text, such as '<{placeholder.strip('<>')}>' if that is not one either.")
+    tokenizer.add_special_tokens({"extra_special_tokens": placeholders}, replace_extra_special_tokens=False)
+    for (name, space), placeholder in zip(spaces.items(), placeholders):
+        space["placeholder"] = placeholder
+        space["placeholder_token_id"] = tokenizer.convert_tokens_to_ids(placeholder)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return spaces
 
 
 def _require(condition: torch.Tensor, on_host: bool, message) -> None:

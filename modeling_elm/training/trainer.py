@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from trl import SFTTrainer
 
-from ..data.tokenization import gather_slots
+from ..data.tokenization import batch_vectors
 
 logger = logging.getLogger(__name__)
 
@@ -50,11 +50,7 @@ class ElmDataCollator:
         # ids restarting) only when there is no cache, so with one the rows of a padding-free batch attend across
         # their boundaries without an error.
         batch["use_cache"] = False
-        vectors = {}
-        for name, table in self.tables.items():
-            slots = [slot for row in rows for slot in (row.get(f"{name}_slot_index") or [])]
-            if slots:
-                vectors[name] = gather_slots(table, slots)
+        vectors = batch_vectors(rows, self.tables)
         if vectors:
             batch["vectors"] = vectors
         return batch

@@ -75,6 +75,9 @@ def _neighbours_within_split(vectors: np.ndarray, split: np.ndarray) -> np.ndarr
 
 
 def build_entity_tables(config, folder: Path, timings: dict) -> EntityTables:
+    """MovieLens -> the corpus' entity tables (movies, users: ids, facts, splits), their vectors (semantic and
+    behavioural, in vectors/) and concept directions, written to `folder`; `timings` gets each step's seconds. One function on purpose: it is the build's sequence of
+    timed steps, each a call, read top to bottom."""
     start = time.perf_counter()
     data = load_movielens(config.source)
     start = _timed(timings, "load_s", start)
@@ -131,21 +134,26 @@ def build_entity_tables(config, folder: Path, timings: dict) -> EntityTables:
     folder.mkdir(parents=True, exist_ok=True)
     movies.to_parquet(folder / "movies.parquet", index=False)
     users.to_parquet(folder / "users.parquet", index=False)
-    # Every vector once, in vectors/; the entity tables and the task rows name ids.
-    movie_keys = movies["movie_id"].astype(str).to_numpy()
-    for name, ids, vectors in ((f"movie_{VECTOR_COLUMNS[0]}", movie_keys, semantic),
-                               (f"movie_{VECTOR_COLUMNS[1]}", movie_keys, behaviour_movies),
-                               (f"user_{VECTOR_COLUMNS[1]}", user_ids.astype(str), user_vectors)):
-        VectorTable(ids, vectors, name).save(folder)
-
-    # Concept directions are fitted on training movies only: evaluation moves held-out movies along them.
-    train = movie_split == "train"
-    labels = genre_labels(movies[train], movies["movie_id"].to_numpy()[train])
-    for space, vectors in (("semantic", semantic), ("behavioural", behaviour_movies)):
-        save_concepts(concept_directions(vectors[train], labels, space=space, seed=config.corpus_seed),
-                      folder / "concepts" / space)
+    save_vectors_and_concepts(folder, movies, movie_split, semantic, behaviour_movies, user_ids, user_vectors,
+                              config.corpus_seed)
     _timed(timings, "concepts_s", start)
     return EntityTables(data.name, movies, users, movie_vectors, user_vectors, movie_facts, user_facts, neighbours, quality)
+
+
+def save_vectors_and_concepts(folder: Path, movies: pd.DataFrame, movie_split: np.ndarray, semantic: np.ndarray,
+                              behavioural: np.ndarray, user_ids: np.ndarray, user_vectors: np.ndarray,
+                              seed: int) -> None:
+    """Every vector once, in vectors/ (the entity tables and the task rows name ids), and the genre concept
+    directions of both movie spaces, fitted on training movies only: evaluation moves held-out movies along them."""
+    movie_keys = movies["movie_id"].astype(str).to_numpy()
+    for name, ids, vectors in ((f"movie_{VECTOR_COLUMNS[0]}", movie_keys, semantic),
+                               (f"movie_{VECTOR_COLUMNS[1]}", movie_keys, behavioural),
+                               (f"user_{VECTOR_COLUMNS[1]}", user_ids.astype(str), user_vectors)):
+        VectorTable(ids, vectors, name).save(folder)
+    train = movie_split == "train"
+    labels = genre_labels(movies[train], movies["movie_id"].to_numpy()[train])
+    for space, vectors in (("semantic", semantic), ("behavioural", behavioural)):
+        save_concepts(concept_directions(vectors[train], labels, space=space, seed=seed), folder / "concepts" / space)
 
 
 def _align(ids: np.ndarray, vectors: np.ndarray, wanted: np.ndarray) -> np.ndarray:
