@@ -97,3 +97,29 @@ def test_only_training_imports_trl():
     """TRL is the [train] extra's: evaluation, describe, the Space and the model run without it."""
     with_trl = {str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py") if "trl" in imports(p)[0]}
     assert with_trl and all(path.startswith("training/") for path in with_trl), with_trl
+
+
+def documented_commands() -> set[str]:
+    """Every `python -m modeling_elm.<name>` the README and docs tell people to run."""
+    import re
+
+    root = PACKAGE.parent
+    texts = [(root / "README.md").read_text(), *(p.read_text() for p in (root / "docs").glob("*.md"))]
+    return {name for text in texts for name in re.findall(r"python -m modeling_elm\.(\w+)", text)}
+
+
+def test_the_documented_commands_are_the_top_level_entry_points():
+    commands = documented_commands()
+    assert {"corpus", "evaluate", "describe"} <= commands
+    assert all((PACKAGE / f"{name}.py").is_file() and layer(f"modeling_elm.{name}") == "commands" for name in commands)
+
+
+@pytest.mark.parametrize("name", sorted(documented_commands()))
+def test_each_documented_command_answers_help_under_its_documented_name(name):
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", f"modeling_elm.{name}", "--help"], capture_output=True, text=True,
+                            timeout=300, cwd=PACKAGE.parent.parent)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.startswith(f"usage: python -m modeling_elm.{name} "), result.stdout[:200]

@@ -200,7 +200,7 @@ Konstan. 2015. The MovieLens Datasets: History and Context. ACM TiiS 5, 4.
 def main(argv=None) -> int:
     from transformers import HfArgumentParser
 
-    parser = HfArgumentParser(CorpusConfig, description=__doc__.split("\n\n")[0])
+    parser = HfArgumentParser(CorpusConfig, prog="python -m modeling_elm.corpus", description=__doc__.split("\n\n")[0])
     parser.add_argument("--rebuild", action="store_true", help="ignore the cache and build again")
     config, extra = parser.parse_args_into_dataclasses(args=argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")

@@ -210,7 +210,7 @@ def likelihood_nll(ev: Evaluation, task: str, rows, prompts, targets, vectors, p
                                             f"{task}: NLL shuffled")
     if "untrained" in args.controls and ev.untrained is not None:
         per_row["untrained"]["nll"] = ev.nll(ev.untrained, prompts, targets, vectors, f"{task}: NLL untrained")
-    if getattr(ev.scorer, "likelihood_retrieval", False) and single_entity(rows, ev.anchor) and len(rows) > 1:
+    if ev.scorer.likelihood_retrieval and single_entity(rows, ev.anchor) and len(rows) > 1:
         others = [ev.nll(ev.model, prompts, targets, [vectors[j] for j in derangement(len(vectors), args.seed + shift)],
                          f"{task}: candidates {shift}") for shift in range(1, min(args.candidates, len(vectors)))]
         nll = np.stack([per_row["real"]["nll"], *others], axis=1)
@@ -310,7 +310,7 @@ def main(argv=None) -> int:
     from transformers import HfArgumentParser
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    parser = HfArgumentParser(EvalArguments, description=__doc__.split("\n\n")[0])
+    parser = HfArgumentParser(EvalArguments, prog="python -m modeling_elm.evaluate", description=__doc__.split("\n\n")[0])
     (args,) = parser.parse_args_into_dataclasses(args=argv)
     results = evaluate(args)
     from .report import write_report

@@ -25,6 +25,8 @@ def year_of(value) -> int | None:
 class MovieLensScorer:
     """Scores texts about MovieLens rows; `ev` is the running Evaluation (its encoder embeds the texts)."""
 
+    likelihood_retrieval = False  # retrieval here ranks every movie by SC (hits@1/10), not a few by likelihood
+
     def __init__(self, ev):
         self.ev = ev
         movies = ev.corpus.movies
