@@ -21,7 +21,7 @@ from modeling_elm.training.trainer import ElmDataCollator
 from modeling_elm.data.vector_store import VectorTable
 from elm_testing import build_tiny_corpus, run_train, tiny_train_args, write_tiny_base_model
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 STATISTICS = ("input_mean", "input_std")  # adapter buffers: standardisation statistics, never trained
 
 

@@ -107,7 +107,7 @@ def test_train_py_standardises_when_the_recipe_says_so(tmp_path):
 
     from elm_testing import build_tiny_corpus, tiny_train_args, write_tiny_base_model
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     import train
 
     base, corpus = write_tiny_base_model(tmp_path / "base"), build_tiny_corpus(tmp_path, tasks=("summary",))
