@@ -154,9 +154,11 @@ class ElmSpace:
                          f"{summary['nll_shuffled']:.2f} with another's")
         lines.append("Measured: " + "; ".join(facts) + "." if facts else
                      "No evaluation of this model was found (`python -m modeling_elm.evaluate` writes one).")
-        seconds = sum(stage.get("seconds") or 0 for stage in self.stages.values())
-        if seconds:
-            took = f"{seconds / 60:.0f} minutes" if seconds >= 90 else f"{seconds} s"
+        recorded = [stage["seconds"] for stage in self.stages.values() if stage.get("seconds") is not None]
+        if recorded:  # a tiny run records 0 s: still a training record worth stating
+            seconds = sum(recorded)
+            took = (f"{seconds / 60:.0f} minutes" if seconds >= 90 else f"{seconds} s" if seconds >= 1
+                    else "in under a second")
             lines.append(f"Trained {took} ({', '.join(sorted(self.stages))}).")
         if "user" not in self.spaces:
             lines.append("A *Describe a user* tab appears for models trained with a user space.")

@@ -150,6 +150,14 @@ def test_labels_people_read_and_a_header_from_the_models_own_evaluation(space):
     finally:
         space.evaluation = None
     assert "genre F1 0.44 on held-out movies (a constant guess: 0.42)" in header and "Trained" in header
+    stages = space.stages
+    try:  # a tiny run on a fast machine records 0 s: the header still says it was trained
+        space.stages = {"stage1": {"seconds": 0}}
+        assert "Trained in under a second (stage1)." in space.header()
+        space.stages = {"stage1": {"seconds": 528}, "stage2": {"seconds": 44}}
+        assert "Trained 10 minutes (stage1, stage2)." in space.header()
+    finally:
+        space.stages = stages
 
 
 def test_a_real_browser_runs_a_generation(server, tmp_path):
