@@ -79,8 +79,7 @@ def train(elm_args: ElmArguments, corpus_config: CorpusConfig, sft_config: SFTCo
                                                         elm_args.check_rank_sync)
 
     # Save: from_pretrained-ready, with the marker recording the stages, the corpus and the system prompt
-    save_final(model, processor, output_dir, records, trainer if elm_args.stage2 != "none" else None, corpus.folder,
-               elm_args.system_prompt)
+    save_final(model, processor, output_dir, records, trainer, corpus.folder, elm_args.system_prompt)
     return output_dir
 
 

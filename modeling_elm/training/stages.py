@@ -223,7 +223,8 @@ def save_final(model, processor, output_dir: Path, records: dict, trainer, corpu
     from accelerate import PartialState
 
     state = PartialState()
-    if trainer is not None and (trainer.is_fsdp_enabled or trainer.is_deepspeed_enabled):
+    sharded = trainer is not None and (trainer.is_fsdp_enabled or trainer.is_deepspeed_enabled)
+    if sharded and not trainer.adapter_only_checkpoints:  # a stage-1 trainer would save the adapters alone
         trainer.save_model(str(output_dir))  # gathers the sharded weights; every rank takes part
     elif state.is_main_process:
         model.save_pretrained(output_dir)
