@@ -261,7 +261,7 @@ class ElmSpace:
             value = self.movies.iloc[i][self.detail_column] if self.detail_column else ""
             return "|".join(value) if isinstance(value, (list, np.ndarray)) else str(value)[:80]
 
-        return pd.DataFrame({"movie": [self.titles[i] for i in best], "about": [detail(i) for i in best],
+        return pd.DataFrame({self.thing: [self.titles[i] for i in best], "about": [detail(i) for i in best],
                              "cosine": np.round(scores[best].astype(np.float64), 3)})
 
     def _fit_map(self):
@@ -279,10 +279,10 @@ class ElmSpace:
 
         point = (vector - self._mean) @ self._axes.T
         fig, ax = plt.subplots(figsize=(5, 4), dpi=100)
-        ax.scatter(self._points[:, 0], self._points[:, 1], s=3, c="#bbbbbb", label="movies")
+        ax.scatter(self._points[:, 0], self._points[:, 1], s=3, c="#bbbbbb", label=f"{self.thing}s")
         for _, row in self.nearest(vector, 3).iterrows():
-            x, y = self._points[self.title_index[row["movie"]]]
-            ax.annotate(row["movie"][:28], (x, y), fontsize=7)
+            x, y = self._points[self.title_index[row[self.thing]]]
+            ax.annotate(row[self.thing][:28], (x, y), fontsize=7)
         ax.scatter([point[0]], [point[1]], s=160, marker="*", c="#d62728", label=label, zorder=3)
         ax.set(title=f"{self.movie_space} space, first two principal components", xticks=[], yticks=[])
         ax.legend(loc="lower right", fontsize=7)
