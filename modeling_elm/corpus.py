@@ -1,4 +1,7 @@
-"""`python -m modeling_elm.corpus`: Build (or find in the cache) the MovieLens task corpus; the code is in `modeling_elm.data.corpus`."""
+"""`python -m modeling_elm.corpus`: Build (or find in the cache) the MovieLens task corpus.
+
+The code is in `modeling_elm.data.corpus`.
+"""
 
 import sys
 

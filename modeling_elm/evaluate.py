@@ -1,4 +1,7 @@
-"""`python -m modeling_elm.evaluate`: Evaluate a trained ELM on held-out entities; the code is in `modeling_elm.evaluation.evaluate`."""
+"""`python -m modeling_elm.evaluate`: Evaluate a trained ELM on held-out entities.
+
+The code is in `modeling_elm.evaluation.evaluate`.
+"""
 
 import sys
 

@@ -1,4 +1,7 @@
-"""`python -m modeling_elm.wordnet`: Build the WordNet word-vector recipe's data; the code is in `modeling_elm.data.wordnet`."""
+"""`python -m modeling_elm.wordnet`: Build the WordNet word-vector recipe's data.
+
+The code is in `modeling_elm.data.wordnet`.
+"""
 
 import sys
 

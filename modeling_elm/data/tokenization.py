@@ -9,9 +9,9 @@ def tokenize_rows(dataset, processor, tables: dict, max_length: int | None, num_
     `<space>_slot_index`: for each placeholder, the table rows whose mean vector fills it.
 
     Prompts are chat-formatted by the processor (`processor.prompt`: its system prompt, the LM's template), as
-    every caller formats them. Targets end with the tokenizer's end-of-turn token so the model learns to stop. When a row is longer than
-    `max_length`, the target is cut, never the prompt: a cut prompt could lose a placeholder, and the vector
-    would then have nowhere to go. A prompt that alone exceeds `max_length`, an id missing from its vector table,
+    every caller formats them. Targets end with the tokenizer's end-of-turn token so the model learns to stop. When
+    a row is longer than `max_length`, the target is cut, never the prompt: a cut prompt could lose a placeholder,
+    and the vector would then have nowhere to go. A prompt that alone exceeds `max_length`, an id missing from its vector table,
     or placeholders that do not match the row's slots are errors naming the row. Checked here, on the host, once:
     the forward pass then never has to.
     """

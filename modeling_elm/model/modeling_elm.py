@@ -21,7 +21,7 @@ from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutpu
 from transformers.modeling_utils import slice_logits_to_keep
 
 from .configuration_elm import ElmConfig
-from .processing_elm import ElmProcessor, _as_tensor
+from .processing_elm import ElmProcessor, _as_tensor, add_placeholder_tokens
 
 # How an ELM decodes unless a caller says otherwise, written into every checkpoint's generation_config. Greedy
 # decoding loops on small LMs ("comedy, comedy, ..."); banning repeated trigrams stops that. Not a repetition
@@ -440,7 +440,7 @@ class ElmForCausalLM(ElmPreTrainedModel, GenerationMixin):
                 f"{type(language_model).__name__} has no bias-free linear LM head; ELM wraps causal LMs whose head "
                 "is a plain projection (Llama, Qwen2, GPT-2, Mistral, Gemma, SmolLM, ...)."
             )
-        spaces = _add_placeholder_tokens(tokenizer, embedding_spaces)
+        spaces = add_placeholder_tokens(tokenizer, embedding_spaces)
 
         for module in language_model.modules():  # loaded weights: keep `post_init` from re-initialising them
             module._is_hf_initialized = True
@@ -467,28 +467,6 @@ class ElmForCausalLM(ElmPreTrainedModel, GenerationMixin):
         model.generation_config.suppress_tokens = sorted(suppressed)
         model.config.name_or_path = language_model.config.name_or_path
         return model, ElmProcessor(tokenizer=tokenizer, embedding_spaces=config.embedding_spaces)
-
-
-def _add_placeholder_tokens(tokenizer, embedding_spaces: dict[str, dict]) -> dict[str, dict]:
-    """Adds each space's placeholder to `tokenizer` as a special token (and a pad token when it has none); returns
-    the spaces with `placeholder` and `placeholder_token_id` filled in."""
-    spaces = {name: dict(space) for name, space in embedding_spaces.items()}
-    placeholders = [space.get("placeholder") or f"<{name}>" for name, space in spaces.items()]
-    vocabulary = tokenizer.get_vocab()
-    for placeholder in placeholders:
-        # An existing token (or a plain word) as the slot: every occurrence of it in text would become a vector
-        # slot, and the real word could never be generated.
-        if placeholder in vocabulary or placeholder.replace("_", "").isalnum():
-            raise ValueError(
-                f"Placeholder {placeholder!r} is already a token or a word of this tokenizer; pick a marker that "
-                f"never occurs in text, such as '<{placeholder.strip('<>')}>' if that is not one either.")
-    tokenizer.add_special_tokens({"extra_special_tokens": placeholders}, replace_extra_special_tokens=False)
-    for (name, space), placeholder in zip(spaces.items(), placeholders):
-        space["placeholder"] = placeholder
-        space["placeholder_token_id"] = tokenizer.convert_tokens_to_ids(placeholder)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return spaces
 
 
 def _require(condition: torch.Tensor, on_host: bool, message) -> None:

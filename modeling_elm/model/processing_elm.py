@@ -165,6 +165,28 @@ class ElmProcessor(ProcessorMixin):
                     )
 
 
+def add_placeholder_tokens(tokenizer, embedding_spaces: dict[str, dict]) -> dict[str, dict]:
+    """Adds each space's placeholder to `tokenizer` as a special token (and a pad token when it has none); returns
+    the spaces with `placeholder` and `placeholder_token_id` filled in."""
+    spaces = {name: dict(space) for name, space in embedding_spaces.items()}
+    placeholders = [space.get("placeholder") or f"<{name}>" for name, space in spaces.items()]
+    vocabulary = tokenizer.get_vocab()
+    for placeholder in placeholders:
+        # An existing token (or a plain word) as the slot: every occurrence of it in text would become a vector
+        # slot, and the real word could never be generated.
+        if placeholder in vocabulary or placeholder.replace("_", "").isalnum():
+            raise ValueError(
+                f"Placeholder {placeholder!r} is already a token or a word of this tokenizer; pick a marker that "
+                f"never occurs in text, such as '<{placeholder.strip('<>')}>' if that is not one either.")
+    tokenizer.add_special_tokens({"extra_special_tokens": placeholders}, replace_extra_special_tokens=False)
+    for (name, space), placeholder in zip(spaces.items(), placeholders):
+        space["placeholder"] = placeholder
+        space["placeholder_token_id"] = tokenizer.convert_tokens_to_ids(placeholder)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return spaces
+
+
 def _as_tensor(given, name: str, dtype=None) -> torch.Tensor:
     """`torch.as_tensor`, with a ValueError naming the space for what is not numbers (strings, objects, meta)."""
     if isinstance(given, torch.Tensor) and given.is_meta:
