@@ -61,14 +61,26 @@ CANDIDATES = {
     # "k4-std-warm" (--warm_start, ridge regression of the adapter's output layer onto the text's embeddings).
     # The paper's title-led tasks (a second recipe): same levers, other targets.
     "paper-k1": dict(help="summary + movie_to_viewer, k=1", recipe="recipes/quick-paper.yaml",
-                     train=["--num_tokens", "1", "--standardize_inputs", "false"]),
+                     corpus={"titles": True}, train=["--num_tokens", "1", "--standardize_inputs", "false"]),
     "paper-k4-std": dict(help="summary + movie_to_viewer, k=4, standardised", recipe="recipes/quick-paper.yaml",
-                         train=["--num_tokens", "4", "--standardize_inputs", "true"]),
+                         corpus={"titles": True}, train=["--num_tokens", "4", "--standardize_inputs", "true"]),
     "paper-k4-std-notitle": dict(help="summary + movie_to_viewer, k=4, standardised, title-free targets",
                                  recipe="recipes/quick-paper.yaml", corpus={"titles": False},
                                  train=["--num_tokens", "4", "--standardize_inputs", "true"]),
+    # Users' vectors (64-d WALS): the users recipe, scored on validation users carved out of the training users.
+    "users-titled": dict(help="user profiles as the paper's corpus writes them: favourite genres and decades, then two "
+                              "loved titles (half of each target, and no user vector spells a title)",
+                         recipe="recipes/quick-users.yaml", corpus={"titles": True},
+                         train=["--num_tokens", "16", "--standardize_inputs", "true"]),
+    "users": dict(help="user profiles without loved titles: favourite genres and decades only, all readable",
+                  recipe="recipes/quick-users.yaml", corpus={"titles": False},
+                  train=["--num_tokens", "16", "--standardize_inputs", "true"]),
+    "users-mix": dict(help="title-free user profiles sharing the steps with what_kind (as the issue measured)",
+                      recipe="recipes/quick-users.yaml", corpus={"titles": False}, tasks=["what_kind", "user_profile"],
+                      train=["--num_tokens", "16", "--standardize_inputs", "true"]),
 }
-METRICS = ("nll", "sc", "hits@10", "mrr", "genre_f1", "decade_accuracy", "repeat_free", "no_invented_title")
+METRICS = ("nll", "sc", "hits@10", "mrr", "genre_f1", "decade_accuracy", "repeat_free", "no_invented_title",
+           "bc_rated")
 
 
 def corpus_for(tasks: list[str], detail: str, **options) -> Path:
@@ -78,10 +90,11 @@ def corpus_for(tasks: list[str], detail: str, **options) -> Path:
                                      **options))
 
 
-def carve_validation(corpus: Path, n_movies: int, seed: int, out: Path) -> Path:
-    """A copy of `corpus` whose `test` split holds the rows of `n_movies` *training* movies, removed from `train`.
+def carve_validation(corpus: Path, n_movies: int, seed: int, out: Path, n_users: int = 0) -> Path:
+    """A copy of `corpus` whose `test` split holds the rows of `n_movies` *training* movies (and `n_users` training
+    users), removed from `train`.
 
-    The corpus' real test movies are marked `heldout` in the copy, so nothing tuned here ever looks at them.
+    The corpus' real test movies and users are marked `heldout` in the copy, so nothing tuned here ever looks at them.
     """
     import pandas as pd
 
@@ -89,11 +102,16 @@ def carve_validation(corpus: Path, n_movies: int, seed: int, out: Path) -> Path:
 
     if (out / "manifest.json").is_file():
         return out
+    rng = np.random.default_rng(seed)
     movies = pd.read_parquet(corpus / "movies.parquet")
-    train_ids = movies.loc[movies["split"] == "train", "movie_id"].astype(str).to_numpy()
-    chosen = set(np.random.default_rng(seed).choice(train_ids, size=n_movies, replace=False).tolist())
+    users = pd.read_parquet(corpus / "users.parquet")
+    chosen = {}
+    for kind, table, n in (("movie", movies, n_movies), ("user", users, n_users)):
+        train_ids = table.loc[table["split"] == "train", f"{kind}_id"].astype(str).to_numpy()
+        chosen[kind] = set(rng.choice(train_ids, size=min(n, len(train_ids)), replace=False).tolist()) if n else set()
     tasks = load_task_splits(corpus)
-    about_chosen = [any(m in chosen for m in ids) for ids in tasks["train"]["movie_ids"]]
+    about_chosen = [any(m in chosen["movie"] for m in movie_ids) or any(u in chosen["user"] for u in user_ids)
+                    for movie_ids, user_ids in zip(tasks["train"]["movie_ids"], tasks["train"]["user_ids"])]
     keep = [i for i, hit in enumerate(about_chosen) if not hit]
     val = [i for i, hit in enumerate(about_chosen) if hit]
     partial = out.with_name(out.name + ".partial")
@@ -101,10 +119,10 @@ def carve_validation(corpus: Path, n_movies: int, seed: int, out: Path) -> Path:
     partial.mkdir(parents=True)
     save_task_splits(partial, {"train": tasks["train"].select(keep), "test": tasks["train"].select(val)})
     shutil.copytree(corpus / VECTORS_DIR, partial / VECTORS_DIR)
-    split = np.where(movies["movie_id"].astype(str).isin(chosen), "test",
-                     np.where(movies["split"] == "test", "heldout", "train"))
-    movies.assign(split=split).to_parquet(partial / "movies.parquet", index=False)
-    shutil.copy(corpus / "users.parquet", partial / "users.parquet")
+    for kind, table in (("movie", movies), ("user", users)):
+        split = np.where(table[f"{kind}_id"].astype(str).isin(chosen[kind]), "test",
+                         np.where(table["split"] == "test", "heldout", "train"))
+        table.assign(split=split).to_parquet(partial / f"{kind}s.parquet", index=False)
     shutil.copytree(corpus / "concepts", partial / "concepts")
     manifest = json.loads((corpus / "manifest.json").read_text())
     manifest["validation_of"] = str(corpus)
@@ -140,9 +158,12 @@ def bench_one(name: str, seed: int, args) -> dict:
         (where / "model").symlink_to(Path(args.evaluate_only).resolve())
         train_s = sum(stage.get("seconds", 0) for stage in (marker.get("stages") or {}).values())
     else:
-        corpus = corpus_for(candidate.get("tasks") or _recipe_tasks(recipe), "brief", **candidate.get("corpus", {}))
+        tasks = candidate.get("tasks") or _recipe_tasks(recipe)
+        corpus = corpus_for(tasks, "brief", **{**_recipe_corpus(recipe), **candidate.get("corpus", {})})
         if not args.final:
-            corpus = carve_validation(corpus, args.validation_movies, 1234, corpus.with_name(corpus.name + "-validation"))
+            n_users = args.validation_users if "user_profile" in tasks else 0
+            corpus = carve_validation(corpus, args.validation_movies, 1234,
+                                      corpus.with_name(f"{corpus.name}-validation-{n_users}u"), n_users)
         budget = ["--stage1_max_steps", str(args.stage1_steps), "--stage2_max_steps", str(args.stage2_steps),
                   "--per_device_train_batch_size", str(args.batch_size), *(["--bf16", "true"] if args.bf16 else [])]
         train_s = run([sys.executable, "train.py", "--config", recipe, "--corpus_path", str(corpus),
@@ -161,6 +182,14 @@ def _recipe_tasks(recipe: str) -> list[str]:
     import yaml
 
     return list(yaml.safe_load((ROOT / recipe).read_text())["tasks"])
+
+
+def _recipe_corpus(recipe: str) -> dict:
+    """The corpus options a recipe sets beyond tasks and detail (e.g. `titles`), so its candidates train on its data."""
+    import yaml
+
+    settings = yaml.safe_load((ROOT / recipe).read_text())
+    return {key: settings[key] for key in ("titles",) if key in settings}
 
 
 def row_of(name, seed, results, train_s, args) -> dict:
@@ -190,8 +219,8 @@ def table(rows: list[dict]) -> str:
         return "–" if x is None or x != x else f"{x:.{digits}f}"
 
     lines = ["| candidate | split, seed | NLL real / shuffled | paired gap [95% CI] | genre F1 (const.) | "
-             "decade acc (const.) | hits@10 | MRR | SC real / shuffled / ref | no repeat | no invented title | "
-             "train s |", "| --- |" + " --- |" * 11]
+             "decade acc (const.) | hits@10 | MRR | SC real / shuffled / ref | BC real / shuffled / ref | no repeat | "
+             "no invented title | train s |", "| --- |" + " --- |" * 12]
     for r in rows:
         gap = r["nll_gap"]
         lines.append(
@@ -199,6 +228,7 @@ def table(rows: list[dict]) -> str:
             f"{f(gap['mean'])} [{f(gap['low'])}, {f(gap['high'])}] | {f(r['genre_f1_real'])} ({f(r['genre_f1_constant'])}) | "
             f"{f(r['decade_accuracy_real'])} ({f(r['decade_accuracy_constant'])}) | {f(r['hits@10_real'])} | "
             f"{f(r['mrr_real'])} | {f(r['sc_real'])} / {f(r['sc_shuffled'])} / {f(r['sc_reference'])} | "
+            f"{f(r.get('bc_rated_real'))} / {f(r.get('bc_rated_shuffled'))} / {f(r.get('bc_rated_reference'))} | "
             f"{f(r['repeat_free_real'], 2)} | {f(r['no_invented_title_real'], 2)} | {r['train_s']} |")
     return "\n".join(lines)
 
@@ -218,6 +248,8 @@ def main(argv=None) -> int:
                         help="score an already trained model (e.g. the main job's) instead of training; with --final, "
                              "on every test movie")
     parser.add_argument("--validation_movies", type=int, default=150, help="training movies carved out for choosing")
+    parser.add_argument("--validation_users", type=int, default=60, help=(
+        "training users carved out for choosing, when a candidate trains user profiles"))
     parser.add_argument("--eval_movies", type=int, default=150, help="movies scored per task (all: a large number)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 4 + 1 steps, 8 movies")
     parser.add_argument("--workdir", default="/tmp/elm-bench-reading", help="models and logs of each run")

@@ -4,6 +4,7 @@
     python -m modeling_elm.describe --model checkpoints/elm-quick --movie "toy story"
     python -m modeling_elm.describe --model checkpoints/elm-quick --movie "Titanic (1997)" --task positive_review
     python -m modeling_elm.describe --model checkpoints/elm-quick --movie "toy story" --mix "alien" --alpha 0.5
+    python -m modeling_elm.describe --model checkpoints/elm-quick --movie "heat" --concept Comedy --strength 1
 
 The model reads only the movie's vector, never its title: the title is used here to look the vector up.
 """
@@ -38,6 +39,18 @@ def find_movie(movies, query: str) -> tuple[int, list[str]]:
     return int(ranked[0]), [label(movies.iloc[i]) for i in ranked[1:6]]
 
 
+def move_concept(corpus, space: str, vector, name: str, strength: float):
+    """`vector` moved along the corpus' concept `name` (in `space`) by `strength` of the concept's own steps."""
+    from .data.concepts import load_concepts, move_along
+
+    concepts = load_concepts(corpus.folder / "concepts" / space)
+    if name not in concepts:
+        close = [c for c in concepts if c.lower() == name.lower()]
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise SystemExit(f"No concept {name!r} in the corpus' {space} space.{hint} Known: {', '.join(sorted(concepts))}.")
+    return move_along(vector, concepts[name], strength)
+
+
 def label(movie) -> str:
     import pandas as pd
 
@@ -62,6 +75,11 @@ def parser() -> argparse.ArgumentParser:
                                     "held-out one)"))
     p.add_argument("--mix", help="a second movie: describe the mix of the two vectors")
     p.add_argument("--alpha", type=float, default=0.5, help="share of --mix in the mixed vector")
+    p.add_argument("--concept", help=("a concept of the corpus (a genre such as Comedy): describe the movie moved along "
+                                      "its direction"))
+    p.add_argument("--strength", type=float, default=1.0, help=(
+        "how far to move along --concept, in the concept's own steps: 1 moves the movie as far as the typical movie "
+        "with the genre lies from one without it; negative moves away"))
     p.add_argument("--user", help="a corpus user id (models with a user space)")
     p.add_argument("--task", default=None, help=(
         f"a task name ({', '.join(TASKS)}) or your own prompt with <movie> (default: the first one-movie task the "
@@ -113,6 +131,11 @@ def main(argv=None) -> int:
         first = int(test[np.argmax(movies["n_ratings"].to_numpy()[test])])
         vectors, task = {"movie": np.asarray(movies.iloc[first][space], np.float32)[None]}, args.task or "summary"
         about = f"{label(movies.iloc[first])}, held out from training"
+    if args.concept:
+        if "movie" not in vectors:
+            p.error("--concept moves a movie's vector: pass --movie (or nothing, for the default movie), not --user")
+        vectors["movie"] = move_concept(corpus, space, vectors["movie"][0], args.concept, args.strength)[None]
+        about = f"{about}, moved along {args.concept} by {args.strength:g} of its steps"
     if task == "summary" and args.task is None:  # by default, a task the model was trained on
         trained = [t for t in get_tasks(corpus.manifest["config"].get("tasks")) if t.kind == "one-movie"]
         task = trained[0].name if trained else task

@@ -133,7 +133,9 @@ def build_demo(space: ElmSpace) -> gr.Blocks:
             with gr.Row():
                 base = pick("Start from", popular[0], title_help)
                 concept = gr.Dropdown(concepts, value=default_concept, label="Concept (a genre's direction)")
-            strength = gr.Slider(-2, 2, value=1, step=0.1, label="Strength (in units of the vector's norm)")
+            strength = gr.Slider(-3, 3, value=1, step=0.1, label=(
+                "Strength, in the concept's own steps (1: as far as the typical movie with the genre lies from "
+                "one without it)"))
             go = gr.Button("Describe the moved vector", variant="primary")
             go.click(on.move, [base, concept, strength], outputs(), api_name="move", concurrency_limit=CONCURRENCY)
         if "user" in space.spaces:

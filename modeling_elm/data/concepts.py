@@ -5,7 +5,7 @@
     labels = genre_labels(movies, movie_ids)                       # {"Comedy": bool array, ...} aligned with rows
     concepts = concept_directions(vectors, labels, space="semantic")
     concepts["Comedy"].accuracy                                     # held-out balanced accuracy
-    funnier = move_along(vectors[0], concepts["Comedy"], strength=0.5)
+    funnier = move_along(vectors[0], concepts["Comedy"], strength=1.0)  # one typical step toward comedy
     concept_score(funnier, concepts["Comedy"]) > concept_score(vectors[0], concepts["Comedy"])   # True
     save_concepts(concepts, "concepts/semantic")                   # semantic.safetensors + semantic.json
 
@@ -31,8 +31,9 @@ class Concept:
     """A linear classifier for one concept, in the original vector space.
 
     score(x) = direction . x + bias is the signed distance to the decision boundary (positive: has the concept);
-    the classifier's probability is sigmoid(scale * score(x)). `norm_scale` is the median norm of the vectors it was
-    fitted on, the step `move_along` takes for a vector of norm zero.
+    the classifier's probability is sigmoid(scale * score(x)). `class_gap` is the concept's own unit of movement:
+    how far apart the means of the vectors with and without it lie along `direction`, on the vectors it was fitted
+    on; `move_along` steps in multiples of it. `norm_scale` is the median norm of those vectors.
     """
 
     name: str
@@ -44,6 +45,7 @@ class Concept:
     n_negative: int
     scale: float = 1.0
     norm_scale: float = 1.0
+    class_gap: float | None = None  # None: saved before strengths were in the concept's units (corpus version < 3)
 
 
 def _check_vectors(vectors: np.ndarray, what: str = "vectors") -> np.ndarray:
@@ -102,8 +104,11 @@ def concept_directions(vectors: np.ndarray, labels: dict, space: str, seed: int 
         if scale == 0:
             skipped[name] = (n_positive, n_negative)
             continue
-        concepts[name] = Concept(name, space, (weight / scale).astype(np.float32), intercept / scale, float(accuracy),
-                                 n_positive, n_negative, scale, norm_scale)
+        direction = (weight / scale).astype(np.float32)
+        along = vectors.astype(np.float64) @ direction.astype(np.float64)
+        class_gap = float(along[label].mean() - along[~label].mean())
+        concepts[name] = Concept(name, space, direction, intercept / scale, float(accuracy), n_positive, n_negative,
+                                 scale, norm_scale, class_gap)
     if skipped:
         logger.warning("Skipped %d of %d concepts in the %s space, too few positives or negatives (< %d) or no "
                        "signal: %s", len(skipped), len(labels), space, min_positive,
@@ -123,11 +128,12 @@ def concept_score(vectors: np.ndarray, concept: Concept, probability: bool = Fal
 
 
 def move_along(vector: np.ndarray, concept: Concept, strength: float) -> np.ndarray:
-    """`vector` + strength * |vector| * direction: strength is in units of the vector's own norm.
+    """`vector` + strength * class_gap * direction: strength is in the concept's own units.
 
-    Relative units make one strength mean the same change in every space (unit-norm semantic vectors and ALS
-    vectors whose norms grow with popularity alike): 0.5 moves a vector by half its length, whatever that length.
-    Negative strengths move away from the concept. Works on one vector or on rows of a matrix.
+    Strength 1 moves a vector as far along the concept as the typical entity with the concept lies from the typical
+    one without it (the gap between the two class means along the direction, on the vectors the concept was fitted
+    on): one typical step, which keeps a moved vector among the kind of vectors a model was trained on. Strength 2
+    is twice that, negative strengths move away from the concept. Works on one vector or on rows of a matrix.
     """
     vector = np.asarray(vector, dtype=np.float32)
     if vector.shape[-1] != len(concept.direction):
@@ -135,9 +141,13 @@ def move_along(vector: np.ndarray, concept: Concept, strength: float) -> np.ndar
                          f"{len(concept.direction)}-d {concept.space} space.")
     if not np.isfinite(vector).all():
         raise ValueError("vector has NaN or infinity; a concept cannot move it.")
-    norm = np.linalg.norm(vector, axis=-1, keepdims=True)
-    norm = np.where(norm > 0, norm, concept.norm_scale)
-    return (vector + np.float32(strength) * norm * concept.direction).astype(np.float32)
+    if not np.isfinite(strength):
+        raise ValueError(f"strength must be a finite number, got {strength!r}.")
+    if concept.class_gap is None:
+        raise ValueError(f"Concept {concept.name!r} was saved without its class gap (a corpus built before concept "
+                         "strengths were in the concept's own units): rebuild the corpus (python -m "
+                         "modeling_elm.corpus ... --rebuild) or refit it with concept_directions.")
+    return (vector + np.float32(strength * concept.class_gap) * concept.direction).astype(np.float32)
 
 
 def _paths(path) -> tuple[Path, Path]:
@@ -157,7 +167,7 @@ def save_concepts(concepts: dict[str, Concept], path) -> Path:
     save_file({f"concept.{i}": np.ascontiguousarray(c.direction, dtype=np.float32) for i, c in enumerate(ordered)},
               str(weights), metadata={"format": "elm-concepts", "count": str(len(ordered))})
     metadata = [{k: v for k, v in asdict(c).items() if k != "direction"} for c in ordered]
-    sidecar.write_text(json.dumps({"format": "elm-concepts", "version": 1, "concepts": metadata}, indent=1))
+    sidecar.write_text(json.dumps({"format": "elm-concepts", "version": 2, "concepts": metadata}, indent=1))
     return weights
 
 

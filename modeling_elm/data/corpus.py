@@ -9,7 +9,7 @@ One folder comes out (cached: a second run with the same settings loads it inste
                       movie_slots, user_ids, user_slots (the ids filling each placeholder; see vector_store.py)
     vectors/          every vector once: movie_semantic, movie_behavioural, user_behavioural (.parquet: id, vector)
     movies.parquet    every movie: id, title, year, genres, text, split, rating stats
-    users.parquet     every user: id, split, favourite genres, rated movies and ratings
+    users.parquet     every user: id, split, favourite genres and decades, rated movies and ratings
     concepts/         concept directions (CAVs) for genres and frequent tags in both spaces
     manifest.json     the settings, counts, embedding quality and timings; README.md: the dataset card
 The training recipes call `build_corpus` with the same `CorpusConfig`.
@@ -31,7 +31,8 @@ from .tasks import get_tasks
 from .vector_store import FORMAT, save_task_splits, split_sizes_ok
 
 logger = logging.getLogger(__name__)
-CORPUS_VERSION = 2  # bump when the output of the same settings changes, so stale caches are not reused
+CORPUS_VERSION = 3  # bump when the output of the same settings changes, so stale caches are not reused
+# 3: concepts carry their class gap (strengths in the concept's units); users.parquet their favourite decades
 
 
 @dataclass
@@ -63,8 +64,9 @@ class CorpusConfig:
         "'grounded': targets written from the data, offline and deterministic; 'teacher': an LM writes them")})
     detail: str = field(default="full", metadata={"help": "grounded targets: 'brief' (one sentence) or 'full'"})
     titles: bool = field(default=True, metadata={"help": (
-        "grounded targets name each movie by its title (the paper's); false: 'this movie', so targets hold only "
-        "what a vector can tell (kind, decade, tags) and a model is not taught to state titles it cannot read")})
+        "grounded targets name each movie by its title (the paper's) and user profiles name loved titles; false: "
+        "'this movie' and no titles in profiles, so targets hold only what a vector can tell (kind, decade, tags; "
+        "favourite genres and decades) and a model is not taught to state titles it cannot read")})
     teacher_model: str | None = field(default=None, metadata={"help": "teacher: a causal LM (Hub id or folder)"})
     teacher_endpoint: str | None = field(default=None, metadata={"help": (
         "teacher: an OpenAI-compatible or TGI endpoint URL, or a Hub model id for Inference Providers")})

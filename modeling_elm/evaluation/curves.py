@@ -3,10 +3,10 @@ along a genre's concept direction (CAV). The model describes each; the descripti
 
 import numpy as np
 
-from .metrics import bootstrap_ci, semantic_consistency, stated_genres
+from .metrics import bootstrap_ci, fact_scores, semantic_consistency, stated_decade, stated_genres
 
 ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
-STRENGTHS = (0.0, 0.5, 1.0, 2.0)
+STRENGTHS = (0.0, 0.5, 1.0, 2.0, 3.0)  # in the concept's own units: 1 = the gap between its class means
 
 
 def describe_prompt(ev) -> str:
@@ -25,20 +25,32 @@ def _vectors(ev):
     return ev.scorer.semantic if _movie_space_is_semantic(ev) else ev.scorer.behavioural
 
 
+def _genres_and_year(ev, index: int) -> tuple[list[str], int | None]:
+    from .movielens import year_of
+
+    movie = ev.corpus.movies.iloc[index]
+    return list(movie["genres"]), year_of(movie["year"])
+
+
 def interpolation_curve(ev) -> dict:
-    """SC of the description of (1 - a) * A + a * B to A and to B, for a from 0 to 1: the two should cross."""
+    """SC of the description of (1 - a) * A + a * B to A and to B, for a from 0 to 1: the two should cross; and the
+    genre F1 of what it states against A's genres and against B's, which should trade places the same way."""
     test = np.flatnonzero(ev.corpus.movies["split"].to_numpy() == "test")
     rng = np.random.default_rng(ev.args.seed + 7)
     pairs = rng.choice(test, size=(ev.args.curve_examples, 2), replace=False) if len(test) >= 2 * ev.args.curve_examples \
         else rng.choice(test, size=(ev.args.curve_examples, 2))
     vectors = _vectors(ev)
-    curve = {"alpha": list(ALPHAS), "sc_to_a": [], "sc_to_b": []}
+    curve = {"alpha": list(ALPHAS), "sc_to_a": [], "sc_to_b": [], "genre_f1_to_a": [], "genre_f1_to_b": []}
+    facts = {i: _genres_and_year(ev, i) for i in set(pairs.ravel().tolist())}
     for alpha in ALPHAS:
         mixed = [{"movie": ((1 - alpha) * vectors[a] + alpha * vectors[b])[None]} for a, b in pairs]
         texts = ev.generate(ev.model, [describe_prompt(ev)] * len(pairs), mixed, f"interpolation a={alpha}")
         embedded = ev.embed(texts)
         curve["sc_to_a"].append(bootstrap_ci(semantic_consistency(embedded, ev.scorer.semantic[pairs[:, 0]]), seed=ev.args.seed))
         curve["sc_to_b"].append(bootstrap_ci(semantic_consistency(embedded, ev.scorer.semantic[pairs[:, 1]]), seed=ev.args.seed))
+        for side, column in (("a", 0), ("b", 1)):
+            f1 = [fact_scores(t, facts[int(i)][0], None)["genre_f1"] for t, i in zip(texts, pairs[:, column])]
+            curve[f"genre_f1_to_{side}"].append(bootstrap_ci(f1, seed=ev.args.seed))
         if alpha == 0.5:
             curve["example_midpoint"] = {"a": str(ev.corpus.movies.iloc[pairs[0, 0]]["title"]),
                                          "b": str(ev.corpus.movies.iloc[pairs[0, 1]]["title"]), "text": texts[0]}
@@ -46,8 +58,10 @@ def interpolation_curve(ev) -> dict:
 
 
 def concept_curves(ev, top: int = 3) -> dict:
-    """For the `top` most accurate genre directions: held-out movies without the genre, moved by s along its CAV;
-    the concept's classifier score of the re-embedded description should rise with s."""
+    """For the `top` most accurate genre directions: held-out movies without the genre, moved by s (in the concept's
+    own units) along its CAV. The concept's classifier score of the re-embedded description should rise with s, the
+    answer should come to name the genre, and it should keep the movie's decade (a move along a genre is not a move
+    in time)."""
     from ..data.concepts import concept_score, load_concepts, move_along
 
     space = "semantic" if _movie_space_is_semantic(ev) else "behavioural"
@@ -64,16 +78,24 @@ def concept_curves(ev, top: int = 3) -> dict:
         without = [i for i in test if genre not in list(movies.iloc[i]["genres"])][: ev.args.curve_examples]
         if not without:
             continue
-        scores, named, examples = [], [], []
+        scores, named, kept, both, examples = [], [], [], [], []
+        decades = [_genres_and_year(ev, i)[1] for i in without]
         for strength in STRENGTHS:
             moved = [{"movie": move_along(vectors[i], concept, strength)[None]} for i in without]
             texts = ev.generate(ev.model, [describe_prompt(ev)] * len(without), moved, f"{concept.name} s={strength}")
             scores.append(bootstrap_ci(concept_score(ev.embed(texts), text_concepts[concept.name], probability=True),
                                        seed=ev.args.seed))
             # the plainest reading of a move: does the answer now say the genre?
-            named.append(bootstrap_ci([float(genre in stated_genres(t)) for t in texts], seed=ev.args.seed))
+            names = [float(genre in stated_genres(t)) for t in texts]
+            keeps = [float(year is not None and stated_decade(t) == f"{year // 10 * 10}s")
+                     for t, year in zip(texts, decades)]
+            named.append(bootstrap_ci(names, seed=ev.args.seed))
+            kept.append(bootstrap_ci(keeps, seed=ev.args.seed))
+            both.append(bootstrap_ci([n * k for n, k in zip(names, keeps)], seed=ev.args.seed))
             examples.append(texts[0])
-        out["concepts"][concept.name] = {"accuracy": concept.accuracy, "score": scores, "names_genre": named,
+        out["concepts"][concept.name] = {"accuracy": concept.accuracy, "class_gap": concept.class_gap,
+                                         "score": scores, "names_genre": named, "keeps_decade": kept,
+                                         "names_genre_keeps_decade": both,
                                          "n": len(without), "example": {"movie": str(movies.iloc[without[0]]["title"]),
                                                                          "texts": examples}}
     return out

@@ -7,7 +7,7 @@ from collections import Counter
 import numpy as np
 from scipy.stats import spearmanr
 
-from ..data.writers.grounded import GENRE_WORDS
+from ..data.writers.grounded import GENRE_WORDS, genre_phrase
 
 # Words that state a genre in generated text; "children's" also as "children", "sci-fi" as science fiction.
 _GENRE_PATTERNS = {genre: re.compile(rf"\b{re.escape(word.split(chr(39))[0].lower())}", re.IGNORECASE)
@@ -83,6 +83,31 @@ def fact_scores(text: str, genres: list[str], year: int | None) -> dict:
         "genre_f1": 2 * len(said & true) / (len(said) + len(true)) if said or true else 0.0,
         "decade_accuracy": float(decade == f"{year // 10 * 10}s") if year else 0.0,
     }
+
+
+def taste_scores(text: str, favourite_genres: list[str], favourite_decades: list[str]) -> dict:
+    """What a user profile says against the user's own favourites: genre precision / recall / F1 of the genres it
+    names against the user's favourite genres, and whether the first decade it names is the user's favourite. A user
+    with no favourite genre (eclectic tastes) or decade scores NaN there: nothing to be right about, left out of
+    the means."""
+    scores = fact_scores(text, favourite_genres, None)
+    if not favourite_genres:
+        scores = {key: float("nan") for key in scores}
+    decade = stated_decade(text)
+    scores["decade_accuracy"] = float(decade == favourite_decades[0]) if favourite_decades else float("nan")
+    return scores
+
+
+def constant_taste(favourite_genres: list[list[str]], favourite_decades: list[list[str]]) -> dict:
+    """The best single profile without reading any user vector: the genres most often among users' favourites (as
+    many as a user typically has) and the decade most often their first favourite."""
+    counts = Counter(g for gs in favourite_genres for g in gs if g in _GENRE_PATTERNS)
+    typical = max(1, int(np.median([len(gs) for gs in favourite_genres]))) if favourite_genres else 1
+    genres = [g for g, _ in counts.most_common(typical)]
+    decades = Counter(ds[0] for ds in favourite_decades if len(ds))
+    decade = decades.most_common(1)[0][0] if decades else ""
+    return {"genres": genres, "decade": decade, "text": f"This user loves {genre_phrase(genres)} movies"
+            + (f", especially movies from the {decade}." if decade else ".")}
 
 
 # Words that may repeat in a one-sentence answer without it reading as a loop.

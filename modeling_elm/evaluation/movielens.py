@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 
 from .metrics import (
-    behavioural_consistency, constant_guesses, fact_scores, invents_title, rank_metrics, repeats_content_word,
-    retrieval_ranks, semantic_consistency,
+    behavioural_consistency, constant_guesses, constant_taste, fact_scores, invents_title, rank_metrics, repeats_content_word,
+    retrieval_ranks, semantic_consistency, taste_scores,
 )
 
 FACTS = ("genre_precision", "genre_recall", "genre_f1", "decade_accuracy")
@@ -66,7 +66,8 @@ class MovieLensScorer:
         return values
 
     def user_metrics(self, texts: list[str], user_ids: list[list[str]]) -> dict:
-        """BC over each user's own rated movies and over one fixed sample of movies."""
+        """BC over each user's own rated movies and over one fixed sample of movies, and what the profile says
+        against the user's favourite genres and decade (corpora from version 3 on record the decades)."""
         users, args = self.ev.corpus.users, self.ev.args
         profile_vectors = self.ev.embed(texts)
         sample = np.random.default_rng(args.seed).choice(len(self.semantic), min(args.bc_sample, len(self.semantic)),
@@ -79,7 +80,17 @@ class MovieLensScorer:
                          if len(own) >= 3 else np.nan)
             sampled.append(behavioural_consistency(vector, self.semantic[sample], user["behavioural"],
                                                    self.behavioural[sample]))
-        return {"bc_rated": rated, "bc_sample": sampled}
+        values = {"bc_rated": rated, "bc_sample": sampled}
+        favourites = [self.favourites(ids[0]) for ids in user_ids]
+        tastes = [taste_scores(text, genres, decades) for text, (genres, decades) in zip(texts, favourites)]
+        keys = FACTS if "favourite_decades" in users.columns else FACTS[:3]
+        values.update({key: [t[key] for t in tastes] for key in keys})
+        return values
+
+    def favourites(self, user_id: str) -> tuple[list[str], list[str]]:
+        user = self.ev.corpus.users.iloc[self.user_index[user_id]]
+        decades = user["favourite_decades"] if "favourite_decades" in user.index else None
+        return list(user["favourite_genres"]), list(decades) if decades is not None else []
 
     def title(self, movie_id: str) -> str:
         movie = self.movies.iloc[self.movie_index[movie_id]]
@@ -119,6 +130,7 @@ class MovieLensScorer:
         out = {"guess": guess, "tasks": {}}
         for task, rows in task_rows.items():
             if rows[0]["kind"] == "user":
+                out["tasks"][task] = self.constant_profile(rows)
                 continue
             ids = [r["movie_ids"] for r in rows]
             text = commonest.get(task, guess["text"])
@@ -127,6 +139,17 @@ class MovieLensScorer:
             values.update({k: facts[k] for k in FACTS})
             out["tasks"][task] = {"text": text, **summarise(values, self.ev.args.seed)}
         return out
+
+    def constant_profile(self, rows: list[dict]) -> dict:
+        """The best vector-free profile (the training users' commonest favourites), scored like the model's."""
+        users = self.ev.corpus.users
+        train = users[users["split"] == "train"]
+        decades = train["favourite_decades"] if "favourite_decades" in train.columns else []
+        taste = constant_taste([list(g) for g in train["favourite_genres"]], [list(d) for d in decades])
+        values = self.user_metrics([taste["text"]] * len(rows), self.ids(rows))
+        from .evaluate import summarise
+
+        return {"text": taste["text"], **summarise(values, self.ev.args.seed)}
 
     def after_tasks(self, task_rows: dict, results: dict) -> None:
         """The corpus-wide parts: the constant guess and the hypothetical-vector curves."""

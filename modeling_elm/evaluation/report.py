@@ -45,24 +45,32 @@ def markdown(results: dict) -> str:
             lines.append("| **real − shuffled (paired)** | " + " | ".join(_fmt(gap.get(m)) for m in metrics) + " |")
     curves = results.get("curves")
     if curves:
-        lines += ["", "## Hypothetical vectors", "", "Interpolation (SC of the description to each end):", "",
-                  "| alpha | SC to A | SC to B |", "| --- | --- | --- |"]
+        lines += ["", "## Hypothetical vectors", "",
+                  "Interpolation (SC of the description to each end, and genre F1 against each end's genres):", "",
+                  "| alpha | SC to A | SC to B | genre F1 to A | genre F1 to B |", "| --- | --- | --- | --- | --- |"]
         inter = curves["interpolation"]
-        lines += [f"| {a} | {_fmt(x)} | {_fmt(y)} |" for a, x, y in zip(inter["alpha"], inter["sc_to_a"], inter["sc_to_b"])]
+        missing = [None] * len(inter["alpha"])
+        lines += [f"| {a} | {_fmt(x)} | {_fmt(y)} | {_fmt(fa)} | {_fmt(fb)} |" for a, x, y, fa, fb in zip(
+            inter["alpha"], inter["sc_to_a"], inter["sc_to_b"], inter.get("genre_f1_to_a", missing),
+            inter.get("genre_f1_to_b", missing))]
         if "example_midpoint" in inter:
             mid = inter["example_midpoint"]
             lines += ["", f"Halfway between *{mid['a']}* and *{mid['b']}*: “{mid['text']}”"]
-        lines += ["", "Concept moves (classifier P(concept) of the re-embedded description):", "",
+        lines += ["", "Concept moves, strength s in the concept's own units (1 = the gap between the means of "
+                  "training movies with and without the genre). Classifier P(concept) of the re-embedded description:",
+                  "",
                   "| concept | " + " | ".join(f"s={s}" for s in curves["concepts"]["strength"]) + " |",
                   "| --- |" + " --- |" * len(curves["concepts"]["strength"])]
         for name, c in curves["concepts"]["concepts"].items():
             lines.append(f"| {name} (CAV acc {c['accuracy']:.2f}) | " + " | ".join(_fmt(s) for s in c["score"]) + " |")
-        lines += ["", "Share of answers that name the genre after the move:", "",
-                  "| concept | " + " | ".join(f"s={s}" for s in curves["concepts"]["strength"]) + " |",
-                  "| --- |" + " --- |" * len(curves["concepts"]["strength"])]
-        for name, c in curves["concepts"]["concepts"].items():
-            if "names_genre" in c:
-                lines.append(f"| {name} | " + " | ".join(_fmt(s, 2) for s in c["names_genre"]) + " |")
+        for key, what in (("names_genre", "name the genre"), ("keeps_decade", "keep the movie's decade"),
+                          ("names_genre_keeps_decade", "name the genre and keep the decade")):
+            lines += ["", f"Share of moved answers that {what}:", "",
+                      "| concept | " + " | ".join(f"s={s}" for s in curves["concepts"]["strength"]) + " |",
+                      "| --- |" + " --- |" * len(curves["concepts"]["strength"])]
+            for name, c in curves["concepts"]["concepts"].items():
+                if key in c:
+                    lines.append(f"| {name} | " + " | ".join(_fmt(s, 2) for s in c[key]) + " |")
         for name, c in curves["concepts"]["concepts"].items():
             if "example" in c:
                 moves = "; ".join(f"s={s}: “{t}”"
@@ -117,25 +125,35 @@ def plot_curves(results: dict, folder: Path) -> None:
     import matplotlib.pyplot as plt
 
     inter = curves["interpolation"]
-    fig, ax = plt.subplots(figsize=(5, 3.5), dpi=120)
-    for key, label in (("sc_to_a", "SC to movie A"), ("sc_to_b", "SC to movie B")):
-        ax.errorbar(inter["alpha"], [c["mean"] for c in inter[key]],
-                    yerr=[[c["mean"] - c["low"] for c in inter[key]], [c["high"] - c["mean"] for c in inter[key]]],
-                    marker="o", capsize=3, label=label)
-    ax.set(xlabel="mix a: (1 - a) A + a B", ylabel="semantic consistency", title="Interpolation")
-    ax.legend()
-    ax.grid(alpha=0.3)
+    panels = [("SC", "sc_to")] + ([("genre F1", "genre_f1_to")] if "genre_f1_to_a" in inter else [])
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.5), dpi=120, squeeze=False)
+    for ax, (what, prefix) in zip(axes[0], panels):
+        for side in ("a", "b"):
+            cis = inter[f"{prefix}_{side}"]
+            ax.errorbar(inter["alpha"], [c["mean"] for c in cis],
+                        yerr=[[c["mean"] - c["low"] for c in cis], [c["high"] - c["mean"] for c in cis]],
+                        marker="o", capsize=3, label=f"{what} to movie {side.upper()}")
+        ax.set(xlabel="mix a: (1 - a) A + a B", ylabel=what, title=f"Interpolation: {what}")
+        ax.legend()
+        ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(folder / "interpolation.png")
     plt.close(fig)
-    fig, ax = plt.subplots(figsize=(5, 3.5), dpi=120)
-    for name, c in curves["concepts"]["concepts"].items():
-        ax.plot(curves["concepts"]["strength"], [s["mean"] for s in c["score"]], marker="o", label=name)
-    ax.set(xlabel="strength s (units of the vector's norm)", ylabel="P(concept) of the description",
-           title="Moving along a concept")
-    if curves["concepts"]["concepts"]:
-        ax.legend()
-    ax.grid(alpha=0.3)
+    concepts = curves["concepts"]["concepts"]
+    panels = [("score", "P(concept) of the description")] + [
+        (key, label) for key, label in (("names_genre", "answers naming the genre"),
+                                        ("keeps_decade", "answers keeping the decade"))
+        if any(key in c for c in concepts.values())]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.5), dpi=120, squeeze=False)
+    for ax, (key, label) in zip(axes[0], panels):
+        for name, c in concepts.items():
+            if key in c:
+                ax.plot(curves["concepts"]["strength"], [s["mean"] for s in c[key]], marker="o", label=name)
+        ax.set(xlabel="strength s (the concept's class gaps)", ylabel=label, ylim=(-0.03, 1.03))
+        ax.grid(alpha=0.3)
+        if concepts:
+            ax.legend(fontsize=8)
+    fig.suptitle("Moving along a concept")
     fig.tight_layout()
     fig.savefig(folder / "concepts.png")
     plt.close(fig)

@@ -76,15 +76,40 @@ def test_moving_along_a_concept_raises_its_score_monotonically(concepts, planted
     starts = vectors[~labels["Western"]][:20]
     scores = np.array([concept_score(move_along(starts, concept, s), concept) for s in strengths])
     assert (np.diff(scores, axis=0) > 0).all()
-    assert (concept_score(move_along(starts, concept, 2.0), concept, probability=True) > 0.99).all()
-    # strength is in units of each vector's own norm
-    norms = np.linalg.norm(starts, axis=1)
-    assert np.allclose(np.linalg.norm(move_along(starts, concept, 0.5) - starts, axis=1), 0.5 * norms, rtol=1e-4)
-    assert np.allclose(scores[-1] - scores[3], 2.0 * norms, rtol=1e-4)
+    # strength is in the concept's own units: s moves every vector by s class gaps along the direction
+    assert np.allclose(np.linalg.norm(move_along(starts, concept, 0.5) - starts, axis=1), 0.5 * concept.class_gap,
+                       rtol=1e-4)
+    assert np.allclose(scores[-1] - scores[3], 2.0 * concept.class_gap, rtol=1e-4)
     single = move_along(starts[0], concept, 0.5)
     assert single.shape == (DIM,) and np.allclose(single, move_along(starts, concept, 0.5)[0])
-    zero = move_along(np.zeros(DIM), concept, 1.0)
-    assert np.isclose(np.linalg.norm(zero), concept.norm_scale, rtol=1e-5)
+
+
+def test_one_step_of_a_concept_takes_the_typical_negative_to_the_typical_positive(concepts, planted):
+    """Strength 1 is the gap between the class means along the direction, measured on the fitted vectors: the
+    mean of the vectors without the concept, moved by 1, projects where the mean of those with it does."""
+    vectors, labels, _ = planted
+    for name in ("Comedy", "Drama", "Western"):
+        concept, has = concepts[name], labels[name]
+        assert concept.class_gap > 0
+        moved = move_along(vectors[~has], concept, 1.0)
+        assert np.isclose(concept_score(moved, concept).mean(), concept_score(vectors[has], concept).mean(),
+                          atol=1e-3)
+        # a typical step stays in the data's range: far smaller than a step of the vectors' own norm
+        assert concept.class_gap < 0.5 * concept.norm_scale
+
+
+def test_concepts_saved_without_a_class_gap_refuse_to_move_with_the_fix(concepts, tmp_path):
+    path = save_concepts({"Comedy": concepts["Comedy"]}, tmp_path / "semantic")
+    sidecar = tmp_path / "semantic.json"
+    old = json.loads(sidecar.read_text())
+    del old["concepts"][0]["class_gap"]  # as corpora of version 2 wrote them
+    sidecar.write_text(json.dumps(old))
+    concept = load_concepts(path)["Comedy"]
+    assert concept.class_gap is None
+    with pytest.raises(ValueError, match="rebuild the corpus"):
+        move_along(np.zeros(DIM, np.float32), concept, 1.0)
+    with pytest.raises(ValueError, match="finite"):
+        move_along(np.zeros(DIM, np.float32), concepts["Comedy"], float("nan"))
 
 
 def test_too_few_positives_are_skipped_and_reported(planted, caplog):
@@ -108,7 +133,8 @@ def test_save_load_round_trip_is_exact(concepts, tmp_path):
         for name, concept in concepts.items():
             assert np.array_equal(loaded[name].direction, concept.direction)
             assert loaded[name].direction.dtype == np.float32
-            for field in ("name", "space", "bias", "accuracy", "n_positive", "n_negative", "scale", "norm_scale"):
+            for field in ("name", "space", "bias", "accuracy", "n_positive", "n_negative", "scale", "norm_scale",
+                          "class_gap"):
                 assert getattr(loaded[name], field) == getattr(concept, field), field
     with pytest.raises(FileNotFoundError, match="missing"):
         load_concepts(tmp_path / "nowhere")

@@ -87,6 +87,14 @@ def test_facts_stated_match_the_entity():
     assert "The War Within is a genre-defying film" in writer.write(TASKS["summary"], [OBSCURE])
 
 
+def test_title_free_profiles_state_only_the_users_favourites():
+    titled = GroundedWriter("brief").write(TASKS["user_profile"], [USER])
+    free = GroundedWriter("brief", titles=False).write(TASKS["user_profile"], [USER])
+    assert "Alien" in titled and not any(title in free for title in USER.loved_movies)
+    assert free.startswith("This user loves horror and science fiction") and "1980s" in free
+    assert free == titled.split(" Favourites include")[0]
+
+
 def test_bad_detail_is_refused():
     with pytest.raises(ValueError, match="detail must be 'brief' or 'full'"):
         GroundedWriter("medium")

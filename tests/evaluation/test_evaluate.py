@@ -28,7 +28,13 @@ def test_cli_writes_results_report_and_plots_with_every_control(trained, tmp_pat
     assert {"reference", "real", "shuffled", "random", "untrained", "text_only_base", "text_only_trained"} <= set(summary)
     for metric in ("sc", "hits@1", "hits@10", "mrr", "genre_f1", "decade_accuracy", "nll"):
         assert summary["real"][metric]["n"] == 5 and summary["real"][metric]["low"] <= summary["real"][metric]["high"]
-    assert {"bc_rated", "bc_sample"} <= set(results["tasks"]["user_profile"]["real"])
+    users = results["tasks"]["user_profile"]
+    assert {"bc_rated", "bc_sample", "genre_f1", "decade_accuracy"} <= set(users["real"])
+    # a profile is scored against the user's favourites: the references state them, the constant profile is beside
+    assert users["reference"]["decade_accuracy"]["mean"] == 1.0  # the tiny corpus' users have no favourite genre
+    assert results["constant_guess"]["tasks"]["user_profile"]["text"].startswith("This user loves")
+    assert "genre_f1" in results["constant_guess"]["tasks"]["user_profile"]
+    assert "genre_f1" in results["gap_real_minus_shuffled"]["user_profile"]
     assert set(results["gap_real_minus_shuffled"]["summary"]) >= {"sc", "genre_f1"}
     # the metric code on real texts: the reference targets describe their movie, a constant text does not
     constant = results["constant_guess"]["tasks"]["summary"]
@@ -36,14 +42,18 @@ def test_cli_writes_results_report_and_plots_with_every_control(trained, tmp_pat
     assert summary["reference"]["hits@10"]["mean"] > constant["hits@10"]["mean"]
     assert summary["reference"]["genre_f1"]["mean"] > 0.7
     assert len(results["curves"]["interpolation"]["sc_to_a"]) == 5
+    assert len(results["curves"]["interpolation"]["genre_f1_to_b"]) == 5
     # the references name their own movie: never an invented title; the answers are scored the same way
     assert summary["reference"]["no_invented_title"]["mean"] == 1.0
     assert 0 <= summary["real"]["repeat_free"]["mean"] <= 1
     for concept in results["curves"]["concepts"]["concepts"].values():
-        assert len(concept["names_genre"]) == len(results["curves"]["concepts"]["strength"])
+        for key in ("names_genre", "keeps_decade", "names_genre_keeps_decade"):
+            assert len(concept[key]) == len(results["curves"]["concepts"]["strength"])
+        assert concept["class_gap"] > 0
         assert len(concept["example"]["texts"]) == len(results["curves"]["concepts"]["strength"])
     report = (out / "report.md").read_text()
     assert "ELM, shuffled vector" in report and "real − shuffled (paired)" in report and "constant guess" in report
+    assert "genre F1 to A" in report and "keep the movie's decade" in report
     for png in ("sc_by_task.png", "nll_by_task.png", "interpolation.png", "concepts.png"):
         assert (out / png).stat().st_size > 1000
 

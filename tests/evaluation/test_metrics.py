@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from modeling_elm.evaluation.metrics import (
-    behavioural_consistency, bootstrap_ci, constant_guesses, derangement, fact_scores, rank_summary,
-    retrieval_ranks, semantic_consistency, stated_decade, stated_genres,
+    behavioural_consistency, bootstrap_ci, constant_guesses, constant_taste, derangement, fact_scores, rank_summary,
+    retrieval_ranks, semantic_consistency, stated_decade, stated_genres, taste_scores,
 )
 
 
@@ -59,6 +59,27 @@ def test_constant_guess_is_the_most_common_answer():
                              ["a", "b", "b"])
     assert guess["decade"] == "1990s" and guess["genres"][0] == "Drama" and guess["text"] == "b"
     assert fact_scores(guess["genre_text"], ["Drama"], 1997)["decade_accuracy"] == 1.0
+
+
+def test_a_profile_is_scored_against_the_users_own_favourites():
+    favourites = (["Horror", "Thriller"], ["1980s", "1990s"])
+    right = taste_scores("This user loves horror and thriller movies, especially from the 1980s.", *favourites)
+    assert right == {"genre_precision": 1.0, "genre_recall": 1.0, "genre_f1": 1.0, "decade_accuracy": 1.0}
+    # the second favourite decade first, one genre right of two said: what the profile leads with must be right
+    half = taste_scores("This user loves horror and comedy movies from the 1990s and 1980s.", *favourites)
+    assert half["genre_f1"] == 0.5 and half["decade_accuracy"] == 0.0
+    assert taste_scores("The movieastes of the moviestar.", *favourites)["genre_f1"] == 0.0
+    unknown = taste_scores("Loves drama from the 1980s.", [], [])  # eclectic: nothing to be right about
+    assert all(np.isnan(value) for value in unknown.values())
+
+
+def test_the_constant_profile_is_the_commonest_favourites_and_scores_like_any_answer():
+    genres = [["Drama", "War"], ["Drama", "Comedy"], ["Comedy", "Drama"], ["Horror"]]
+    decades = [["1990s"], ["1990s", "1980s"], ["1980s"], []]
+    guess = constant_taste(genres, decades)
+    assert guess["genres"] == ["Drama", "Comedy"] and guess["decade"] == "1990s"
+    assert guess["text"] == "This user loves drama and comedy movies, especially movies from the 1990s."
+    assert taste_scores(guess["text"], ["Comedy", "Drama"], ["1990s"])["genre_f1"] == 1.0
 
 
 def test_bootstrap_interval_covers_the_mean_and_shrinks_with_more_data():

@@ -128,7 +128,7 @@ def build_entity_tables(config, folder: Path, timings: dict) -> EntityTables:
     users = pd.DataFrame({
         "user_id": user_ids, "split": user_split,
         "n_ratings": favourites["n_ratings"], "mean_rating": favourites["mean_rating"],
-        "favourite_genres": favourites["favourite_genres"],
+        "favourite_genres": favourites["favourite_genres"], "favourite_decades": favourites["favourite_decades"],
         "rated_movie_ids": rated["rated_movie_ids"].to_numpy(), "ratings": rated["ratings"].to_numpy(),
     })
     folder.mkdir(parents=True, exist_ok=True)

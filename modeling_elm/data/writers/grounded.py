@@ -121,8 +121,9 @@ class GroundedWriter:
         if detail not in ("brief", "full"):
             raise ValueError(f"detail must be 'brief' or 'full', got {detail!r}.")
         self.detail = detail
-        # titles=False: movies are "this movie" / "the first movie" in every target, so a model learns to say what
-        # the vector holds (kind, decade, tags) instead of inventing a title it cannot read.
+        # titles=False: movies are "this movie" / "the first movie" in every target, and user profiles name no loved
+        # titles, so a model learns to say what the vector holds (kind, decade, tags; favourite genres and decades)
+        # instead of inventing titles it cannot read.
         self.titles = titles
 
     def write_many(self, task: Task, entity_lists: list[list]) -> list[str]:
@@ -243,7 +244,7 @@ class GroundedWriter:
         decades = _join(u.favourite_decades[:2])
         taste = f"loves {genre_phrase(u.favourite_genres)} movies" if u.favourite_genres else "has eclectic tastes"
         text = f"This user {taste}" + (f", especially movies from the {decades}" if decades else "") + "."
-        if u.loved_movies:
+        if u.loved_movies and self.titles:  # titles no user vector can spell out: without them, all is readable
             text += f" Favourites include {_join(u.loved_movies[:2])}."
         if self.detail == "full":
             style = {"generous": "rate generously", "demanding": "are a demanding rater",
