@@ -76,7 +76,7 @@ def train(elm_args: ElmArguments, corpus_config: CorpusConfig, sft_config: SFTCo
     for stage in training_stages(elm_args):
         trainer = None  # the previous stage's trainer (its optimizer state) goes before the next one builds its own
         model, trainer, records[stage.name] = run_stage(stage, model, processor, data, sft_config, output_dir,
-                                                        elm_args.check_rank_sync)
+                                                        elm_args.check_rank_sync, elm_args.vector_noise)
 
     # Save: from_pretrained-ready, with the marker recording the stages, the corpus and the system prompt
     save_final(model, processor, output_dir, records, trainer, corpus.folder, elm_args.system_prompt)

@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 # name -> what it changes against the quick recipe (`recipe`, train.py overrides, corpus tasks). Every candidate
 # states the levers it measures, so its row stays reproducible when the recipe's defaults move.
 RAW = ["--standardize_inputs", "false"]  # vectors as they come (the recipes standardise by default now)
+STD = ["--standardize_inputs", "true"]
 CANDIDATES = {
     "k1": dict(help="the quick recipe as it was: one soft token per vector (the paper's)",
                train=["--num_tokens", "1", *RAW]),
@@ -56,6 +57,19 @@ CANDIDATES = {
                            "default budget of 100 x 16)",
                       train=["--num_tokens", "4", "--standardize_inputs", "true", "--per_device_train_batch_size", "8",
                              "--stage1_max_steps", "200", "--warmup_steps", "20"]),
+    # Issue 19's levers on the main job's recipe (k = 16, standardised), each against the same budget.
+    "k32-std": dict(help="k=32, standardised: twice the soft tokens", train=["--num_tokens", "32", *STD]),
+    "k16-std-nosys": dict(help="k=16, standardised, no system prompt: rows ~10 tokens shorter, so each step is cheaper",
+                          train=["--num_tokens", "16", *STD, "--system_prompt", ""]),
+    "k16-std-lr4e-3": dict(help="k=16, standardised, stage-1 learning rate 4e-3 (the recipe's: 2e-3)",
+                           train=["--num_tokens", "16", *STD, "--stage1_learning_rate", "4e-3"]),
+    "k16-std-noise": dict(help="k=16, standardised, Gaussian noise of 0.3 spreads on every training vector (vec2text's "
+                               "robustness off the data, where moves and mixes land)",
+                          train=["--num_tokens", "16", *STD, "--vector_noise", "0.3"]),
+    "k16-std-s2x20": dict(help="k=16, standardised, stage 2 four times longer (20 steps)",
+                          train=["--num_tokens", "16", *STD], budget={"stage2_steps": 20}),
+    "k16-std-lora": dict(help="k=16, standardised, stage 2 as LoRA (r 16) + the adapters instead of every weight",
+                         train=["--num_tokens", "16", *STD, "--stage2", "lora", "--stage2_learning_rate", "2e-4"]),
     # Measured and removed because they did not pay (rows in docs/results.md; code in git history, commit 56cbdf1
     # and its successors): "k4-std-distill" (--distill_weight 0.5, KL to the frozen LM reading the movie's text) and
     # "k4-std-warm" (--warm_start, ridge regression of the adapter's output layer onto the text's embeddings).
@@ -164,7 +178,8 @@ def bench_one(name: str, seed: int, args) -> dict:
             n_users = args.validation_users if "user_profile" in tasks else 0
             corpus = carve_validation(corpus, args.validation_movies, 1234,
                                       corpus.with_name(f"{corpus.name}-validation-{n_users}u"), n_users)
-        budget = ["--stage1_max_steps", str(args.stage1_steps), "--stage2_max_steps", str(args.stage2_steps),
+        steps = {"stage1_steps": args.stage1_steps, "stage2_steps": args.stage2_steps, **candidate.get("budget", {})}
+        budget = ["--stage1_max_steps", str(steps["stage1_steps"]), "--stage2_max_steps", str(steps["stage2_steps"]),
                   "--per_device_train_batch_size", str(args.batch_size), *(["--bf16", "true"] if args.bf16 else [])]
         train_s = run([sys.executable, "train.py", "--config", recipe, "--corpus_path", str(corpus),
                        "--output_dir", str(where / "model"), "--seed", str(seed), "--save_steps", "100000",

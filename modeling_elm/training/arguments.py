@@ -28,6 +28,10 @@ class ElmArguments:
     standardize_inputs: bool = field(default=True, metadata={"help": (
         "centre and scale each vector dimension by the training vectors' statistics before the adapter (stored in "
         "the checkpoint)")})
+    vector_noise: float = field(default=0.0, metadata={"help": (
+        "Gaussian noise added to every training vector, in units of each dimension's spread (0.1: a tenth of a "
+        "standard deviation), so the adapter also learns the neighbourhood of the data, where interpolations and "
+        "concept moves land")})
     system_prompt: str = field(default=DEFAULT_SYSTEM_PROMPT, metadata={"help": (
         "short on purpose: a long system prompt doubles the tokens of every step ('' for none)")})
     # Dataset

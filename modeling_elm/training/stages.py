@@ -164,7 +164,8 @@ def stage_config(sft_config, stage: Stage, output_dir: Path):
     )
 
 
-def run_stage(stage: Stage, model, processor, data: dict, sft_config, output_dir: Path, check_rank_sync: bool = True):
+def run_stage(stage: Stage, model, processor, data: dict, sft_config, output_dir: Path, check_rank_sync: bool = True,
+              vector_noise: float = 0.0):
     """Train one stage, resuming from its last complete checkpoint, or skip it when it already ended.
     Returns `(model to carry on with, trainer or None when skipped, record for the final marker)`."""
     final = stage.final_folder(output_dir)
@@ -190,7 +191,8 @@ def run_stage(stage: Stage, model, processor, data: dict, sft_config, output_dir
         model=model, args=args, train_dataset=data["train"], eval_dataset=data.get("eval"),
         processing_class=processor.tokenizer, callbacks=callbacks,
         data_collator=ElmDataCollator(processor.tokenizer.pad_token_id, data["tables"],
-                                      padding_free=sft_config.padding_free, pad_to_multiple_of=args.pad_to_multiple_of),
+                                      padding_free=sft_config.padding_free, pad_to_multiple_of=args.pad_to_multiple_of,
+                                      vector_noise=vector_noise, seed=sft_config.seed + stage.number),
         adapter_only_checkpoints=stage.adapter_only_checkpoints, peft_config=peft_config,
     )
     resume = last_checkpoint(args.output_dir)

@@ -33,11 +33,15 @@ class ElmDataCollator:
     tables: dict
     padding_free: bool = False
     pad_to_multiple_of: int | None = None
+    vector_noise: float = 0.0  # Gaussian noise on every vector, in units of each dimension's spread in its table
+    seed: int = 0
 
     def __post_init__(self):
         from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
         self.tables = {name: torch.as_tensor(t, dtype=torch.float32) for name, t in self.tables.items()}
+        self.spreads = {name: t.std(dim=0) for name, t in self.tables.items()} if self.vector_noise else {}
+        self.generator = torch.Generator().manual_seed(self.seed)
         self.language_modelling = DataCollatorForLanguageModeling(
             pad_token_id=self.pad_token_id, padding_free=self.padding_free, pad_to_multiple_of=self.pad_to_multiple_of)
 
@@ -51,6 +55,9 @@ class ElmDataCollator:
         # their boundaries without an error.
         batch["use_cache"] = False
         vectors = batch_vectors(rows, self.tables)
+        if self.vector_noise:  # vec2text's robustness: the adapter also sees vectors near, not only on, the data
+            vectors = {name: v + self.vector_noise * self.spreads[name]
+                       * torch.randn(v.shape, generator=self.generator) for name, v in vectors.items()}
         if vectors:
             batch["vectors"] = vectors
         return batch

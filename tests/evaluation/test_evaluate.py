@@ -196,3 +196,31 @@ def test_probes_describe_texts_embedded_into_a_semantic_movie_space(trained, tmp
     assert torch.allclose(torch.as_tensor(seen[0]["movie"][0]), torch.as_tensor(words[0]), atol=1e-5)
     assert torch.allclose(torch.as_tensor(seen[1]["movie"][0]), torch.as_tensor(words[0] - words[1] + words[2]),
                           atol=1e-5)
+
+
+def test_describe_moves_a_movie_along_a_concept_in_the_concepts_own_steps(trained, tmp_path, monkeypatch, capsys):
+    import numpy as np
+
+    from modeling_elm import describe, inference
+    from modeling_elm.data.concepts import concept_directions, move_along, save_concepts
+    from modeling_elm.data.vector_store import load_corpus
+
+    corpus = tmp_path / "corpus"
+    shutil.copytree(trained[1], corpus)
+    movies = load_corpus(corpus).movies
+    vectors = np.stack(movies["semantic"].to_numpy())
+    funny = np.arange(len(movies)) % 2 == 0  # the tiny corpus has too few movies per genre for a real CAV
+    concepts = concept_directions(vectors, {"Comedy": funny}, space="semantic", min_positive=2, test_fraction=0.4)
+    save_concepts(concepts, corpus / "concepts" / "semantic")
+    asked = []
+    monkeypatch.setattr(inference, "generate_texts", lambda model, processor, prompts, vecs, **kw: asked.append(vecs)
+                        or ["a comedy"])
+    title = str(movies.iloc[0]["title"])
+    assert describe.main(["--model", str(trained[0]), "--corpus", str(corpus), "--movie", title,
+                          "--concept", "Comedy", "--strength", "2", "--device", "cpu"]) == 0
+    expected = move_along(vectors[0], concepts["Comedy"], 2.0)
+    assert np.allclose(asked[0][0]["movie"][0], expected)
+    assert np.isclose(np.linalg.norm(asked[0][0]["movie"][0] - vectors[0]), 2 * concepts["Comedy"].class_gap, rtol=1e-4)
+    assert "moved along Comedy by 2 of its steps" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="Did you mean 'Comedy'"):
+        describe.main(["--model", str(trained[0]), "--corpus", str(corpus), "--movie", title, "--concept", "comedy"])

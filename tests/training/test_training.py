@@ -80,6 +80,26 @@ def test_collator_labels_only_the_target_and_gathers_vectors_in_order(tiny_elm):
     assert torch.equal(batch["vectors"]["movie"][:, 0], torch.tensor([1.0, 2.0, 3.0, 2.5]))
 
 
+def test_vector_noise_is_seeded_and_scaled_by_each_dimensions_spread(tiny_elm):
+    _, processor = tiny_elm
+    rows = _rows(["describe <movie> ."] * 4, ["a"] * 4, [[["e0"]], [["e1"]], [["e2"]], [["e3"]]])
+    rng = np.random.default_rng(0)
+    spread = np.array([0.01, 1.0, 100.0, 1.0, 1.0, 1.0, 1.0, 1.0])
+    table = VectorTable([f"e{k}" for k in range(4)], rng.standard_normal((4, 8)) * spread, "movie")
+    tokenized = list(tokenize_rows(rows, processor, {"movie": table}, max_length=None))
+
+    def noisy(noise, seed=0, repeats=1):
+        collate = ElmDataCollator(processor.tokenizer.pad_token_id, {"movie": table.vectors}, vector_noise=noise,
+                                  seed=seed)
+        return torch.stack([collate(tokenized)["vectors"]["movie"] for _ in range(repeats)])
+
+    clean = torch.as_tensor(table.vectors, dtype=torch.float32)
+    assert torch.equal(noisy(0.0)[0], clean)  # off by default: the vectors as they are
+    assert torch.equal(noisy(0.5, seed=3), noisy(0.5, seed=3)) and not torch.equal(noisy(0.5, seed=3), noisy(0.5))
+    offsets = (noisy(0.5, repeats=400) - clean) / clean.std(dim=0)  # in units of each dimension's spread
+    assert torch.allclose(offsets.std(dim=(0, 1)), torch.full((8,), 0.5), rtol=0.1)
+
+
 def test_rows_that_disagree_with_their_tables_are_refused_naming_the_row(tiny_elm):
     _, processor = tiny_elm
     table = {"movie": _table()}
