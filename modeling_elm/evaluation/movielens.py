@@ -154,7 +154,8 @@ class MovieLensScorer:
     def after_tasks(self, task_rows: dict, results: dict) -> None:
         """The corpus-wide parts: the constant guess and the hypothetical-vector curves."""
         results["constant_guess"] = self.constant_baseline(task_rows)
-        if self.ev.args.curves:
+        trained_on_movies = any(r[0]["kind"] != "user" for r in task_rows.values())
+        if self.ev.args.curves and trained_on_movies:  # hypothetical movies need a model that reads movies
             from .curves import concept_curves, interpolation_curve
 
             results["curves"] = {"interpolation": interpolation_curve(self.ev), "concepts": concept_curves(self.ev)}

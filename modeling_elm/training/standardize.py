@@ -4,7 +4,11 @@ A recipe option (`standardize_inputs`); docs/results.md measures it against the 
 levers that did not pay and were removed (self-distillation, a ridge-regression warm start).
 """
 
+import logging
+
 import numpy as np
+
+logger = logging.getLogger(__name__)
 
 
 def training_vectors(train_split, table, space: str, max_rows: int = 20_000) -> np.ndarray:
@@ -17,6 +21,11 @@ def training_vectors(train_split, table, space: str, max_rows: int = 20_000) -> 
 
 
 def standardize_adapters(model, train_split, tables: dict) -> None:
-    """Set every adapter's input statistics from the training rows' vectors of its space."""
+    """Set every adapter's input statistics from the training rows' vectors of its space. A space no training row
+    reads (a users-only MovieLens corpus still declares its movie space) keeps the identity: nothing trains it."""
     for name, adapter in model.model.adapters.items():
-        adapter.standardize(training_vectors(train_split, tables[name], name))
+        vectors = training_vectors(train_split, tables[name], name)
+        if len(vectors) == 0:
+            logger.info("No training row reads the %r space: its adapter is not standardised (nor trained).", name)
+            continue
+        adapter.standardize(vectors)

@@ -99,6 +99,22 @@ def test_training_vectors_sample_the_rows_of_a_space():
     assert sorted(stacked[:, 0].tolist()) == [1.0, 3.0, 3.0, 5.0]
 
 
+def test_a_space_no_training_row_reads_keeps_the_identity_and_the_others_are_standardised(tiny_elm):
+    """A users-only MovieLens corpus still declares its movie space: stage 0 must not fail on it."""
+    from modeling_elm.data.vector_store import VectorTable
+    from modeling_elm.training.standardize import standardize_adapters
+
+    model, _ = tiny_elm
+    users = VectorTable(["u1", "u2", "u3"], np.array([[1.0] * 8, [3.0] * 8, [5.0] * 8]), "user")
+    movies = VectorTable(["m1"], np.zeros((1, 8)), "movie")
+    split = datasets.Dataset.from_dict({"movie_slots": [[], [], []], "user_slots": [[["u1"]], [["u2"]], [["u3"]]]})
+    model.model.adapters["user"] = type(model.model.adapters["movie"])(
+        {**model.config.embedding_spaces["movie"], "dim": 8}, model.config.text_config.hidden_size, 1e-6)
+    standardize_adapters(model, split, {"movie": movies, "user": users})
+    assert torch.equal(model.model.adapters["movie"].input_mean, torch.zeros(8))
+    assert torch.allclose(model.model.adapters["user"].input_mean, torch.full((8,), 3.0))
+
+
 def test_train_py_standardises_when_the_recipe_says_so(tmp_path):
     import sys
     from pathlib import Path
