@@ -107,7 +107,8 @@ def plot_sc(results: dict, path: Path, metric: str = "sc") -> None:
         ax.bar(np.arange(len(tasks)) + k * width, means, width, yerr=errors, capsize=2,
                label=CONDITION_NAMES[condition])
     ax.set_xticks(np.arange(len(tasks)) + width * (len(conditions) - 1) / 2, tasks, rotation=20)
-    ax.set_ylabel({"sc": "semantic consistency", "nll": "reference NLL"}.get(metric, metric))
+    ax.set_ylabel({"sc": "semantic consistency", "nll": "reference NLL", "genre_f1": "genre F1 (users: vs favourites)",
+                   "bc_rated": "behavioural consistency (rated movies)"}.get(metric, metric))
     ax.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.15))  # below: bars stay visible
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
@@ -165,5 +166,7 @@ def write_report(results: dict, folder: Path) -> Path:
     (folder / "report.md").write_text(markdown(results))
     plot_sc(results, folder / "sc_by_task.png")
     plot_sc(results, folder / "nll_by_task.png", metric="nll")
+    plot_sc(results, folder / "genre_f1_by_task.png", metric="genre_f1")  # what was read, movies and users alike
+    plot_sc(results, folder / "bc_by_task.png", metric="bc_rated")
     plot_curves(results, folder)
     return folder

@@ -54,7 +54,8 @@ def test_cli_writes_results_report_and_plots_with_every_control(trained, tmp_pat
     report = (out / "report.md").read_text()
     assert "ELM, shuffled vector" in report and "real − shuffled (paired)" in report and "constant guess" in report
     assert "genre F1 to A" in report and "keep the movie's decade" in report
-    for png in ("sc_by_task.png", "nll_by_task.png", "interpolation.png", "concepts.png"):
+    for png in ("sc_by_task.png", "nll_by_task.png", "genre_f1_by_task.png", "bc_by_task.png", "interpolation.png",
+                "concepts.png"):
         assert (out / png).stat().st_size > 1000
 
 
