@@ -1,0 +1,50 @@
+"""The reading benchmark chooses on validation entities carved out of the training ones, never on the test split."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_reading", ROOT / "benchmarks" / "bench_reading.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_validation_movies_and_users_come_from_training_and_leave_its_rows(trained, tmp_path):
+    from modeling_elm.data.vector_store import load_task_splits
+
+    corpus = trained[1]
+    out = bench().carve_validation(corpus, n_movies=3, seed=0, out=tmp_path / "validation", n_users=2)
+    movies, users = pd.read_parquet(out / "movies.parquet"), pd.read_parquet(out / "users.parquet")
+    original_movies, original_users = pd.read_parquet(corpus / "movies.parquet"), pd.read_parquet(corpus / "users.parquet")
+    for carved, original, n in ((movies, original_movies, 3), (users, original_users, 2)):
+        chosen = carved["split"] == "test"
+        assert chosen.sum() == n and (original.loc[chosen.to_numpy(), "split"] == "train").all()
+        assert ((carved["split"] == "heldout") == (original["split"] == "test")).all()  # the real test stays unseen
+    splits = load_task_splits(out)
+    val_movies = set(movies.loc[movies["split"] == "test", "movie_id"].astype(str))
+    val_users = set(users.loc[users["split"] == "test", "user_id"].astype(str))
+    for row in splits["train"]:
+        assert not set(row["movie_ids"]) & val_movies and not set(row["user_ids"]) & val_users
+    tasks = set(splits["test"]["task"])
+    assert "user_profile" in tasks and tasks - {"user_profile"}
+    for row in splits["test"]:
+        assert set(row["movie_ids"]) & val_movies or set(row["user_ids"]) & val_users
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["validation_of"] == str(corpus)
+    assert manifest["counts"]["rows"] == {"train": len(splits["train"]), "test": len(splits["test"])}
+
+
+def test_every_candidate_names_what_it_changes_and_a_recipe_that_exists():
+    module = bench()
+    for name, candidate in module.CANDIDATES.items():
+        assert candidate["help"] and isinstance(candidate["train"], list), name
+        assert (ROOT / candidate.get("recipe", "recipes/quick.yaml")).is_file(), name
+    assert module._recipe_corpus("recipes/quick-users.yaml") == {"titles": False}
+    assert module._recipe_tasks("recipes/quick-users.yaml") == ["user_profile"]
