@@ -27,12 +27,17 @@ def find_movie(movies, query: str) -> tuple[int, list[str]]:
 
     match = re.fullmatch(r"\s*(.*?)\s*\((\d{4})\)\s*", query)
     title, year = (match.group(1), int(match.group(2))) if match else (query.strip(), None)
+    if not title:
+        raise SystemExit(f"--movie {query!r} names no title; give a title, part of one, or 'Title (year)'.")
     titles = movies["title"].astype(str).str.lower()
     exact = titles == title.lower()
     hits = np.flatnonzero(exact) if exact.any() else np.flatnonzero(titles.str.contains(title.lower(), regex=False))
     if year is not None and len(hits):
         same_year = hits[movies["year"].to_numpy()[hits] == year]
-        hits = same_year if len(same_year) else hits
+        if not len(same_year):  # another year's movie would be a silent substitution
+            found = "; ".join(label(movies.iloc[i]) for i in hits[:5])
+            raise SystemExit(f"No movie {title!r} from {year} in the corpus; it has: {found}. Pass one of these.")
+        hits = same_year
     if not len(hits):
         raise SystemExit(f"No movie in the corpus matches {query!r}; try part of its title.")
     ranked = hits[np.argsort(-movies["n_ratings"].to_numpy()[hits], kind="stable")]
@@ -49,6 +54,15 @@ def move_concept(corpus, space: str, vector, name: str, strength: float):
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise SystemExit(f"No concept {name!r} in the corpus' {space} space.{hint} Known: {', '.join(sorted(concepts))}.")
     return move_along(vector, concepts[name], strength)
+
+
+def read_config_spaces(model: str) -> dict | None:
+    """The embedding spaces a local checkpoint declares in its config.json (None when it is not a local folder)."""
+    import json
+    from pathlib import Path
+
+    config = Path(model) / "config.json"
+    return json.loads(config.read_text()).get("embedding_spaces") if config.is_file() else None
 
 
 def label(movie) -> str:
@@ -109,7 +123,16 @@ def main(argv=None) -> int:
     corpus = load_corpus(args.corpus or marker.get("corpus") or p.error("pass --corpus"))
     space = "semantic" if corpus.manifest["config"].get("movie_space", "semantic") == "semantic" else "behavioural"
     movies = corpus.movies
+    if args.mix and not args.movie:
+        p.error("--mix mixes a second movie into --movie: pass --movie too")
+    if not 0 <= args.alpha <= 1:
+        print(f"Note: --alpha {args.alpha:g} is outside [0, 1], so the vector extrapolates beyond the two movies "
+              "instead of mixing them; models are trained on real vectors only.", file=sys.stderr)
     if args.user:
+        spaces = (read_config_spaces(args.model) or {})
+        if spaces and "user" not in spaces:
+            raise SystemExit(f"{args.model} reads no user vectors (its spaces: {', '.join(spaces)}); describe a movie, "
+                             "or train a model with user profiles (recipes/quick-users.yaml) and pass that one.")
         users = corpus.users
         row = users.index[users["user_id"].astype(str) == args.user]
         if not len(row):

@@ -377,6 +377,35 @@ def test_describe_accepts_the_spaces_labels_and_says_which_of_several_it_picked(
     assert find_movie(movies, "tita") == (1, ["Titanic (1953)", "Titanic Town (1998)"])
     with pytest.raises(SystemExit, match="No movie in the corpus matches 'heat'"):
         find_movie(movies, "heat")
+    # a year no match has is not silently swapped for another year's movie, nor an empty query for the default one
+    with pytest.raises(SystemExit, match=r"No movie 'Titanic' from 1887 .* Titanic \(1997\)"):
+        find_movie(movies, "Titanic (1887)")
+    for empty in ("", "  ", "(1997)"):
+        with pytest.raises(SystemExit, match="names no title"):
+            find_movie(movies, empty)
+
+
+def test_describe_says_when_it_extrapolates_and_refuses_what_the_model_cannot_read(trained, capsys, monkeypatch):
+    from modeling_elm import describe, inference
+
+    monkeypatch.setattr(inference, "generate_texts", lambda *args, **kwargs: ["an answer"])
+    model, corpus = trained
+    assert describe.main(["--model", str(model), "--movie", "Movie 1", "--mix", "Movie 2", "--alpha", "2"]) == 0
+    assert "--alpha 2 is outside [0, 1], so the vector extrapolates" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        describe.main(["--model", str(model), "--mix", "Movie 2"])
+    assert "--mix mixes a second movie into --movie" in capsys.readouterr().err
+    no_users = json.loads((model / "config.json").read_text())
+    if "user" in no_users["embedding_spaces"]:  # the tiny model reads users: check the refusal on a copy without
+        import shutil
+
+        copy = Path(str(model) + "-movies-only")
+        shutil.copytree(model, copy, dirs_exist_ok=True)
+        del no_users["embedding_spaces"]["user"]
+        (copy / "config.json").write_text(json.dumps(no_users))
+        model = copy
+    with pytest.raises(SystemExit, match=r"reads no user vectors \(its spaces: movie\).*quick-users.yaml"):
+        describe.main(["--model", str(model), "--corpus", str(corpus), "--user", "7"])
 
 
 def test_describe_lists_the_tasks_for_a_mistyped_one_and_shows_defaults(capsys):
