@@ -54,6 +54,11 @@ def resolve_base_model(name: str) -> str:
     """
     if Path(name).expanduser().is_dir():
         return str(Path(name).expanduser())
+    from .checkpoints import looks_local
+
+    if looks_local(name):  # a path that is not there: the Hub's "Repo id must be in the form" would mislead
+        raise ValueError(f"No folder at {name}: pass a folder holding a causal LM (its config.json and weights) or a "
+                         f"Hub id such as {DEFAULT_BASE_MODEL}.")
     gguf = packaged_gguf(name)
     if gguf is None or _in_hub_cache(name):
         return name

@@ -21,3 +21,39 @@ def write_marker(folder: str | Path, **fields) -> None:
 def read_marker(folder: str | Path) -> dict | None:
     path = Path(folder) / STAGE_MARKER
     return json.loads(path.read_text()) if path.is_file() else None
+
+
+def looks_local(name: str) -> bool:
+    """Whether `name` is meant as a folder on this machine rather than a Hub id ("user/model"): it exists, starts
+    like a path, has more than one slash, or its parent folder exists here (checkpoints/elm-quick)."""
+    path = Path(name).expanduser()
+    if path.exists() or name.startswith(("/", ".", "~")) or name.count("/") > 1 or "\\" in name:
+        return True
+    return str(path.parent) not in ("", ".") and path.parent.is_dir()
+
+
+def check_trained_elm(name: str) -> None:
+    """A ValueError saying what is at `name` and what to pass instead, unless it is a trained ELM folder or a Hub id
+    (which `from_pretrained` checks itself). Evaluation and describe call this before anything else."""
+    if not looks_local(name):
+        return
+    folder = Path(name).expanduser()
+    fix = "pass the output_dir of a finished train.py run (e.g. checkpoints/elm-quick) or a Hub id such as user/elm"
+    if not folder.exists():
+        raise ValueError(f"No folder at {name}: {fix}.")
+    if not folder.is_dir():
+        raise ValueError(f"{name} is a file, not a model folder: {fix}.")
+    if (folder / "config.json").is_file():
+        config = json.loads((folder / "config.json").read_text())
+        if config.get("model_type") != "elm":
+            raise ValueError(f"{name} holds a {config.get('model_type') or 'non-ELM'} model, not a trained ELM: train "
+                             f"one on it (train.py --base_model {name}), then pass that run's output_dir.")
+        return
+    if (folder / "elm_adapters.safetensors").is_file():
+        run = folder.parent.parent if folder.parent.name == "stage1" else folder.parent
+        raise ValueError(f"{name} is a stage-1 checkpoint: it holds the adapters alone, not a model. Pass the run's "
+                         f"output folder ({run}), where train.py saves the whole trained ELM.")
+    if (folder / "stage0").is_dir():
+        raise ValueError(f"{name} holds a training run that has not finished (no trained model yet): run the same "
+                         "train.py command again to resume it, then pass this folder.")
+    raise ValueError(f"{name} is a folder but holds no model (no config.json): {fix}.")

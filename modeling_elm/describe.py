@@ -117,8 +117,12 @@ def main(argv=None) -> int:
     from .data.vector_store import load_corpus
     from .inference import generate_texts, load_elm, load_processor
     from .data.tasks import get_tasks
-    from .checkpoints import read_marker
+    from .checkpoints import check_trained_elm, read_marker
 
+    try:
+        check_trained_elm(args.model)
+    except ValueError as error:
+        raise SystemExit(str(error)) from None
     marker = read_marker(args.model) or {}
     corpus = load_corpus(args.corpus or marker.get("corpus") or p.error("pass --corpus"))
     space = "semantic" if corpus.manifest["config"].get("movie_space", "semantic") == "semantic" else "behavioural"

@@ -385,7 +385,8 @@ def test_describe_accepts_the_spaces_labels_and_says_which_of_several_it_picked(
             find_movie(movies, empty)
 
 
-def test_describe_says_when_it_extrapolates_and_refuses_what_the_model_cannot_read(trained, capsys, monkeypatch):
+def test_describe_says_when_it_extrapolates_and_refuses_what_the_model_cannot_read(trained, capsys, monkeypatch,
+                                                                                   tmp_path):
     from modeling_elm import describe, inference
 
     monkeypatch.setattr(inference, "generate_texts", lambda *args, **kwargs: ["an answer"])
@@ -399,8 +400,8 @@ def test_describe_says_when_it_extrapolates_and_refuses_what_the_model_cannot_re
     if "user" in no_users["embedding_spaces"]:  # the tiny model reads users: check the refusal on a copy without
         import shutil
 
-        copy = Path(str(model) + "-movies-only")
-        shutil.copytree(model, copy, dirs_exist_ok=True)
+        copy = tmp_path / "movies-only"
+        shutil.copytree(model, copy)
         del no_users["embedding_spaces"]["user"]
         (copy / "config.json").write_text(json.dumps(no_users))
         model = copy
@@ -428,3 +429,42 @@ def test_describe_imports_its_heavy_parts_only_after_the_arguments():
               "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert out.stdout.strip() == "[]", out.stderr[-1000:]
+
+
+# A wrong --model names what was found there and what to pass
+
+
+def test_a_wrong_model_says_what_is_there_and_what_to_pass(trained, tmp_path):
+    from modeling_elm.base_models import resolve_base_model
+    from modeling_elm.checkpoints import check_trained_elm
+    from modeling_elm.evaluation.evaluate import EvalArguments, Evaluation
+
+    model, corpus = trained
+    stage1 = tmp_path / "run" / "stage1" / "final"
+    stage1.mkdir(parents=True)
+    (stage1 / "elm_adapters.safetensors").write_bytes(b"")
+    (tmp_path / "run" / "stage0").mkdir()
+    (tmp_path / "empty").mkdir()
+    cases = {
+        str(tmp_path / "nope"): "No folder at .*nope: pass the output_dir of a finished train.py run",
+        str(stage1): r"is a stage-1 checkpoint: it holds the adapters alone.*\(.*run\)",
+        str(tmp_path / "run"): "a training run that has not finished .* run the same train.py command again",
+        str(tmp_path / "empty"): "is a folder but holds no model",
+        str(model / "stage0" / ".." / ".." / "base"): "holds a llama model, not a trained ELM: train one on it",
+    }
+    for path, message in cases.items():
+        with pytest.raises(ValueError, match=message):
+            check_trained_elm(path)
+        with pytest.raises(ValueError, match=message):  # before the corpus is looked for: --corpus is not the fix
+            Evaluation(EvalArguments(model=path, corpus=str(corpus), output_dir=str(tmp_path / "eval")))
+    check_trained_elm(str(model))
+    check_trained_elm("someone/elm-movielens")  # a Hub id: from_pretrained checks it
+    with pytest.raises(ValueError, match="No folder at /nope: pass a folder holding a causal LM"):
+        resolve_base_model("/nope")
+
+
+def test_describe_names_a_wrong_model_too(tmp_path):
+    from modeling_elm import describe
+
+    with pytest.raises(SystemExit, match="No folder at"):
+        describe.main(["--model", str(tmp_path / "missing")])

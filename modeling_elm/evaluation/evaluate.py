@@ -71,7 +71,7 @@ class Evaluation:
     """Everything one evaluation needs loaded once: the corpus, the models, the encoder, the corpus' scorer."""
 
     def __init__(self, args: EvalArguments):
-        from ..checkpoints import read_marker
+        from ..checkpoints import check_trained_elm, read_marker
         from ..data.embeddings import load_encoder
         from ..data.vector_store import load_corpus
         from ..inference import default_batch_size, load_elm, load_processor, pick_device
@@ -81,6 +81,7 @@ class Evaluation:
         if args.batch_size is None:
             args.batch_size = default_batch_size(self.device)
         self.rng = np.random.default_rng(args.seed)
+        check_trained_elm(args.model)  # before "pass --corpus": a wrong --model is the thing to fix
         model_path = Path(args.model)
         marker = (read_marker(model_path) or {}) if model_path.is_dir() else {}
         corpus = args.corpus or marker.get("corpus")
