@@ -468,3 +468,12 @@ def test_describe_names_a_wrong_model_too(tmp_path):
 
     with pytest.raises(SystemExit, match="No folder at"):
         describe.main(["--model", str(tmp_path / "missing")])
+
+
+def test_a_data_section_and_a_corpus_path_together_are_an_error_not_a_silent_choice(tmp_path):
+    from modeling_elm.training.arguments import ElmArguments
+
+    with pytest.raises(ValueError, match="Both a data: section and --corpus_path .*Keep one"):
+        ElmArguments(data={"spaces": {"word": {"vectors": "words.parquet"}}}, corpus_path=str(tmp_path))
+    ElmArguments(corpus_path=str(tmp_path))  # either alone is fine
+    ElmArguments(data={"spaces": {}})

@@ -68,6 +68,10 @@ class ElmArguments:
     def __post_init__(self):
         if self.stage2 not in ("full", "lora", "none"):
             raise ValueError(f"stage2 must be 'full', 'lora' or 'none', got {self.stage2!r}.")
+        if self.data and self.corpus_path:  # one of the two would be ignored: training on other data than asked
+            raise ValueError(f"Both a data: section and --corpus_path {self.corpus_path} were given; they name two "
+                             "different corpora. Keep one: drop data: (or pass a recipe without it) to train on that "
+                             "folder, or drop --corpus_path to build the corpus data: describes.")
 
 
 # SFTConfig options that an ELM run sets per stage, or that have no meaning for ELM rows: given (anything but
