@@ -77,6 +77,28 @@ def test_a_placeholder_that_is_already_a_word_or_token_is_refused(placeholder):
                                            {"movie": {"dim": 8, "placeholder": placeholder}}, tokenizer=tokenizer)
 
 
+def test_wrapping_twice_with_the_same_tokenizer_reuses_its_own_placeholder_and_suggests_a_free_one():
+    """A notebook cell run twice: the first call added '<movie>' to the caller's tokenizer; the second must accept
+    it, not refuse it and then suggest the very marker it refused."""
+    from modeling_elm import ElmForCausalLM
+
+    tokenizer = build_tokenizer()
+    first, _ = ElmForCausalLM.from_language_model(build_language_model("llama", len(tokenizer)), {"movie": {"dim": 8}},
+                                                  tokenizer=tokenizer)
+    size = len(tokenizer)
+    second, processor = ElmForCausalLM.from_language_model(build_language_model("llama", size), {"movie": {"dim": 8}},
+                                                           tokenizer=tokenizer)
+    assert len(tokenizer) == size  # nothing added twice
+    assert (second.config.embedding_spaces["movie"]["placeholder_token_id"]
+            == first.config.embedding_spaces["movie"]["placeholder_token_id"])
+    assert processor(text="<movie>", vectors=torch.zeros(8))["input_ids"].numel() > 0
+    with pytest.raises(ValueError) as refused:
+        ElmForCausalLM.from_language_model(build_language_model("llama", size),
+                                           {"movie": {"dim": 8, "placeholder": "<|im_end|>"}}, tokenizer=tokenizer)
+    suggestion = re.search(r"such as '([^']+)'", str(refused.value)).group(1)
+    assert suggestion != "<|im_end|>" and suggestion not in tokenizer.get_vocab()
+
+
 def test_a_placeholder_inside_another_is_refused():
     from modeling_elm import ElmConfig
 

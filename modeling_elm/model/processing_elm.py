@@ -171,14 +171,20 @@ def add_placeholder_tokens(tokenizer, embedding_spaces: dict[str, dict]) -> dict
     spaces = {name: dict(space) for name, space in embedding_spaces.items()}
     placeholders = [space.get("placeholder") or f"<{name}>" for name, space in spaces.items()]
     vocabulary = tokenizer.get_vocab()
+    # Placeholders an earlier call added to this same tokenizer (a notebook cell run twice) are ours: reuse them.
+    ours = set(getattr(tokenizer, "extra_special_tokens", None) or [])
     for placeholder in placeholders:
         # An existing token (or a plain word) as the slot: every occurrence of it in text would become a vector
         # slot, and the real word could never be generated.
-        if placeholder in vocabulary or placeholder.replace("_", "").isalnum():
+        if placeholder not in ours and (placeholder in vocabulary or placeholder.replace("_", "").isalnum()):
+            stem = placeholder.strip("<>|_ ") or "vector"
+            candidates = (f"<{stem}>", f"<{stem}_vector>", f"<|{stem}_vector|>", f"<elm_{stem}_{len(vocabulary)}>")
+            free = next(c for c in candidates if c not in vocabulary and c != placeholder)
             raise ValueError(
                 f"Placeholder {placeholder!r} is already a token or a word of this tokenizer; pick a marker that "
-                f"never occurs in text, such as '<{placeholder.strip('<>')}>' if that is not one either.")
-    tokenizer.add_special_tokens({"extra_special_tokens": placeholders}, replace_extra_special_tokens=False)
+                f"never occurs in text, such as {free!r}.")
+    tokenizer.add_special_tokens({"extra_special_tokens": [p for p in placeholders if p not in ours]},
+                                 replace_extra_special_tokens=False)
     for (name, space), placeholder in zip(spaces.items(), placeholders):
         space["placeholder"] = placeholder
         space["placeholder_token_id"] = tokenizer.convert_tokens_to_ids(placeholder)
