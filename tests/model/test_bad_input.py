@@ -34,6 +34,7 @@ def vectors_with(batch, **changes):
         ({"user": None}, "2 <user> placeholder token(s) but no vectors for space 'user'"),
         ({"book": torch.randn(1, 3)}, "Unknown embedding space(s) ['book']"),
         ({"movie": torch.randn(8)}, "got a single vector of shape (8,)"),
+        ({"movie": torch.randn(2, 8, dtype=torch.complex64)}, "are complex-valued (torch.complex64)"),
     ],
 )
 def test_bad_vectors_raise_before_any_compute(elm_and_batch, changes, message):
@@ -71,3 +72,11 @@ def test_generate_refuses_bad_vectors_too(elm_and_batch):
     model, batch, _ = elm_and_batch
     with pytest.raises(ValueError, match="expects vectors of size 8"):
         model.generate(**{**batch, "vectors": vectors_with(batch, movie=torch.randn(2, 7))}, max_new_tokens=2)
+
+
+def test_the_processor_refuses_complex_vectors_instead_of_dropping_the_imaginary_part():
+    import numpy as np
+
+    _, processor = assemble("llama", spaces={"movie": {"dim": 8}})
+    with pytest.raises(ValueError, match=r"complex-valued .*Pass the real part \(v.real\)"):
+        processor(text=TEXT, vectors=np.ones(8) * (1 + 2j))
