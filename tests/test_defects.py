@@ -44,6 +44,22 @@ def test_soft_tokens_sit_at_the_scale_of_what_the_embedding_module_outputs(famil
     assert 0.8 < float(soft_rms / word_rms) < 1.25, (family, float(soft_rms / word_rms))  # Gemma was ~0.05
 
 
+def test_a_mixture_of_experts_lm_keeps_its_experts_implementation():
+    from transformers import MixtralConfig
+
+    from modeling_elm import ElmForCausalLM
+
+    tokenizer = build_tokenizer()
+    config = MixtralConfig(vocab_size=len(tokenizer), num_local_experts=4, num_experts_per_tok=2,
+                           **{k: v for k, v in TINY.items() if k != "head_dim"})
+    mixtral = AutoModelForCausalLM.from_config(config, experts_implementation="eager")
+    chosen = mixtral.config._experts_implementation
+    assert chosen is not None
+    model, _ = ElmForCausalLM.from_language_model(mixtral, {"movie": {"dim": 8}}, tokenizer=tokenizer)
+    assert model.config.text_config._experts_implementation == chosen
+    assert model.model.language_model.config._experts_implementation == chosen
+
+
 def test_a_mixture_of_experts_lm_keeps_its_router_loss():
     from transformers import MixtralConfig
 

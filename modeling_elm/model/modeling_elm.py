@@ -444,12 +444,16 @@ class ElmForCausalLM(ElmPreTrainedModel, GenerationMixin):
 
         for module in language_model.modules():  # loaded weights: keep `post_init` from re-initialising them
             module._is_hf_initialized = True
-        # Without the LM's attention implementation here, ElmConfig would reset it to None on the shared sub-config.
+        # Without the LM's attention (and MoE experts) implementation here, ElmConfig would reset them to None on the
+        # shared sub-config, and the wrapped LM would run a slower path until saved and reloaded.
+        experts = getattr(language_model.config, "_experts_implementation", None)
         config = ElmConfig(
             text_config=language_model.config,
             embedding_spaces=spaces,
             attn_implementation=language_model.config._attn_implementation,
         )
+        if experts is not None:  # on the LM's own config: the wrapper class has no experts to dispatch itself
+            config.text_config._experts_implementation = experts
         model = cls(config, language_model=language_model.base_model)
         model.lm_head = lm_head
         model.to(language_model.dtype)
