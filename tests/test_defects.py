@@ -165,6 +165,26 @@ def test_auto_map_names_the_backbone_too(tmp_path):
                         "AutoModelForCausalLM": "modeling_elm.ElmForCausalLM"}
 
 
+def test_the_remote_processor_on_an_older_transformers_names_the_version_to_install(tmp_path):
+    import shutil
+
+    package = tmp_path / "remote_elm"  # the three travelling files, flat, as a Hub repo holds them
+    package.mkdir()
+    for name in ("configuration_elm.py", "modeling_elm.py", "processing_elm.py"):
+        shutil.copy(ROOT / "modeling_elm" / "model" / name, package / name)
+    (package / "__init__.py").write_text("")
+    script = textwrap.dedent("""
+        import transformers.configuration_utils as cu
+        del cu.SubConfigSpec  # what transformers 4.57 / 5.0 lack
+        try:
+            import remote_elm.processing_elm
+        except ImportError as error:
+            print(error)
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert "needs transformers >= 5.24.0" in out.stdout, out.stderr[-800:]
+
+
 def test_remote_code_on_an_older_transformers_names_the_version_to_install(tmp_path):
     # What transformers 5.0 / 4.57 lack: the composite-config spec. Simulated in a fresh process.
     script = textwrap.dedent(f"""

@@ -13,7 +13,8 @@ import modeling_elm
 
 PACKAGE = Path(modeling_elm.__file__).parent
 # What each file that travels with a checkpoint may import from the others: the processor loads without the model.
-TRAVELLING = {"configuration_elm": set(), "processing_elm": set(), "modeling_elm": {"configuration_elm", "processing_elm"}}
+TRAVELLING = {"configuration_elm": set(), "processing_elm": {"configuration_elm"},  # its version guard
+              "modeling_elm": {"configuration_elm", "processing_elm"}}
 CORE = {"inference", "base_models", "checkpoints"}  # loading and prompting a trained model; no data, no TRL
 # Which layer may import which: the model stands alone, each layer above it sees only what is below it, and data,
 # training and evaluation see each other only as data <- training and data <- evaluation.

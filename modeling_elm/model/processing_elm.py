@@ -9,6 +9,9 @@ from collections.abc import Mapping, Sequence
 import torch
 from transformers import BatchFeature, ProcessorMixin
 
+# Its import guard names the transformers version to install (an older one fails further in with a bare TypeError).
+from .configuration_elm import MIN_TRANSFORMERS_VERSION  # noqa: F401
+
 
 class ElmProcessor(ProcessorMixin):
     """Tokenizer + placeholders + vectors -> a `BatchFeature` that `model(**batch)` and `model.generate(**batch)`
