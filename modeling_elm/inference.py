@@ -4,8 +4,6 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .model.modeling_elm import DECODING_DEFAULTS
-
 
 def pick_device(device: str | None = None) -> torch.device:
     """`device` as given, or the accelerator when there is one (CUDA, then Apple MPS), else the CPU."""
@@ -36,9 +34,7 @@ def load_elm(path: str, device: str | torch.device | None = None, **load_kwargs)
 
     device = pick_device(str(device) if device is not None else None)
     model = ElmForCausalLM.from_pretrained(path, dtype=inference_dtype(device), **load_kwargs)
-    if model.generation_config.no_repeat_ngram_size is None:  # a checkpoint from before it carried them
-        model.generation_config.update(**DECODING_DEFAULTS)
-    return model.to(device).eval()
+    return model.to(device).eval()  # from_pretrained completes an older checkpoint's decoding defaults
 
 
 def load_processor(path: str, marker: dict | None = None, **load_kwargs):

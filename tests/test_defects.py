@@ -535,3 +535,24 @@ def test_a_data_section_and_a_corpus_path_together_are_an_error_not_a_silent_cho
         ElmArguments(data={"spaces": {"word": {"vectors": "words.parquet"}}}, corpus_path=str(tmp_path))
     ElmArguments(corpus_path=str(tmp_path))  # either alone is fine
     ElmArguments(data={"spaces": {}})
+
+
+def test_a_checkpoint_saved_before_it_carried_decoding_defaults_gets_them_and_never_samples_a_placeholder(tmp_path):
+    """Such checkpoints have a generation_config.json without no_repeat_ngram_size and without the placeholders
+    in suppress_tokens: loading (through ElmForCausalLM or the Auto class) completes both."""
+    from transformers import AutoModelForCausalLM
+
+    from modeling_elm import ElmForCausalLM
+
+    model, _ = assemble("llama")
+    model.save_pretrained(tmp_path)
+    path = tmp_path / "generation_config.json"
+    old = json.loads(path.read_text())
+    for key in ("no_repeat_ngram_size", "suppress_tokens", "max_new_tokens", "do_sample"):
+        old.pop(key, None)
+    path.write_text(json.dumps(old))
+    placeholder = model.config.embedding_spaces["movie"]["placeholder_token_id"]
+    for cls in (ElmForCausalLM, AutoModelForCausalLM):
+        loaded = cls.from_pretrained(tmp_path)
+        assert loaded.generation_config.no_repeat_ngram_size == 3 and loaded.generation_config.do_sample is False
+        assert placeholder in loaded.generation_config.suppress_tokens
