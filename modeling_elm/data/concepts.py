@@ -77,8 +77,12 @@ def concept_directions(vectors: np.ndarray, labels: dict, space: str, seed: int 
     vectors = _check_vectors(vectors)
     mean = vectors.mean(axis=0, dtype=np.float64)
     std = vectors.std(axis=0, dtype=np.float64)
-    std[std == 0] = 1.0  # a constant dimension carries no concept; leave it unscaled rather than divide by zero
-    standardised = (vectors - mean) / std
+    # A dimension that is constant up to rounding (MiniLM has some: spread ~1e-33 against ~0.05 elsewhere) carries no
+    # concept. Standardised, its rounding noise would look like signal, and mapped back (weight / std) it would own
+    # the whole direction: moves along such a "concept" only push one dead coordinate to absurd values.
+    informative = std > 1e-4 * np.median(std[std > 0]) if (std > 0).any() else np.zeros_like(std, dtype=bool)
+    std = np.where(informative, std, 1.0)
+    standardised = np.where(informative, (vectors - mean) / std, 0.0)
     norm_scale = float(np.median(np.linalg.norm(vectors, axis=1)))
 
     concepts, skipped = {}, {}
@@ -98,7 +102,7 @@ def concept_directions(vectors: np.ndarray, labels: dict, space: str, seed: int 
         classifier.fit(standardised[train], label[train])
         accuracy = balanced_accuracy_score(label[test], classifier.predict(standardised[test]))
         # w_s . (x - mean) / std + b  ==  (w_s / std) . x + (b - w_s . mean / std)
-        weight = classifier.coef_[0] / std
+        weight = np.where(informative, classifier.coef_[0] / std, 0.0)
         intercept = float(classifier.intercept_[0] - weight @ mean)
         scale = float(np.linalg.norm(weight))
         if scale == 0:

@@ -112,6 +112,23 @@ def test_concepts_saved_without_a_class_gap_refuse_to_move_with_the_fix(concepts
         move_along(np.zeros(DIM, np.float32), concepts["Comedy"], float("nan"))
 
 
+def test_dimensions_constant_up_to_rounding_never_carry_a_concept(planted):
+    """Sentence encoders have dead coordinates (MiniLM: a spread of ~1e-33). Standardised, their rounding noise
+    looked like signal and, mapped back through 1 / spread, owned the whole direction (seen: Comedy's CAV was 0.78
+    on one dead coordinate, its class gap 5e-32), so every move only pushed that coordinate."""
+    vectors, labels, expected = planted
+    rng = np.random.default_rng(5)
+    dead = rng.normal(0, 1e-33, (len(vectors), 2)).astype(np.float32)
+    dead[:, 1] = 0.0  # exactly constant too
+    with_dead = np.hstack([vectors, dead])
+    concepts = concept_directions(with_dead, labels, space="semantic", seed=0)
+    for i, name in enumerate(["Comedy", "Drama", "Western"]):
+        direction = concepts[name].direction
+        assert np.all(direction[-2:] == 0), name
+        assert direction[:-2] @ expected[i] > 0.93, name
+        assert concepts[name].class_gap > 0.1, name
+
+
 def test_too_few_positives_are_skipped_and_reported(planted, caplog):
     vectors, labels, _ = planted
     with caplog.at_level(logging.WARNING, logger="modeling_elm.data.concepts"):
