@@ -102,7 +102,7 @@ model = AutoModelForCausalLM.from_pretrained("{repo_id}", trust_remote_code=True
 processor = AutoProcessor.from_pretrained("{repo_id}", trust_remote_code=True)
 text = processor.prompt("What kind of movie is {first[1]['placeholder']}?")  # the prompt format training used
 batch = processor(text=text, vectors={{"{first[0]}": torch.randn({first[1]['dim']})}})  # your vector here
-output = model.generate(**batch)  # greedy, no repeated trigrams, 40 new tokens: the checkpoint's generation_config
+output = model.generate(**batch)  # greedy, no repeated 4-grams, 40 new tokens: the checkpoint's generation_config
 print(processor.decode(output[0, batch["input_ids"].shape[1]:], skip_special_tokens=True))
 ```
 

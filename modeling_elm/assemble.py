@@ -43,7 +43,7 @@ def assemble(base_model: str, spaces: dict[str, dict], output: Path, dtype=torch
 
 
 def describe(model: ElmForCausalLM, processor: ElmProcessor, question: str, vectors, max_new_tokens: int = 40) -> str:
-    """Ask `question` (with placeholders) about `vectors`; greedy, no repeated trigrams (a repetition penalty would
+    """Ask `question` (with placeholders) about `vectors`; greedy, no repeated 4-grams (a repetition penalty would
     also penalise the end-of-turn token in the prompt, and answers would never end)."""
     prompt = processor.apply_chat_template(
         [{"role": "user", "content": question}], add_generation_prompt=True, tokenize=False
@@ -51,7 +51,7 @@ def describe(model: ElmForCausalLM, processor: ElmProcessor, question: str, vect
     batch = processor(text=prompt, vectors=vectors)
     with torch.no_grad():
         output = model.generate(
-            **batch, max_new_tokens=max_new_tokens, do_sample=False, no_repeat_ngram_size=3
+            **batch, max_new_tokens=max_new_tokens, do_sample=False, no_repeat_ngram_size=4
         )
     return processor.decode(output[0, batch["input_ids"].shape[1]:], skip_special_tokens=True).strip()
 

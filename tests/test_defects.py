@@ -417,7 +417,7 @@ def test_the_model_cards_snippet_sends_exactly_the_prompt_tokens_training_used(t
     assert sent == trained["input_ids"][: trained["prompt_length"]]
     assert "describe the movie for fans" in processor.tokenizer.decode(sent)
     generation = json.loads((out / "generation_config.json").read_text())
-    assert generation["do_sample"] is False and generation["no_repeat_ngram_size"] == 3
+    assert generation["do_sample"] is False and generation["no_repeat_ngram_size"] == 4
 
 
 # The describe CLI
@@ -554,5 +554,21 @@ def test_a_checkpoint_saved_before_it_carried_decoding_defaults_gets_them_and_ne
     placeholder = model.config.embedding_spaces["movie"]["placeholder_token_id"]
     for cls in (ElmForCausalLM, AutoModelForCausalLM):
         loaded = cls.from_pretrained(tmp_path)
-        assert loaded.generation_config.no_repeat_ngram_size == 3 and loaded.generation_config.do_sample is False
+        assert loaded.generation_config.no_repeat_ngram_size == 4 and loaded.generation_config.do_sample is False
         assert placeholder in loaded.generation_config.suppress_tokens
+
+
+def test_the_decoding_defaults_let_an_answer_name_two_decades():
+    """SmolLM's tokenizer writes "1990s" as " ", "1", "9", "9", "0", "s": with no repeated trigrams, " 1 9" could
+    not follow " 1" a second time and "the 1990s and 1980s" came out as "the 1990s and 100s"."""
+    from transformers.generation.logits_process import NoRepeatNGramLogitsProcessor
+
+    from modeling_elm.model.modeling_elm import DECODING_DEFAULTS
+
+    vocab = {token: i for i, token in enumerate([" the", " ", "1", "9", "0", "s", " and"])}
+    written = [" the", " ", "1", "9", "9", "0", "s", " and", " ", "1"]  # next: "9", for the 1980s
+    ids = torch.tensor([[vocab[t] for t in written]])
+    banned = NoRepeatNGramLogitsProcessor(DECODING_DEFAULTS["no_repeat_ngram_size"])(ids, torch.zeros(1, len(vocab)))
+    assert torch.isfinite(banned[0, vocab["9"]])
+    trigrams = NoRepeatNGramLogitsProcessor(3)(ids, torch.zeros(1, len(vocab)))
+    assert not torch.isfinite(trigrams[0, vocab["9"]])  # what the old default did

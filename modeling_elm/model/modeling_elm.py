@@ -24,9 +24,11 @@ from .configuration_elm import ElmConfig
 from .processing_elm import ElmProcessor, _as_tensor, add_placeholder_tokens
 
 # How an ELM decodes unless a caller says otherwise, written into every checkpoint's generation_config. Greedy
-# decoding loops on small LMs ("comedy, comedy, ..."); banning repeated trigrams stops that. Not a repetition
+# decoding loops on small LMs ("comedy, comedy, ..."); banning repeated 4-grams stops that. Not 3-grams: SmolLM-style
+# tokenizers split numbers into digits, so " 1 9" is a trigram of every decade and "the 1990s and 1980s" came out as
+# "the 1990s and 100s" (docs/results.md). Not a repetition
 # penalty: that also penalises every token of the prompt, end-of-turn included, so answers never end.
-DECODING_DEFAULTS = {"do_sample": False, "no_repeat_ngram_size": 3, "max_new_tokens": 40,
+DECODING_DEFAULTS = {"do_sample": False, "no_repeat_ngram_size": 4, "max_new_tokens": 40,
                      "temperature": None, "top_p": None, "top_k": None}
 
 # vectors: one tensor (n, dim) per space, in the order the space's placeholders appear (row by row).
