@@ -93,8 +93,14 @@ def test_unknown_control_and_missing_corpus_are_clear_errors(tmp_path):
     with pytest.raises(ValueError, match="Unknown control"):
         EvalArguments(controls=["shufled"])
     write_tiny_base_model(tmp_path / "m")
-    with pytest.raises(ValueError, match="pass --corpus"):
+    with pytest.raises(ValueError, match="holds a llama model, not a trained ELM"):  # --corpus would not help
         run(EvalArguments(model=str(tmp_path / "m")))
+    from elm_testing import assemble
+
+    model, _ = assemble("llama")
+    model.save_pretrained(tmp_path / "elm")  # an ELM saved by hand records no corpus: then --corpus is the fix
+    with pytest.raises(ValueError, match="pass --corpus"):
+        run(EvalArguments(model=str(tmp_path / "elm")))
 
 
 def test_an_llm_judge_scores_outputs_next_to_sc(trained, tmp_path):
