@@ -201,8 +201,8 @@ def _as_tensor(given, name: str, dtype=None) -> torch.Tensor:
     if isinstance(given, torch.Tensor) and given.is_meta:
         raise ValueError(f"Vectors for space {name!r} are on the meta device (shapes without data); pass real values.")
     try:
-        complex_valued = torch.as_tensor(given).is_complex()
-        tensor = torch.as_tensor(given, dtype=None if complex_valued else dtype)
+        tensor = torch.as_tensor(given)  # once: a cast to `dtype` here would drop an imaginary part unseen
+        complex_valued = tensor.is_complex()
     except (TypeError, ValueError, RuntimeError) as error:
         raise ValueError(f"Vectors for space {name!r} must be numbers (a tensor, an array or lists of floats), got "
                          f"{type(given).__name__}: {str(error)[:120]}") from None
@@ -210,7 +210,7 @@ def _as_tensor(given, name: str, dtype=None) -> torch.Tensor:
         raise ValueError(f"Vectors for space {name!r} are complex-valued ({tensor.dtype}); an ELM reads real vectors. "
                          "Pass the real part (v.real) if that is what the space holds, or the real and imaginary parts "
                          "side by side as a vector of twice the size (a model trained on that).")
-    return tensor
+    return tensor if dtype is None else tensor.to(dtype)
 
 
 def _as_rows(given, name: str, dim: int) -> torch.Tensor:
