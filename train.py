@@ -8,8 +8,12 @@
     accelerate launch --config_file configs/accelerate/ddp.yaml train.py --config recipes/movielens-behavioral.yaml
     accelerate launch --config_file configs/accelerate/fsdp2.yaml train.py --config recipes/movielens-semantic.yaml
     accelerate launch --config_file configs/accelerate/zero3.yaml train.py --config recipes/movielens-semantic.yaml
-    # several CPU processes (gloo), e.g. to check distributed behaviour without a GPU
+    # several CPU processes (DDP over gloo), e.g. to check distributed behaviour without a GPU
+    accelerate launch --config_file configs/accelerate/cpu_ddp.yaml --num_processes 2 train.py --config recipes/quick.yaml
     torchrun --nproc_per_node 2 train.py --config recipes/quick.yaml --use_cpu true
+
+The run says at start what it is (processes, DDP/FSDP/ZeRO, device, dtype), and refuses a launch that would quietly
+be something else: `accelerate launch --cpu --num_processes 2` (one process) or an FSDP/ZeRO config on CPUs (DDP).
 
 Any option of the recipe can be overridden on the command line (`--stage1_max_steps 50`); `--help` lists them all:
 the model and stage options (ElmArguments), the corpus options (CorpusConfig) and TRL's SFTConfig. Killed runs
@@ -30,6 +34,7 @@ from modeling_elm.data.corpus import CorpusConfig
 from modeling_elm.training.arguments import (
     STAGE_OWNED_OPTIONS, ElmArguments, check_prompt_lengths, refuse_ignored_options,
 )
+from modeling_elm.training.launch import check_launch
 from modeling_elm.training.stages import (
     assemble_stage0, load_training_data, run_stage, save_final, size_batches, tokenize_splits, training_stages,
 )
@@ -61,6 +66,7 @@ def train(elm_args: ElmArguments, corpus_config: CorpusConfig, sft_config: SFTCo
         return output_dir
     set_seed(sft_config.seed)
     refuse_ignored_options(sft_config)  # before any work: options this run would ignore are errors
+    check_launch(sft_config, elm_args.stage2)  # so is a launch that would quietly be another run (one process, DDP)
     check_prompt_lengths(elm_args, corpus_config, sft_config.max_length)
 
     # Dataset: task rows and the vector tables they name (yours, or MovieLens built from the corpus options)

@@ -208,10 +208,12 @@ def run_stage(stage: Stage, model, processor, data: dict, sft_config, output_dir
               "rows_per_device_step": args.per_device_train_batch_size, "resumed_from": resume,
               "rank_sync": ranks.result}
     model = trainer.accelerator.unwrap_model(trainer.model)
-    if final is not None and trainer.is_world_process_zero():
-        final.mkdir(parents=True, exist_ok=True)
-        save_file(adapter_state(model.state_dict()), str(final / ADAPTER_WEIGHTS), metadata={"format": "pt"})
-        write_marker(final, **record)
+    if final is not None:
+        state = trainer.whole_state_dict()  # every rank: under FSDP / ZeRO-3 the adapters are sharded too
+        if trainer.is_world_process_zero():
+            final.mkdir(parents=True, exist_ok=True)
+            save_file(adapter_state(state), str(final / ADAPTER_WEIGHTS), metadata={"format": "pt"})
+            write_marker(final, **record)
     trainer.accelerator.wait_for_everyone()
     if stage.lora is not None:
         model = model.merge_and_unload()
@@ -225,11 +227,11 @@ def save_final(model, processor, output_dir: Path, records: dict, trainer, corpu
     from accelerate import PartialState
 
     state = PartialState()
-    sharded = trainer is not None and (trainer.is_fsdp_enabled or trainer.is_deepspeed_enabled)
-    if sharded and not trainer.adapter_only_checkpoints:  # a stage-1 trainer would save the adapters alone
-        trainer.save_model(str(output_dir))  # gathers the sharded weights; every rank takes part
-    elif state.is_main_process:
-        model.save_pretrained(output_dir)
+    # Sharded (FSDP / ZeRO-3), the main process holds a shard of each weight: gather them whole, every rank taking
+    # part, whichever stage trained last (with --stage2 none, the stage-1 trainer wraps the whole model too).
+    whole = trainer.whole_state_dict() if trainer is not None and trainer.is_sharded else None
+    if state.is_main_process:
+        model.save_pretrained(output_dir, state_dict=whole)
     if state.is_main_process:
         processor.save_pretrained(output_dir)
         write_marker(output_dir, complete=True, stage=max(r["stage"] for r in records.values()), stages=records,

@@ -100,6 +100,19 @@ class ElmSFTTrainer(SFTTrainer):
             Path(output_dir).mkdir(parents=True, exist_ok=True)
             save_file(adapter_state(state_dict), str(Path(output_dir) / ADAPTER_WEIGHTS), metadata={"format": "pt"})
 
+    @property
+    def is_sharded(self) -> bool:
+        return bool(self.is_fsdp_enabled or self.is_deepspeed_enabled)
+
+    def whole_state_dict(self) -> dict:
+        """Every weight of the model, whole, as transformers' `save_model` gathers it: under FSDP or ZeRO-3 each rank
+        holds a shard, so every rank must call this; ranks other than the main one may get an empty dict."""
+        if self.is_fsdp_enabled:
+            return self.accelerator.get_state_dict(self.model)
+        if self.is_deepspeed_enabled:
+            return self.accelerator.get_state_dict(self.deepspeed)
+        return self.accelerator.unwrap_model(self.model).state_dict()
+
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
         path = Path(resume_from_checkpoint) / ADAPTER_WEIGHTS
         if self.adapter_only_checkpoints and path.is_file():
