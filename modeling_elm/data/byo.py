@@ -69,6 +69,16 @@ class DataConfig:
         spaces = {name: _spec(SpaceSpec, spec, f"data.spaces.{name}") for name, spec in raw["spaces"].items()}
         templates = [_spec(TemplateSpec, t, f"data.templates[{i}]") for i, t in enumerate(raw.get("templates") or [])]
         config = cls(**{**raw, "spaces": spaces, "templates": templates})
+        for i, template in enumerate(config.templates):
+            if template.space is not None and template.space not in config.spaces:
+                raise ValueError(f"data.templates[{i}] (task {template.task!r}): space {template.space!r} is not one "
+                                 f"of data.spaces {sorted(config.spaces)}; name one of them, or leave space out "
+                                 "for the first.")
+        for name in config.spaces:
+            mark = config.placeholder(name)
+            if mark.replace("_", "").isalnum():  # a word: every time it occurs in text it would become a vector
+                raise ValueError(f"data.spaces.{name}.placeholder {mark!r} is a plain word, which occurs in text; "
+                                 f"pick a marker that never does, such as '<{mark}>'.")
         if not (config.texts or config.templates):
             raise ValueError("data: give `texts:` (a file of ids, task, target) or `templates:`, or both.")
         fraction = config.test_fraction
@@ -133,7 +143,11 @@ def read_table(path: str) -> tuple[pd.DataFrame, int]:
         return _not_empty((loaded["train"] if isinstance(loaded, datasets.DatasetDict) else loaded).to_pandas(), path), 0
     try:
         if p.suffix in (".parquet", ".pq"):
-            return _not_empty(pd.read_parquet(p), path), 0
+            try:
+                return _not_empty(pd.read_parquet(p), path), 0
+            except (pa.ArrowInvalid, OSError) as error:
+                raise ValueError(f"{path}: not a readable Parquet file ({error}); write it again, e.g. with "
+                                 "pandas' DataFrame.to_parquet.") from None
         if p.suffix in (".csv", ".tsv"):
             if p.stat().st_size == 0:
                 raise ValueError(f"{path} is empty (0 bytes); it needs a header line and one row per entry.")
@@ -190,10 +204,14 @@ def _parse_list(text: str, where: str, spec, table, line_offset: int, column) ->
 
 def _numbers(values, where: str, line: int, entity) -> np.ndarray:
     try:
-        return np.asarray(values, dtype=np.float64)
+        vector = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError):
         bad = next((v for v in values if not isinstance(v, (int, float, np.number))), values)
         raise ValueError(f"{where}, row {line} (id {entity!r}): the vector holds {bad!r}, not a number.") from None
+    if vector.ndim != 1:
+        raise ValueError(f"{where}, row {line} (id {entity!r}): the vector is nested (shape {vector.shape}); each "
+                         "row needs one flat list of numbers.")
+    return vector
 
 
 def id_strings(values: pd.Series) -> pd.Series:
@@ -211,6 +229,10 @@ def entity_vectors(table: pd.DataFrame, spec: SpaceSpec, line_offset: int) -> np
     if spec.id_column not in table.columns:
         raise ValueError(f"{where}: no id column {spec.id_column!r} (columns: {list(table.columns)[:10]}); "
                          "set id_column in the recipe's data section.")
+    missing_ids = np.flatnonzero(table[spec.id_column].isna().to_numpy())
+    if len(missing_ids):
+        raise ValueError(f"{where}, row {int(missing_ids[0]) + line_offset}: the id ({spec.id_column!r}) is empty "
+                         f"({len(missing_ids)} such row(s)); every entity needs an id that its texts name.")
     if spec.vector_columns:
         import fnmatch
 
@@ -232,8 +254,17 @@ def entity_vectors(table: pd.DataFrame, spec: SpaceSpec, line_offset: int) -> np
         column = table[spec.vector_column]
         if column.map(lambda v: isinstance(v, str)).all():  # what df.to_csv writes for a list: "[0.1, -0.2, ...]"
             column = column.map(lambda v: _parse_list(v, where, spec, table, line_offset, column))
-        sizes = column.map(lambda v: len(v) if hasattr(v, "__len__") and not isinstance(v, str) else -1).to_numpy()
-        expected = np.bincount(sizes[sizes >= 0]).argmax() if (sizes >= 0).any() else -1
+        not_lists = np.flatnonzero(column.map(lambda v: not hasattr(v, "__len__") or isinstance(v, str)).to_numpy())
+        if len(not_lists):
+            row = int(not_lists[0])
+            raise ValueError(f"{where}, row {row + line_offset} (id {table[spec.id_column].iloc[row]!r}): the vector "
+                             f"is {column.iloc[row]!r}, not a list of numbers like [0.1, -0.2] "
+                             f"({len(not_lists)} such row(s)); fix or remove them.")
+        sizes = column.map(len).to_numpy()
+        expected = np.bincount(sizes).argmax()
+        if expected == 0:
+            raise ValueError(f"{where}: the vectors in {spec.vector_column!r} are empty (0 values); each row needs "
+                             "its entity's embedding.")
         bad = np.flatnonzero(sizes != expected)
         if len(bad):
             row = int(bad[0])
@@ -263,6 +294,15 @@ def placeholder_spaces(prompt: str, config: DataConfig) -> list[str]:
     return [marks[m] for m in re.findall(pattern, prompt)]
 
 
+def _target_text(value) -> str:
+    """A target as text: a number is its own text (a CSV column of numbers reads as numbers), a gap is empty."""
+    if isinstance(value, (bool, np.bool_)):
+        return str(value)
+    if isinstance(value, (int, float, np.number)):
+        return "" if not np.isfinite(value) else str(int(value)) if float(value).is_integer() else str(value)
+    return value.strip() if isinstance(value, str) else ""
+
+
 def text_rows(config: DataConfig, entities: dict[str, pd.DataFrame], dropped: dict) -> list[dict]:
     index = {space: set(table["id"]) for space, table in entities.items()}
     rows = []
@@ -275,6 +315,9 @@ def text_rows(config: DataConfig, entities: dict[str, pd.DataFrame], dropped: di
         for i, row in enumerate(table.to_dict("records")):
             where = f"{config.texts}:{i + offset}"
             ids = row["ids"] if isinstance(row["ids"], (list, tuple, np.ndarray)) else [row["ids"]]
+            if any(x is None or (isinstance(x, float) and np.isnan(x)) for x in ids):
+                raise ValueError(f"{where}: the row names no id (ids is empty); give the id of the entity each "
+                                 "placeholder stands for.")
             # floats of whole numbers (pandas reads an int column with gaps as float) as "7", not "7.0"
             ids = [str(int(x)) if isinstance(x, float) and x.is_integer() else str(x) for x in ids]
             ids = [part for x in ids for part in x.split("|")]
@@ -290,11 +333,11 @@ def text_rows(config: DataConfig, entities: dict[str, pd.DataFrame], dropped: di
             if missing:
                 dropped.setdefault("unknown id", []).append(f"{where}: {missing[0]!r}")
                 continue
-            if not isinstance(row["target"], str) or not row["target"].strip():
+            target = _target_text(row["target"])
+            if not target:
                 dropped.setdefault("empty target", []).append(where)
                 continue
-            rows.append({"task": row["task"], "prompt": prompt, "target": row["target"].strip(), "ids": ids,
-                         "spaces": spaces})
+            rows.append({"task": row["task"], "prompt": prompt, "target": target, "ids": ids, "spaces": spaces})
     for template in config.templates:
         space = template.space or next(iter(config.spaces))
         if placeholder_spaces(template.prompt, config) != [space]:

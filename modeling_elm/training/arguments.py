@@ -102,6 +102,18 @@ def refuse_ignored_options(sft_config) -> None:
         raise ValueError("These training options are not used by an ELM run:\n  " + "\n  ".join(wrong))
 
 
+def file_prompts(path: str) -> dict[str, str]:
+    """{"<file>:<line>": prompt} for each distinct prompt of a texts file's `prompt` column, at its first line."""
+    from ..data.byo import read_table
+
+    table, offset = read_table(path)
+    if "prompt" not in table.columns:
+        return {}
+    prompts = table["prompt"]
+    firsts = prompts[prompts.map(lambda p: isinstance(p, str))].drop_duplicates()
+    return {f"{path}:{index + offset}": prompt for index, prompt in zip(firsts.index, firsts)}
+
+
 def check_prompt_lengths(elm_args: ElmArguments, corpus_config, max_length: int | None) -> None:
     """Before any corpus build or model load: the longest known prompt, chat-formatted with the system prompt and
     its placeholders expanded to `num_tokens`, must leave room for a target within `max_length`."""
@@ -113,16 +125,22 @@ def check_prompt_lengths(elm_args: ElmArguments, corpus_config, max_length: int 
         from ..data.byo import DataConfig
 
         data = DataConfig.from_dict(elm_args.data)
-        prompts = {**data.prompts, **{t.task: t.prompt for t in data.templates}}
+        prompts = {f"task {task!r}": prompt for task, prompt in data.prompts.items()}
+        prompts |= {f"template {t.task!r}": t.prompt for t in data.templates}
+        prompts |= file_prompts(data.texts) if data.texts else {}
         marks = [data.placeholder(space) for space in data.spaces]
     else:
         from ..data.tasks import get_tasks
 
-        prompts = {task.name: task.prompt for task in get_tasks(corpus_config.tasks)}
+        prompts = {f"task {task.name!r}": task.prompt for task in get_tasks(corpus_config.tasks)}
         marks = ["<movie>", "<user>"]
     if not prompts:
         return
     tokenizer = AutoTokenizer.from_pretrained(resolve_base_model(elm_args.base_model))
+    taken = [mark for mark in marks if mark in tokenizer.get_vocab()]
+    if elm_args.data and taken:  # stage 0 would refuse it, after the corpus build: say it now
+        raise ValueError(f"The placeholder {taken[0]!r} is already a token of {elm_args.base_model}'s tokenizer; set "
+                         f"data.spaces.<name>.placeholder to a marker that never occurs in text, e.g. '<my_vector>'.")
     formatter = ElmProcessor(tokenizer=tokenizer, embedding_spaces={"check": {"dim": 1}},
                              system_prompt=elm_args.system_prompt or None)
     lengths = {}
@@ -134,6 +152,6 @@ def check_prompt_lengths(elm_args: ElmArguments, corpus_config, max_length: int 
     task, longest = max(lengths.items(), key=lambda item: item[1])
     if longest >= max_length:
         raise ValueError(
-            f"max_length {max_length} leaves no room for a target: the prompt of task {task!r} alone is about "
+            f"max_length {max_length} leaves no room for a target: the prompt of {task} alone is about "
             f"{longest} tokens (system prompt and {elm_args.num_tokens} tokens per vector included). Raise "
             f"--max_length (e.g. {longest + 128}), or shorten --system_prompt / lower --num_tokens.")

@@ -163,3 +163,70 @@ def test_own_files_through_both_stages_to_evaluation(tmp_path, capsys):
     assert results["version"] == RESULTS_VERSION and results["encoder"] is None
     assert "nll" in results["gap_real_minus_shuffled"]["name"]
     assert (tmp_path / "eval" / "report.md").is_file()
+
+
+def test_bad_entity_files_name_file_row_and_fix_at_build_time(tmp_path):
+    """Each of these used to pass as something else or fail with a bare library error."""
+    cases = {
+        "null id": (pd.DataFrame({"id": ["a", None], "vector": [[1.0, 2.0], [3.0, 4.0]]}),
+                    r"null id\.parquet, row 1: the id \('id'\) is empty"),
+        "string vector": (pd.DataFrame({"id": ["a", "b"], "vector": [[1.0, 2.0], 7.0]}),
+                          r"row 1 \(id 'b'\): the vector is 7\.0, not a list of numbers"),
+        "null vector": (pd.DataFrame({"id": ["a", "b"], "vector": [[1.0, 2.0], None]}),
+                        r"row 1 \(id 'b'\): the vector is None, not a list"),
+        "empty vectors": (pd.DataFrame({"id": ["a", "b"], "vector": [[], []]}), r"are empty \(0 values\)"),
+        "nested vector": (pd.DataFrame({"id": ["a", "b"], "vector": [[[1.0, 2.0]], [[3.0, 4.0]]]}),
+                          r"nested vector\.parquet, row 0 \(id 'a'\): the vector is nested \(shape \(1, 2\)\)"),
+    }
+    for name, (frame, message) in cases.items():
+        with pytest.raises(ValueError, match=message):
+            entity_vectors(frame, SpaceSpec(f"{name}.parquet"), 0)
+    (tmp_path / "zero.parquet").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"zero\.parquet: not a readable Parquet file .*to_parquet"):
+        read_table(str(tmp_path / "zero.parquet"))
+
+
+def test_bad_recipe_data_sections_are_refused_before_any_build(tmp_path):
+    spaces = {"word": {"path": "e.parquet"}}
+    with pytest.raises(ValueError, match=r"data\.templates\[0\] \(task 'name'\): space 'wrod' is not one of"):
+        DataConfig.from_dict({"spaces": spaces, "templates": [
+            {"task": "name", "prompt": "name <word> .", "target": "{word}", "space": "wrod"}]})
+    with pytest.raises(ValueError, match=r"placeholder 'vec' is a plain word.*'<vec>'"):
+        DataConfig.from_dict({"spaces": {"word": {"path": "e.parquet", "placeholder": "vec"}}, "texts": "t.jsonl"})
+
+
+def test_numeric_targets_are_text_and_null_ids_in_texts_are_refused(tmp_path):
+    entities().to_parquet(tmp_path / "e.parquet")
+    pd.DataFrame({"ids": ["e1", "e2", "e3", "e4"], "task": "year", "target": [1999, 2001, 1987, 1950]}).to_csv(
+        tmp_path / "t.csv", index=False)
+    config = DataConfig.from_dict({"spaces": {"word": {"path": str(tmp_path / "e.parquet")}},
+                                   "texts": str(tmp_path / "t.csv"), "prompts": {"year": "the year of <word> ?"},
+                                   "output_dir": str(tmp_path / "out"), "test_fraction": 0.25})
+    folder = build_byo_corpus(config)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["dropped"] == {} and sum(manifest["counts"]["rows"].values()) == 4
+    from modeling_elm.data.vector_store import load_task_splits
+
+    targets = {t for split in load_task_splits(folder).values() for t in split["target"]}
+    assert targets == {"1999", "2001", "1987", "1950"}
+    (tmp_path / "t2.jsonl").write_text(json.dumps({"ids": "e1", "task": "year", "target": "x"}) + "\n"
+                                       + json.dumps({"ids": None, "task": "year", "target": "y"}) + "\n")
+    with pytest.raises(ValueError, match=r"t2\.jsonl:2: the row names no id"):
+        build_byo_corpus(DataConfig(**dict(config.__dict__, texts=str(tmp_path / "t2.jsonl"),
+                                           output_dir=str(tmp_path / "out2"))))
+
+
+def test_a_long_prompt_in_a_texts_file_is_named_by_its_line_before_the_build(tmp_path):
+    from modeling_elm.training.arguments import ElmArguments, check_prompt_lengths
+
+    base = write_tiny_base_model(tmp_path / "base")
+    rows = [{"ids": "e1", "task": "say", "target": "a", "prompt": "say <word> ."},
+            {"ids": "e2", "task": "say", "target": "b", "prompt": "say <word> ."},
+            {"ids": "e3", "task": "say", "target": "c", "prompt": "tell " + "me more " * 40 + "about <word> ."}]
+    (tmp_path / "t.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    data = {"spaces": {"word": {"path": str(tmp_path / "e.parquet")}}, "texts": str(tmp_path / "t.jsonl")}
+    args = ElmArguments(base_model=str(base), data=data, num_tokens=1)
+    with pytest.raises(ValueError, match=r"the prompt of .*t\.jsonl:3 alone is about"):
+        check_prompt_lengths(args, None, max_length=48)
+    short = dict(data, texts=None, templates=[{"task": "say", "prompt": "say <word> .", "target": "{word}"}])
+    check_prompt_lengths(ElmArguments(base_model=str(base), data=short, num_tokens=1), None, max_length=48)
