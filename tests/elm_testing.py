@@ -38,21 +38,29 @@ def build_tokenizer() -> PreTrainedTokenizerFast:
     return tokenizer
 
 
-def build_language_model(family: str, vocab_size: int, seed: int = 0):
+def build_language_model(family: str, vocab_size: int, seed: int = 0, head_dim: int = 8):
+    """A tiny random LM of `family` with 4 attention heads of `head_dim` (vLLM's CPU attention needs >= 32)."""
     torch.manual_seed(seed)
     common = dict(vocab_size=vocab_size, pad_token_id=0, bos_token_id=2, eos_token_id=3)
+    hidden = 4 * head_dim
     if family in ("llama", "llama-untied"):
         config = LlamaConfig(
-            hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-            tie_word_embeddings=family == "llama", **common,
+            hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=2, num_attention_heads=4,
+            num_key_value_heads=2, tie_word_embeddings=family == "llama", **common,
         )
     elif family == "qwen2":
         config = Qwen2Config(
-            hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-            tie_word_embeddings=False, **common,
+            hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=2, num_attention_heads=4,
+            num_key_value_heads=2, tie_word_embeddings=False, **common,
         )
     elif family == "gpt2":
-        config = GPT2Config(n_embd=32, n_layer=2, n_head=4, n_positions=128, tie_word_embeddings=True, **common)
+        config = GPT2Config(n_embd=hidden, n_layer=2, n_head=4, n_positions=128, tie_word_embeddings=True, **common)
+    elif family in ("gemma2", "gemma3"):  # Gemma scales embeddings (inside the module for 3, in the forward for 2)
+        from transformers import Gemma2Config, Gemma3TextConfig
+
+        kind = Gemma2Config if family == "gemma2" else Gemma3TextConfig
+        config = kind(hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=2, num_attention_heads=4,
+                      num_key_value_heads=2, head_dim=head_dim, **common)
     else:
         raise ValueError(family)
     return AutoModelForCausalLM.from_config(config).eval()

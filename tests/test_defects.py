@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from transformers import AutoModelForCausalLM, Gemma2Config, Gemma3TextConfig
+from transformers import AutoModelForCausalLM
 
 from elm_testing import assemble, build_language_model, build_tokenizer
 
@@ -20,20 +20,12 @@ TINY = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_atten
             head_dim=8, pad_token_id=0, bos_token_id=2, eos_token_id=3)
 
 
-def _language_model(family: str, vocab_size: int):
-    if family == "gemma2":
-        return AutoModelForCausalLM.from_config(Gemma2Config(vocab_size=vocab_size, **TINY)).eval()
-    if family == "gemma3":
-        return AutoModelForCausalLM.from_config(Gemma3TextConfig(vocab_size=vocab_size, **TINY)).eval()
-    return build_language_model(family, vocab_size)
-
-
 @pytest.mark.parametrize("family", ["llama", "qwen2", "gpt2", "gemma2", "gemma3"])
 def test_soft_tokens_sit_at_the_scale_of_what_the_embedding_module_outputs(family):
     from modeling_elm import ElmForCausalLM
 
     tokenizer = build_tokenizer()
-    model, _ = ElmForCausalLM.from_language_model(_language_model(family, len(tokenizer)), {"movie": {"dim": 8}},
+    model, _ = ElmForCausalLM.from_language_model(build_language_model(family, len(tokenizer)), {"movie": {"dim": 8}},
                                                   tokenizer=tokenizer)
     embeddings = model.get_input_embeddings()
     placeholder = model.config.embedding_spaces["movie"]["placeholder_token_id"]

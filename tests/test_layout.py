@@ -1,4 +1,4 @@
-"""The package's layers, as an AST test: model <- inference <- data / training / evaluation <- commands.
+"""The package's layers, as an AST test: model <- inference <- data / training / serving / evaluation <- commands.
 
 A wrong arrow (the model importing the recipe, evaluation needing the trainer, TRL outside training/) fails here
 before it makes a clean install, the Hub's remote code or `describe` need more than they should.
@@ -22,9 +22,10 @@ MAY_IMPORT = {
     "model": {"model"},
     "core": {"model", "core"},
     "data": {"model", "core", "data"},
+    "serving": {"model", "core", "serving"},  # an engine's client: a trained model's input side, no data, no TRL
     "training": {"model", "core", "data", "training"},
-    "evaluation": {"model", "core", "data", "evaluation"},
-    "commands": {"model", "core", "data", "training", "evaluation", "commands"},
+    "evaluation": {"model", "core", "data", "evaluation", "serving"},
+    "commands": {"model", "core", "data", "training", "evaluation", "serving", "commands"},
 }
 
 

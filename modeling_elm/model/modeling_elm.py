@@ -138,11 +138,10 @@ class ElmModel(ElmPreTrainedModel):
         """
         if (input_ids is None) ^ (inputs_embeds is not None):
             raise ValueError("Pass exactly one of input_ids or inputs_embeds.")
-        checked = self.check_vectors(input_ids, vectors)
         if inputs_embeds is None:
-            inputs_embeds = self.get_input_embeddings()(input_ids)
-        if checked:
-            inputs_embeds = self.inject(input_ids, inputs_embeds, checked)
+            inputs_embeds = self.embed_prompt(input_ids, vectors)
+        else:
+            self.check_vectors(input_ids, vectors)  # vectors without input_ids have no placeholders to fill
         return self.language_model(
             attention_mask=attention_mask,
             position_ids=position_ids,
@@ -151,6 +150,13 @@ class ElmModel(ElmPreTrainedModel):
             use_cache=use_cache,
             **kwargs,
         )
+
+    def embed_prompt(self, input_ids: torch.Tensor, vectors: Vectors | None = None) -> torch.Tensor:
+        """The input embeddings the LM reads: token embeddings, each placeholder replaced by its soft tokens. The
+        forward pass (so `generate`) runs on exactly these; an engine fed prompt embeddings (vLLM) gets them too."""
+        checked = self.check_vectors(input_ids, vectors)
+        inputs_embeds = self.get_input_embeddings()(input_ids)
+        return self.inject(input_ids, inputs_embeds, checked) if checked else inputs_embeds
 
     def inject(self, input_ids: torch.Tensor, inputs_embeds: torch.Tensor, vectors: dict[str, torch.Tensor]):
         """Replace each space's placeholder embeddings with its adapter's soft tokens."""
@@ -302,6 +308,10 @@ class ElmForCausalLM(ElmPreTrainedModel, GenerationMixin):
 
     def get_output_embeddings(self):
         return self.lm_head
+
+    def embed_prompt(self, input_ids: torch.Tensor, vectors: Vectors | None = None) -> torch.Tensor:
+        """See `ElmModel.embed_prompt`: what `forward` feeds the LM, e.g. to send a server as prompt embeddings."""
+        return self.model.embed_prompt(input_ids, vectors)
 
     @property
     def adapter_module_names(self) -> list[str]:

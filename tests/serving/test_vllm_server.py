@@ -1,0 +1,106 @@
+"""A real vLLM server (started here on 127.0.0.1 from .venv-vllm, `bash scripts/setup_vllm.sh`) answers an exported
+ELM's prompt embeddings token for token as `ElmForCausalLM.generate` does: a tiny random LM and the real
+SmolLM2-135M-Instruct, two vectors in one prompt and two embedding spaces; a server stopped mid-run gives one clear
+error instead of a hang."""
+
+import socket
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from modeling_elm import ElmForCausalLM
+from modeling_elm.inference import _per_example_vectors, generate_texts
+from modeling_elm.serving import ElmServingClient, ServerError, export_for_serving
+from modeling_elm.serving.engine import start_engine, stop_engine
+from test_export import SPACES, tiny_trained_elm
+
+pytestmark = pytest.mark.slow
+NEW_TOKENS = 16
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def smollm2_elm(folder):
+    """The real SmolLM2-135M-Instruct wrapped with untrained adapters for both spaces."""
+    from modeling_elm.base_models import resolve_base_model
+
+    model, processor = ElmForCausalLM.from_language_model(
+        resolve_base_model("HuggingFaceTB/SmolLM2-135M-Instruct"), SPACES, dtype=torch.float32)
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module", params=["tiny-llama", "smollm2"])
+def served(request, tmp_path_factory):
+    folder = tmp_path_factory.mktemp(request.param)
+    source = (tiny_trained_elm(folder / "elm", "llama", head_dim=32) if request.param == "tiny-llama"
+              else smollm2_elm(folder / "elm"))
+    export = export_for_serving(str(source), folder / "export")
+    process, url, _ = start_engine(export, port=free_port(), log=folder / "server.log", max_model_len=512)
+    try:
+        yield ElmForCausalLM.from_pretrained(source).eval(), ElmServingClient.from_export(export, url), process
+    finally:
+        stop_engine(process)
+
+
+def requests(n_single=6, seed=0):
+    """Prompts with both spaces, and prompts with two movie vectors; vectors as the callers pass them."""
+    rng = np.random.default_rng(seed)
+    prompts = ["Would <user> enjoy <movie>?"] * n_single + ["Compare <movie> with <movie>."] * 2
+    vectors = [{"movie": [rng.standard_normal(8)], "user": [rng.standard_normal(4)]} for _ in range(n_single)]
+    vectors += [{"movie": [rng.standard_normal(8), rng.standard_normal(8)]} for _ in range(2)]
+    return prompts, vectors
+
+
+def test_greedy_tokens_through_the_server_equal_generate(served):
+    model, client, _ = served
+    prompts, vectors = requests()
+    embeddings = client.prompt_embeddings(prompts, vectors)
+    # Exactly NEW_TOKENS on both sides (EOS held back), so every compared position is a real decision.
+    settings = client.sampling(NEW_TOKENS) | {"min_tokens": NEW_TOKENS, "return_token_ids": True}
+    for prompt, row_vectors, embedded in zip(prompts, vectors, embeddings):
+        batch = client.processor(text=[client.processor.prompt(prompt)], vectors=[_per_example_vectors(row_vectors)])
+        local = model.generate(**batch, max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS, no_repeat_ngram_size=0)
+        assert client.complete(embedded, **settings)["token_ids"] == local[0, batch["input_ids"].shape[1]:].tolist()
+    assert not torch.equal(embeddings[0], embeddings[1])  # the vectors are in what was sent
+
+
+def test_answers_through_the_client_equal_generate_texts(served):
+    model, client, _ = served
+    prompts, vectors = requests(seed=1)
+    local = generate_texts(model, client.processor, prompts, vectors, max_new_tokens=NEW_TOKENS,
+                           no_repeat_ngram_size=0)
+    assert client.generate_texts(prompts, vectors, max_new_tokens=NEW_TOKENS) == local
+
+
+def test_bad_vectors_never_reach_the_server(served):
+    _, client, _ = served
+    with pytest.raises(ValueError):
+        client.generate_texts(["Would <user> enjoy <movie>?"], [{"movie": [np.zeros(7)], "user": [np.zeros(4)]}])
+
+
+def test_a_server_stopped_mid_run_gives_one_clear_error(served):
+    """Last in the module: it stops the server."""
+    _, client, process = served
+    prompts, vectors = requests(n_single=64, seed=2)
+    outcome = {}
+
+    def ask():
+        try:
+            outcome["answers"] = client.generate_texts(prompts, vectors, max_new_tokens=200)
+        except ServerError as error:
+            outcome["error"] = str(error)
+
+    asker = threading.Thread(target=ask)
+    asker.start()
+    stop_engine(process)
+    asker.join(timeout=client.timeout + 30)
+    assert not asker.is_alive()  # nothing waits or retries forever
+    assert client.url in outcome.get("error", "") and "vllm" in outcome["error"].lower()
