@@ -101,6 +101,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--max-new-tokens", type=int, default=60, help="tokens to generate")
     p.add_argument("--device", default=None, help=(
         "cuda, mps or cpu (default: the GPU when there is one, in bf16; else the CPU, float32)"))
+    p.add_argument("--server", default=None, metavar="URL", help=(
+        "a vLLM server serving this model's export (python -m modeling_elm.serving.export, then "
+        "python -m modeling_elm.serving.engine): the answer is generated there from the prompt embeddings made here"))
     return p
 
 
@@ -170,7 +173,16 @@ def main(argv=None) -> int:
     if prompt.count("<movie>") > 1:
         raise SystemExit(f"Task {task!r} takes two movies; use a one-movie task (or --mix for a blend).")
     model, processor = load_elm(args.model, args.device), load_processor(args.model, marker)
-    answer = generate_texts(model, processor, [prompt], [vectors], max_new_tokens=args.max_new_tokens)[0]
+    if args.server:
+        from .serving import ElmServingClient, ServerError
+
+        try:
+            answer = ElmServingClient(model, processor, args.server).generate_texts(
+                [prompt], [vectors], max_new_tokens=args.max_new_tokens)[0]
+        except ServerError as error:
+            raise SystemExit(str(error)) from None
+    else:
+        answer = generate_texts(model, processor, [prompt], [vectors], max_new_tokens=args.max_new_tokens)[0]
     print(f"[{about}] {prompt}\n{answer}")
     return 0
 

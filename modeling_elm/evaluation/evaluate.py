@@ -49,6 +49,9 @@ class EvalArguments:
         "where the models and the encoder run: cuda, cuda:1, mps, cpu; default: the GPU when there is one "
         "(in bf16), else the CPU (float32)")})
     max_new_tokens: int = field(default=40, metadata={"help": "tokens generated per answer"})
+    server: str | None = field(default=None, metadata={"help": (
+        "URL of a vLLM server serving this model's export (modeling_elm.serving): the trained model's answers are "
+        "generated there (NLL and the untrained control stay local)")})
     candidates: int = field(default=10, metadata={"help": (
         "your own data: vectors the reference is scored under for hits@k by likelihood (its own + others)")})
     probes: list[str] | None = field(default=None, metadata={"help": (
@@ -104,6 +107,12 @@ class Evaluation:
             self.scorer = MovieLensScorer(self)
         else:
             self.scorer = EntityScorer(self)
+        self.client = None
+        if args.server:
+            from ..serving import ElmServingClient
+
+            self.client = ElmServingClient(self.model, self.processor, args.server)
+            self.client.served_model  # noqa: B018 - a server that is not there fails now, not after an hour
         self.judge = None
         if args.judge_model or args.judge_endpoint:
             from .judge import Judge
@@ -118,6 +127,8 @@ class Evaluation:
     def generate(self, model, prompts, vectors, desc):
         from ..inference import generate_texts
 
+        if self.client is not None and model is self.model:
+            return self.client.generate_texts(prompts, vectors, self.args.max_new_tokens)
         return generate_texts(model, self.processor, prompts, vectors, self.args.batch_size, self.args.max_new_tokens,
                               desc=desc)
 
@@ -318,7 +329,12 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     parser = HfArgumentParser(EvalArguments, prog="python -m modeling_elm.evaluate", description=__doc__.split("\n\n")[0])
     (args,) = parser.parse_args_into_dataclasses(args=argv)
-    results = evaluate(args)
+    from ..serving import ServerError
+
+    try:
+        results = evaluate(args)
+    except ServerError as error:  # --server: one message with the URL and the fix, not a traceback
+        raise SystemExit(str(error)) from None
     from .report import write_report
 
     out = write_report(results, Path(args.output_dir))

@@ -91,3 +91,16 @@ def test_prompt_embeds_wire_format_round_trips_as_vllm_reads_it():
     tensor = torch.randn(5, 32)
     decoded = torch.load(io.BytesIO(base64.b64decode(encode_embeddings(tensor))), weights_only=True)
     assert torch.equal(decoded, tensor)
+
+
+def test_describe_and_evaluate_with_an_unreachable_server_say_so_before_generating(trained, tmp_path):
+    from modeling_elm import describe
+    from modeling_elm.evaluation import evaluate
+
+    model, corpus = trained
+    with pytest.raises(SystemExit, match=r"No vLLM server answers at http://127\.0\.0\.1:9 "):
+        describe.main(["--model", str(model), "--corpus", str(corpus), "--server", "http://127.0.0.1:9"])
+    with pytest.raises(SystemExit, match=r"No vLLM server answers at http://127\.0\.0\.1:9 "):
+        evaluate.main(["--model", str(model), "--corpus", str(corpus), "--server", "http://127.0.0.1:9",
+                       "--output_dir", str(tmp_path / "eval"), "--max_examples", "2"])
+    assert not (tmp_path / "eval" / "results.json").exists()
