@@ -1,5 +1,5 @@
 """A real vLLM server (started here on 127.0.0.1 from .venv-vllm, `bash scripts/setup_vllm.sh`) answers an exported
-ELM's prompt embeddings token for token as `ElmForCausalLM.generate` does: a tiny random LM and the real
+ELM's prompt embeddings token for token as `ElmForCausalLM.generate` does: tiny random Llama and Gemma 3 and the real
 SmolLM2-135M-Instruct, two vectors in one prompt and two embedding spaces; a server stopped mid-run gives one clear
 error instead of a hang."""
 
@@ -37,11 +37,13 @@ def smollm2_elm(folder):
     return folder
 
 
-@pytest.fixture(scope="module", params=["tiny-llama", "smollm2"])
+# Tiny random LMs of two families (Gemma scales its embeddings inside the model: does the engine apply that scale
+# to prompt embeddings as transformers does?), and the real SmolLM2. vLLM's CPU attention needs head_dim >= 32.
+@pytest.fixture(scope="module", params=["tiny-llama", "tiny-gemma3", "smollm2"])
 def served(request, tmp_path_factory):
     folder = tmp_path_factory.mktemp(request.param)
-    source = (tiny_trained_elm(folder / "elm", "llama", head_dim=32) if request.param == "tiny-llama"
-              else smollm2_elm(folder / "elm"))
+    source = (smollm2_elm(folder / "elm") if request.param == "smollm2" else
+              tiny_trained_elm(folder / "elm", request.param.removeprefix("tiny-"), head_dim=32))
     export = export_for_serving(str(source), folder / "export")
     process, url, _ = start_engine(export, port=free_port(), log=folder / "server.log", max_model_len=512)
     try:

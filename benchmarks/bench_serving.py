@@ -1,0 +1,147 @@
+"""Serving speed: the same held-out `what_kind` requests through transformers batched `generate`, through vLLM with
+prompt embeddings (the ELM served), and through vLLM with the same prompts as plain token ids (what embeddings cost).
+
+    bash scripts/setup_vllm.sh
+    .venv/bin/python benchmarks/bench_serving.py --model checkpoints/elm-quick
+    .venv/bin/python benchmarks/bench_serving.py --model checkpoints/elm-quick --requests 32 --batch_sizes 8  # smoke
+
+Every request generates exactly `--new_tokens` tokens (end of text held back on both sides), so tokens/s compare
+like for like. transformers runs each of `--batch_sizes` once on the first 32 requests and the fastest runs all of
+them; vLLM gets all requests at once (`--concurrency` in flight) and batches them itself. Latency is per request,
+from submission to its answer (for transformers: its batch's wall time). Engine start is the seconds from launching
+the server to its first answer on /v1/models. All three run in one process, one after another, on this machine.
+"""
+
+import argparse
+import json
+import platform
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from modeling_elm.checkpoints import read_marker  # noqa: E402
+from modeling_elm.data.vector_store import load_corpus, row_vectors  # noqa: E402
+from modeling_elm.inference import _per_example_vectors, load_elm, load_processor  # noqa: E402
+from modeling_elm.serving import ElmServingClient, export_for_serving  # noqa: E402
+from modeling_elm.serving.client import encode_embeddings  # noqa: E402
+from modeling_elm.serving.engine import start_engine, stop_engine  # noqa: E402
+
+
+def held_out_requests(corpus, task: str, n: int) -> tuple[list[str], list[dict]]:
+    """`n` test rows of `task` (cycled when the split has fewer), as prompts and vectors."""
+    split = corpus.tasks["test"]
+    rows = [r for r in split if r["task"] == task]
+    if not rows:
+        raise SystemExit(f"The corpus has no test rows of task {task!r}; pass --task with one of "
+                         f"{sorted(set(split['task']))}.")
+    rows = [rows[i % len(rows)] for i in range(n)]
+    return [r["prompt"] for r in rows], [row_vectors(r, corpus.vectors) for r in rows]
+
+
+def summary(latencies: list[float], seconds: float, tokens: int) -> dict:
+    return {"tokens_per_s": round(tokens / seconds, 1), "seconds": round(seconds, 1),
+            "latency_p50_s": round(float(np.percentile(latencies, 50)), 2),
+            "latency_p95_s": round(float(np.percentile(latencies, 95)), 2)}
+
+
+@torch.no_grad()
+def run_transformers(model, processor, prompts, vectors, batch_size: int, new_tokens: int) -> dict:
+    latencies, start = [], time.perf_counter()
+    settings = dict(max_new_tokens=new_tokens, min_new_tokens=new_tokens, no_repeat_ngram_size=0,
+                    pad_token_id=processor.tokenizer.pad_token_id)
+    for i in range(0, len(prompts), batch_size):
+        began = time.perf_counter()
+        chunk = range(i, min(i + batch_size, len(prompts)))
+        batch = processor(text=[processor.prompt(prompts[j]) for j in chunk],
+                          vectors=[_per_example_vectors(vectors[j]) for j in chunk], padding_side="left")
+        model.generate(**batch, **settings)
+        latencies += [time.perf_counter() - began] * len(chunk)
+    return summary(latencies, time.perf_counter() - start, new_tokens * len(prompts))
+
+
+def run_vllm(client, bodies: list[dict], concurrency: int, new_tokens: int) -> dict:
+    """`bodies`: per request, the prompt part of a Completions body (prompt_embeds or prompt token ids)."""
+    settings = client.sampling(new_tokens) | {"min_tokens": new_tokens}
+    latencies = []
+
+    def one(body):
+        began = time.perf_counter()
+        choice = client._request("POST", "/v1/completions", json={"model": client.served_model, **body, **settings})
+        latencies.append(time.perf_counter() - began)
+        return choice
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        answers = list(pool.map(one, bodies))
+    seconds = time.perf_counter() - start
+    tokens = sum(a["usage"]["completion_tokens"] for a in answers)
+    return summary(latencies, seconds, tokens) | {"completion_tokens": tokens}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="checkpoints/elm-quick", help="a trained ELM folder (it names its corpus)")
+    parser.add_argument("--task", default="what_kind")
+    parser.add_argument("--requests", type=int, default=256)
+    parser.add_argument("--new_tokens", type=int, default=40)
+    parser.add_argument("--batch_sizes", type=int, nargs="+", default=[8, 16, 32, 64],
+                        help="transformers batch sizes tried on 32 requests; the fastest runs them all")
+    parser.add_argument("--concurrency", type=int, default=64, help="vLLM requests in flight")
+    parser.add_argument("--port", type=int, default=8031)
+    parser.add_argument("--output", default=None, help="also write the report to this JSON file")
+    args = parser.parse_args()
+
+    marker = read_marker(args.model) or {}
+    corpus = load_corpus(marker["corpus"])
+    prompts, vectors = held_out_requests(corpus, args.task, args.requests)
+    model, processor = load_elm(args.model, "cpu"), load_processor(args.model, marker)
+
+    # transformers: its best batch size on a sample, then every request
+    sample = min(32, len(prompts))
+    trial = {b: run_transformers(model, processor, prompts[:sample], vectors[:sample], b, args.new_tokens)
+             for b in args.batch_sizes}
+    best = max(trial, key=lambda b: trial[b]["tokens_per_s"])
+    report = {"machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}",
+              "command": "benchmarks/bench_serving.py " + " ".join(sys.argv[1:]), "model": args.model,
+              "requests": len(prompts), "new_tokens": args.new_tokens,
+              "transformers_batch_trial": {b: t["tokens_per_s"] for b, t in trial.items()}}
+    report["transformers"] = run_transformers(model, processor, prompts, vectors, best, args.new_tokens) | {
+        "batch_size": best}
+
+    with tempfile.TemporaryDirectory() as folder:
+        export = export_for_serving(args.model, Path(folder) / "export")
+        process, url, started = start_engine(export, port=args.port, log=Path(folder) / "server.log")
+        try:
+            client = ElmServingClient.from_export(export, url)
+            embeddings = client.prompt_embeddings(prompts, vectors)
+            token_ids = [processor(text=[processor.prompt(p)], vectors=[_per_example_vectors(v)])["input_ids"][0]
+                         for p, v in zip(prompts, vectors)]
+            with_embeds = [{"prompt_embeds": encode_embeddings(e)} for e in embeddings]
+            with_ids = [{"prompt": ids.tolist()} for ids in token_ids]
+            run_vllm(client, with_ids[:8], args.concurrency, 4)  # warm-up: first compilations, not measured
+            report["vllm_engine_start_s"] = round(started, 1)
+            report["vllm_prompt_embeds"] = run_vllm(client, with_embeds, args.concurrency, args.new_tokens)
+            report["vllm_token_ids"] = run_vllm(client, with_ids, args.concurrency, args.new_tokens)
+        finally:
+            stop_engine(process)
+    served, plain = report["vllm_prompt_embeds"]["tokens_per_s"], report["vllm_token_ids"]["tokens_per_s"]
+    report["ratios"] = {"vllm_embeds_over_transformers": round(served / report["transformers"]["tokens_per_s"], 2),
+                        "embeds_over_token_ids": round(served / plain, 2)}
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.output:
+        Path(args.output).write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
