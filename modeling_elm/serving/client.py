@@ -71,7 +71,11 @@ class ElmServingClient:
     @torch.no_grad()
     def prompt_embeddings(self, prompts: list[str], vectors: list[dict | None]) -> list[torch.Tensor]:
         """Per prompt, the (seq, hidden) embeddings the ELM's forward feeds its LM: chat-formatted by the processor,
-        placeholders filled by the adapters. Raises ValueError for bad vectors before anything is sent."""
+        placeholders filled by the adapters. Raises ValueError for bad vectors before anything is sent.
+
+        An engine adds nothing to prompt embeddings, so they must be what the LM's layers read. They are: Gemma's
+        sqrt(hidden size) scale sits inside transformers' embedding module (Gemma 1-3), which `embed_prompt` runs,
+        while vLLM applies it only when it embeds token ids itself."""
         from ..inference import _per_example_vectors
 
         if len(prompts) != len(vectors):

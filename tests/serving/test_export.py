@@ -1,5 +1,5 @@
 """Export for serving: the plain LM fed the ELM's prompt embeddings computes exactly what the ELM computes, for
-every family (Gemma scales its embeddings, in the module or in the forward), and the client refuses bad input
+every family (Gemma scales its embeddings inside the embedding module, which vLLM leaves to the sender), and the client refuses bad input
 before any request."""
 
 import json
@@ -22,10 +22,13 @@ def tiny_trained_elm(folder, family, head_dim=8):
     tokenizer = build_tokenizer()
     lm = build_language_model(family, len(tokenizer), head_dim=head_dim)
     torch.manual_seed(2)
-    with torch.no_grad():  # transformers' init (std 0.02) makes a tiny LM say one token forever: vary its answers
+    # transformers' init (std 0.02) makes a tiny LM say one token forever, and Gemma's embedding scale (x sqrt(hidden))
+    # saturates its softcapped logits at 0.3: weights at which answers vary and the next token is still clear.
+    std = 0.1 if family.startswith("gemma") else 0.3
+    with torch.no_grad():
         for name, parameter in lm.named_parameters():
             if parameter.dim() == 2:
-                parameter.normal_(std=0.3)
+                parameter.normal_(std=std)
     model, processor = ElmForCausalLM.from_language_model(lm, SPACES, tokenizer=tokenizer)
     torch.manual_seed(1)
     for adapter in model.model.adapters.values():  # visible vectors: random, large adapters

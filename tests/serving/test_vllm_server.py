@@ -1,5 +1,5 @@
 """A real vLLM server (started here on 127.0.0.1 from .venv-vllm, `bash scripts/setup_vllm.sh`) answers an exported
-ELM's prompt embeddings token for token as `ElmForCausalLM.generate` does: tiny random Llama and Gemma 3 and the real
+ELM's prompt embeddings token for token as `ElmForCausalLM.generate` does: tiny random Llama, Gemma 2 and Gemma 3, and the real
 SmolLM2-135M-Instruct, two vectors in one prompt and two embedding spaces; a server stopped mid-run gives one clear
 error instead of a hang."""
 
@@ -37,9 +37,10 @@ def smollm2_elm(folder):
     return folder
 
 
-# Tiny random LMs of two families (Gemma scales its embeddings inside the model: does the engine apply that scale
-# to prompt embeddings as transformers does?), and the real SmolLM2. vLLM's CPU attention needs head_dim >= 32.
-@pytest.fixture(scope="module", params=["tiny-llama", "tiny-gemma3", "smollm2"])
+# Tiny random LMs of three families, and the real SmolLM2. Gemma scales its embeddings by sqrt(hidden size): inside
+# the embedding module in transformers, only for token ids in vLLM, so prompt embeddings must arrive scaled.
+# vLLM's CPU attention needs head_dim >= 32.
+@pytest.fixture(scope="module", params=["tiny-llama", "tiny-gemma2", "tiny-gemma3", "smollm2"])
 def served(request, tmp_path_factory):
     folder = tmp_path_factory.mktemp(request.param)
     source = (smollm2_elm(folder / "elm") if request.param == "smollm2" else
@@ -66,11 +67,23 @@ def test_greedy_tokens_through_the_server_equal_generate(served):
     prompts, vectors = requests()
     embeddings = client.prompt_embeddings(prompts, vectors)
     # Exactly NEW_TOKENS on both sides (EOS held back), so every compared position is a real decision.
-    settings = client.sampling(NEW_TOKENS) | {"min_tokens": NEW_TOKENS, "return_token_ids": True}
+    settings = client.sampling(NEW_TOKENS) | {"min_tokens": NEW_TOKENS, "return_token_ids": True, "logprobs": 0}
     for prompt, row_vectors, embedded in zip(prompts, vectors, embeddings):
         batch = client.processor(text=[client.processor.prompt(prompt)], vectors=[_per_example_vectors(row_vectors)])
-        local = model.generate(**batch, max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS, no_repeat_ngram_size=0)
-        assert client.complete(embedded, **settings)["token_ids"] == local[0, batch["input_ids"].shape[1]:].tolist()
+        local = model.generate(**batch, max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS, no_repeat_ngram_size=0,
+                               output_logits=True, return_dict_in_generate=True)
+        tokens = local.sequences[0, batch["input_ids"].shape[1]:]
+        choice = client.complete(embedded, **settings)
+        assert choice["token_ids"] == tokens.tolist()
+        # Same tokens could still come from different numbers (a random LM often repeats one token); the first
+        # token's log-probability is read off the prompt embeddings alone, so it checks what was sent.
+        first = torch.log_softmax(local.logits[0][0].float(), dim=-1)[tokens[0]].item()
+        assert choice["logprobs"]["token_logprobs"][0] == pytest.approx(first, abs=2e-3)
+    # ... and that check can fail: embeddings off by Gemma's scale (x sqrt(hidden size)) read differently.
+    wrong = client.complete(embeddings[0] * model.config.text_config.hidden_size ** 0.5, **settings)
+    right = client.complete(embeddings[0], **settings)
+    assert (wrong["token_ids"] != right["token_ids"] or abs(wrong["logprobs"]["token_logprobs"][0]
+                                                            - right["logprobs"]["token_logprobs"][0]) > 1e-2)
     assert not torch.equal(embeddings[0], embeddings[1])  # the vectors are in what was sent
 
 
