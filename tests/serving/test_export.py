@@ -1,6 +1,6 @@
 """Export for serving: the plain LM fed the ELM's prompt embeddings computes exactly what the ELM computes, for
-every family (Gemma scales its embeddings inside the embedding module, which vLLM leaves to the sender), and the client refuses bad input
-before any request."""
+every family (Gemma scales its embeddings inside the embedding module, which vLLM leaves to the sender), and the
+client refuses bad input before any request."""
 
 import json
 

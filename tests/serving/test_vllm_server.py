@@ -1,7 +1,7 @@
 """A real vLLM server (started here on 127.0.0.1 from .venv-vllm, `bash scripts/setup_vllm.sh`) answers an exported
-ELM's prompt embeddings token for token as `ElmForCausalLM.generate` does: tiny random Llama, Gemma 2 and Gemma 3, and the real
-SmolLM2-135M-Instruct, two vectors in one prompt and two embedding spaces; a server stopped mid-run gives one clear
-error instead of a hang."""
+ELM's prompt embeddings token for token as `ElmForCausalLM.generate` does: tiny random Llama, Gemma 2 and Gemma 3,
+and the real SmolLM2-135M-Instruct, two vectors in one prompt and two embedding spaces; a server stopped mid-run
+gives one clear error instead of a hang."""
 
 import socket
 import threading

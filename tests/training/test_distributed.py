@@ -44,7 +44,8 @@ def test_a_run_says_what_it_is(caplog):
     assert describe_run(cpu_config(), environ={}) == "1 process (single process) on cpu, float32"
 
 
-@pytest.mark.parametrize("variable, named", [("ACCELERATE_USE_FSDP", "FSDP"), ("ACCELERATE_USE_DEEPSPEED", "DeepSpeed")])
+@pytest.mark.parametrize("variable, named",
+                         [("ACCELERATE_USE_FSDP", "FSDP"), ("ACCELERATE_USE_DEEPSPEED", "DeepSpeed")])
 def test_sharding_asked_for_on_cpu_is_refused_not_run_as_ddp(variable, named):
     with pytest.raises(SystemExit, match=f"(?s)asked for {named}.*plain DDP over gloo.*torchrun --nproc_per_node"):
         check_launch(cpu_config(), environ={variable: "true"})
