@@ -34,7 +34,7 @@ def layer(module: str) -> str:
     parts = module.split(".")[1:]
     if not parts or parts == ["__init__"]:
         return "model"  # the package itself only registers the model classes
-    if len(parts) > 1:
+    if len(parts) > 1 or (PACKAGE / parts[0]).is_dir():  # a module of a layer's folder, or the folder itself
         return parts[0]
     return "core" if parts[0] in CORE else "commands"
 
@@ -69,6 +69,52 @@ def wrong_arrows(package: Path = PACKAGE, name: str = "modeling_elm") -> list[st
 
 def test_every_import_runs_down_the_layers():
     assert wrong_arrows() == []
+
+
+def import_cycles(package: Path = PACKAGE, name: str = "modeling_elm") -> list[list[str]]:
+    """Groups of modules that import each other, directly or round a loop (lazy imports count): the strongly
+    connected components of the import graph with more than one module."""
+    graph = {}
+    for path in sorted(package.rglob("*.py")):
+        module = ".".join([name, *path.relative_to(package).with_suffix("").parts]).removesuffix(".__init__")
+        graph[module] = {target.removesuffix(".__init__") for target in imports(path, package, name)[1]}
+    order, low, stack, cycles = {}, {}, [], []
+
+    def visit(module):  # Tarjan's algorithm
+        order[module] = low[module] = len(order)
+        stack.append(module)
+        for target in graph[module] & graph.keys():
+            if target not in order:
+                visit(target)
+                low[module] = min(low[module], low[target])
+            elif target in stack:
+                low[module] = min(low[module], order[target])
+        if low[module] == order[module]:
+            component = []
+            while not component or component[-1] != module:
+                component.append(stack.pop())
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    for module in graph:
+        if module not in order:
+            visit(module)
+    return cycles
+
+
+def test_no_module_imports_itself_round_a_loop():
+    assert import_cycles() == []
+
+
+def test_an_import_cycle_is_found(tmp_path):
+    package = tmp_path / "modeling_elm"
+    (package / "data").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "data" / "__init__.py").write_text("")
+    (package / "data" / "store.py").write_text("def load():\n    from .tables import read\n")
+    (package / "data" / "tables.py").write_text("from .store import load\n")
+    (package / "data" / "alone.py").write_text("from .store import load\n")
+    assert import_cycles(package) == [["modeling_elm.data.store", "modeling_elm.data.tables"]]
 
 
 def test_a_wrong_arrow_is_found(tmp_path):
@@ -107,13 +153,17 @@ def documented_commands() -> set[str]:
 
     root = PACKAGE.parent
     texts = [(root / "README.md").read_text(), *(p.read_text() for p in (root / "docs").glob("*.md"))]
-    return {name for text in texts for name in re.findall(r"python -m modeling_elm\.(\w+)", text)}
+    return {name for text in texts for name in re.findall(r"python -m modeling_elm\.([\w.]*\w)", text)}
 
 
 def test_the_documented_commands_are_the_top_level_entry_points():
+    """Commands live at the package's top level, except a layer's own tools (serving.export, serving.engine)."""
     commands = documented_commands()
-    assert {"corpus", "evaluate", "describe"} <= commands
-    assert all((PACKAGE / f"{name}.py").is_file() and layer(f"modeling_elm.{name}") == "commands" for name in commands)
+    assert {"corpus", "evaluate", "describe", "serving.export", "serving.engine"} <= commands
+    for name in commands:
+        path = PACKAGE.joinpath(*name.split(".")).with_suffix(".py")
+        assert path.is_file() and 'if __name__ == "__main__":' in path.read_text(), name
+        assert layer(f"modeling_elm.{name}") == ("commands" if "." not in name else name.split(".")[0]), name
 
 
 def test_each_documented_command_answers_help_under_its_documented_name():

@@ -26,7 +26,7 @@ def _vectors(ev):
 
 
 def _genres_and_year(ev, index: int) -> tuple[list[str], int | None]:
-    from .movielens import year_of
+    from .metrics import year_of
 
     movie = ev.corpus.movies.iloc[index]
     return list(movie["genres"]), year_of(movie["year"])

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.vector_store import row_vectors
-from .metrics import bootstrap_ci, derangement, rank_metrics, semantic_consistency
+from .metrics import bootstrap_ci, derangement, rank_metrics, semantic_consistency, summarise
 
 logger = logging.getLogger(__name__)
 RESULTS_VERSION = 2  # 2: one schema for every corpus (version 1 had a second, smaller one for your own data)
@@ -192,10 +192,6 @@ def control_vectors(vectors: list[dict], kind: str, seed: int) -> list[dict]:
         out.append({s: noise[s] / np.linalg.norm(noise[s], axis=-1, keepdims=True)
                     * np.linalg.norm(x, axis=-1, keepdims=True) for s, x in v.items()})
     return out
-
-
-def summarise(values: dict[str, list], seed: int) -> dict:
-    return {name: bootstrap_ci(v, seed=seed) for name, v in values.items()}
 
 
 def condition_texts(ev: Evaluation, task: str, rows: list[dict], prompts: list[str], vectors: list[dict]) -> dict:

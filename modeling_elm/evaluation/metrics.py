@@ -5,6 +5,7 @@ import re
 from collections import Counter
 
 import numpy as np
+import pandas as pd
 from scipy.stats import spearmanr
 
 from ..data.writers.grounded import GENRE_WORDS, genre_phrase
@@ -172,3 +173,13 @@ def derangement(n: int, seed: int = 0) -> np.ndarray:
         raise ValueError("The shuffled-vector control needs at least 2 rows.")
     rng = np.random.default_rng(seed)
     return (np.arange(n) + rng.integers(1, n)) % n
+
+
+def summarise(values: dict[str, list], seed: int) -> dict:
+    """{metric: mean with its 95% bootstrap interval} for per-example values."""
+    return {name: bootstrap_ci(v, seed=seed) for name, v in values.items()}
+
+
+def year_of(value) -> int | None:
+    """A table's year cell as an int; None for a missing year."""
+    return None if value is None or pd.isna(value) else int(value)

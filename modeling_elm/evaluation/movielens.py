@@ -8,18 +8,13 @@ decade against the data, repetition and invented titles, BC for user profiles. P
 from collections import Counter
 
 import numpy as np
-import pandas as pd
 
 from .metrics import (
-    behavioural_consistency, constant_guesses, constant_taste, fact_scores, invents_title, rank_metrics, repeats_content_word,
-    retrieval_ranks, semantic_consistency, taste_scores,
+    behavioural_consistency, constant_guesses, constant_taste, fact_scores, invents_title, rank_metrics,
+    repeats_content_word, retrieval_ranks, semantic_consistency, summarise, taste_scores, year_of,
 )
 
 FACTS = ("genre_precision", "genre_recall", "genre_f1", "decade_accuracy")
-
-
-def year_of(value) -> int | None:
-    return None if value is None or pd.isna(value) else int(value)
 
 
 class MovieLensScorer:
@@ -117,7 +112,6 @@ class MovieLensScorer:
 
     def constant_baseline(self, task_rows: dict[str, list[dict]]) -> dict:
         """Scores of the best vector-free answers, per task, with the same metric code as the model's."""
-        from .evaluate import summarise
 
         train = self.movies[self.movies["split"] == "train"]
         training_rows = self.ev.corpus.tasks["train"]
@@ -147,7 +141,6 @@ class MovieLensScorer:
         decades = train["favourite_decades"] if "favourite_decades" in train.columns else []
         taste = constant_taste([list(g) for g in train["favourite_genres"]], [list(d) for d in decades])
         values = self.user_metrics([taste["text"]] * len(rows), self.ids(rows))
-        from .evaluate import summarise
 
         return {"text": taste["text"], **summarise(values, self.ev.args.seed)}
 

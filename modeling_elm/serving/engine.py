@@ -90,7 +90,7 @@ def stop_engine(process: subprocess.Popen, grace: float = 20) -> None:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False,
+    parser = argparse.ArgumentParser(prog="python -m modeling_elm.serving.engine", description=__doc__.split("\n\n")[0], allow_abbrev=False,
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--export", required=True, help="an export_dir written by modeling_elm.serving.export")
     parser.add_argument("--port", type=int, default=8000)

@@ -13,7 +13,7 @@ from ..concepts import concept_directions, genre_labels, save_concepts
 from ..embeddings import behavioural_embeddings, evaluate_behavioural, load_encoder, movie_text, semantic_embeddings
 from ..writers.grounded import MovieFacts, UserFacts
 from .release import load_movielens
-from ..vector_store import VECTORS_DIR, VectorTable
+from ..vector_table import VECTORS_DIR, VectorTable
 
 logger = logging.getLogger(__name__)
 VECTOR_COLUMNS = ("semantic", "behavioural")  # vectors/movie_<kind>.parquet, vectors/user_behavioural.parquet
