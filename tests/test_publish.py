@@ -1,5 +1,7 @@
 """`python -m hub.publish` against an in-memory Hub: which files and metadata go where, updates instead of
-duplicates, clear errors; and what lands in the model repo loads with trust_remote_code in a fresh process."""
+duplicates, clear errors; what lands in the model repo loads with trust_remote_code in a fresh process; and the
+model card's snippet sends exactly the prompt tokens training used, so the prompt format travels with the
+checkpoint."""
 
 import json
 from pathlib import Path
@@ -7,9 +9,11 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import yaml
 
+from elm_testing import ROOT
 from fake_hub import FakeHub
 from hub_mock import mocked_hub_http
 
@@ -112,3 +116,44 @@ def test_publish_refuses_pickled_weights(hub, tmp_path):
     with pytest.raises(PublishError, match="safetensors only"):
         publish(tmp_path, "me/elm-tiny")
     assert not hub.repos  # nothing was created
+
+
+# The prompt format travels with the checkpoint
+
+
+def test_the_model_cards_snippet_sends_exactly_the_prompt_tokens_training_used(tmp_path):
+    import datasets
+
+    from hub.publish import model_card
+    from modeling_elm import ElmProcessor
+    from modeling_elm.data.tokenization import tokenize_rows
+    from modeling_elm.data.vector_store import VectorTable
+    from elm_testing import build_tiny_corpus, tiny_train_args, write_tiny_base_model
+
+    base, corpus = write_tiny_base_model(tmp_path / "base"), build_tiny_corpus(tmp_path)
+    sys.path.insert(0, str(ROOT))
+    import train
+
+    out = tmp_path / "elm"
+    train.main(tiny_train_args(base, corpus, out, stage1_max_steps=1, stage2="none",
+                               system_prompt="describe the movie for fans"))
+    config, marker = json.loads((out / "config.json").read_text()), json.loads((out / "elm_stage.json").read_text())
+    card = model_card(out, "me/elm", config, marker, None, None)
+    snippet = card.split("```python\n")[1].split("```")[0].replace('"me/elm"', "sys.argv[1]")
+    snippet = snippet.replace("torch.randn(", "torch.ones(")
+    snippet = "import sys\n" + snippet.split("output = model.generate")[0] + "print(batch['input_ids'][0].tolist())\n"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules"), "PYTHONPATH": ""}
+    result = subprocess.run([sys.executable, "-c", snippet, str(out)], cwd=tmp_path, env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    sent = json.loads(result.stdout.strip().splitlines()[-1])
+
+    # what training tokenised for the same user turn, from the same checkpoint
+    processor = ElmProcessor.from_pretrained(out)
+    question = snippet.split('processor.prompt("')[1].split('")')[0]
+    row = datasets.Dataset.from_dict({"task": ["t"], "prompt": [question], "target": ["x"], "movie_slots": [[["e"]]]})
+    trained = tokenize_rows(row, processor, {"movie": VectorTable(["e"], np.ones((1, 384)), "movie")}, None)[0]
+    assert sent == trained["input_ids"][: trained["prompt_length"]]
+    assert "describe the movie for fans" in processor.tokenizer.decode(sent)
+    generation = json.loads((out / "generation_config.json").read_text())
+    assert generation["do_sample"] is False and generation["no_repeat_ngram_size"] == 4

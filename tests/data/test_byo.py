@@ -230,3 +230,119 @@ def test_a_long_prompt_in_a_texts_file_is_named_by_its_line_before_the_build(tmp
         check_prompt_lengths(args, None, max_length=48)
     short = dict(data, texts=None, templates=[{"task": "say", "prompt": "say <word> .", "target": "{word}"}])
     check_prompt_lengths(ElmArguments(base_model=str(base), data=short, num_tokens=1), None, max_length=48)
+
+
+# Bring your own data: each case from a real file on disk
+
+
+def _entities(n=6, dim=4, seed=0):
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({"id": [f"e{i}" for i in range(n)], "vector": list(rng.standard_normal((n, dim))),
+                         "word": ["love", "war", "space", "music", "family", "crime"][:n]})
+
+
+def _data(path, tmp_path, **extra):
+    from modeling_elm.data.byo import DataConfig
+
+    raw = {"spaces": {"word": {"path": str(path), **extra.pop("space", {})}},
+           "templates": extra.pop("templates", [{"task": "name", "prompt": "name <word> .", "target": "{word}"}]),
+           "output_dir": str(tmp_path / "out"), "test_fraction": 0.5, **extra}
+    return DataConfig.from_dict(raw)
+
+
+def test_a_csv_whose_vector_column_is_a_list_reads_as_vectors(tmp_path):
+    from modeling_elm.data.byo import build_byo_corpus
+    from modeling_elm.data.vector_store import load_vector_tables
+
+    table = _entities()
+    table.assign(vector=[v.tolist() for v in table["vector"]]).to_csv(tmp_path / "e.csv", index=False)
+    folder = build_byo_corpus(_data(tmp_path / "e.csv", tmp_path))
+    np.testing.assert_allclose(load_vector_tables(folder)["word"].vectors, np.stack(table["vector"]), rtol=1e-6)
+
+
+@pytest.mark.parametrize("write, message", [
+    (lambda p: (p / "e.jsonl").write_text('{"id": "e0", "vector": [0.1, "x"]}\n{"id": "e1", "vector": [0.2, 0.3]}\n'),
+     r"e\.jsonl, row 1 \(id 'e0'\): the vector holds 'x', not a number"),
+    (lambda p: (p / "e.csv").write_bytes(b"id,vector\ne0,\"[1, 2]\"\ne1,\"[1, 2]\"\nd\xe9j\xe0,\"[1, 2]\"\n"),
+     r"e\.csv: not UTF-8 text .* save the file as UTF-8"),
+    (lambda p: _entities().iloc[:0].to_parquet(p / "e.parquet"), r"e\.parquet has no rows"),
+    (lambda p: (p / "e.csv").write_text(""), r"e\.csv is empty \(0 bytes\)"),
+    (lambda p: (p / "e.csv").write_text("id,vector\ne0,hello\ne1,\"[1, 2]\"\n"),
+     r"e\.csv, row 2 \(id 'e0'\): the vector column holds text 'hello'"),
+])
+def test_broken_entity_files_name_the_file_and_the_fix(tmp_path, write, message):
+    from modeling_elm.data.byo import build_byo_corpus
+
+    write(tmp_path)
+    path = next(p for p in tmp_path.iterdir() if p.name.startswith("e."))
+    with pytest.raises(ValueError, match=message):
+        build_byo_corpus(_data(path, tmp_path))
+
+
+def test_a_json_array_file_reads_like_json_lines(tmp_path):
+    from modeling_elm.data.byo import read_table
+
+    rows = [{"id": "a", "vector": [1.0, 2.0]}, {"id": "b", "vector": [3.0, 4.0]}]
+    (tmp_path / "e.json").write_text(json.dumps(rows, indent=2))
+    table, _ = read_table(str(tmp_path / "e.json"))
+    assert list(table["id"]) == ["a", "b"]
+
+
+@pytest.mark.parametrize("target, message", [
+    ("{wrod}", r"template 'name': no column 'wrod' .*fix the target '\{wrod\}'"),
+    ("{0}", r"template 'name': the target '\{0\}' is not a valid format string"),
+    ("{word", r"template 'name': the target '\{word' is not a valid format string"),
+])
+def test_template_typos_name_the_template(tmp_path, target, message):
+    from modeling_elm.data.byo import build_byo_corpus
+
+    _entities().to_parquet(tmp_path / "e.parquet")
+    with pytest.raises(ValueError, match=message):
+        build_byo_corpus(_data(tmp_path / "e.parquet", tmp_path,
+                               templates=[{"task": "name", "prompt": "name <word> .", "target": target}]))
+
+
+@pytest.mark.parametrize("extra, message", [
+    (dict(space={"id_colum": "id"}), r"data\.spaces\.word: unknown key\(s\) \['id_colum'\]; known: \['path'"),
+    (dict(templates=[{"task": "t", "promt": "x <word>", "target": "{word}"}]), r"data\.templates\[0\]: unknown key"),
+    (dict(templates=[{"task": "t", "target": "{word}"}]), r"data\.templates\[0\]: missing \['prompt'\]"),
+    (dict(test_fraction=1.5), "test_fraction must be a number between 0 and 1"),
+    (dict(test_fraction="0.1"), r"test_fraction must be a number between 0 and 1 .* got '0\.1'"),
+])
+def test_recipe_mistakes_in_the_data_section_are_named(tmp_path, extra, message):
+    _entities().to_parquet(tmp_path / "e.parquet")
+    with pytest.raises(ValueError, match=message):
+        _data(tmp_path / "e.parquet", tmp_path, **extra)
+
+
+def test_a_missing_local_path_is_not_taken_for_a_hub_dataset(tmp_path, monkeypatch):
+    import datasets
+
+    from modeling_elm.data.byo import read_table
+
+    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: pytest.fail("tried the Hub for a local path"))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "dir").mkdir()
+    for path in ("dir/file.pq", "data/vectors.parquet"):
+        with pytest.raises(ValueError, match=f"{path}: no such file or folder"):
+            read_table(path)
+
+
+def test_float_ids_match_the_same_ids_written_as_integers(tmp_path):
+    import pandas as pd
+
+    from modeling_elm.data.byo import build_byo_corpus
+
+    table = _entities().assign(id=[0.0, 1.0, 2.0, 3.0, 5.0, 8.0])  # what pandas reads from an int column with gaps
+    table.to_parquet(tmp_path / "e.parquet")
+    pd.DataFrame({"ids": [0, 1, 2, 3, 5, 8], "task": ["say"] * 6, "target": [f"word {i}" for i in range(6)]}).to_csv(
+        tmp_path / "t.csv", index=False)
+    from modeling_elm.data.byo import DataConfig
+
+    folder = build_byo_corpus(DataConfig.from_dict({
+        "spaces": {"word": {"path": str(tmp_path / "e.parquet")}}, "texts": str(tmp_path / "t.csv"),
+        "prompts": {"say": "say <word> ."}, "output_dir": str(tmp_path / "out"), "test_fraction": 0.5}))
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert sum(manifest["counts"]["rows"].values()) == 6 and not manifest["dropped"]

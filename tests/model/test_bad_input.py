@@ -1,5 +1,8 @@
-"""The model refuses malformed vectors with a message naming what was expected and what came, before any compute."""
+"""The model and the processor refuse malformed vectors and inputs (wrong sizes, NaN or inf, a single number, text,
+tensors on the meta device, values that overflow the model's dtype) with a ValueError naming what was expected and
+what came, before any compute."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -80,3 +83,38 @@ def test_the_processor_refuses_complex_vectors_instead_of_dropping_the_imaginary
     _, processor = assemble("llama", spaces={"movie": {"dim": 8}})
     with pytest.raises(ValueError, match=r"complex-valued .*Pass the real part \(v.real\)"):
         processor(text=TEXT, vectors=np.ones(8) * (1 + 2j))
+
+
+def test_a_vector_that_overflows_the_model_dtype_is_refused():
+    model, processor = assemble("llama")
+    model = model.to(torch.float16)
+    batch = processor(text="describe <movie> .", vectors=torch.ones(8))
+    finite_in_fp32 = torch.full((1, 8), 7e4)
+    with pytest.raises(ValueError,
+                       match=r"NaN or inf once cast to the model's torch.float16 \(its largest value is 6.55e\+04\)"):
+        model(input_ids=batch["input_ids"], vectors=finite_in_fp32)
+
+
+@pytest.mark.parametrize("vectors, message", [
+    (torch.tensor(1.0), "got a single number"),
+    (torch.empty(1, 8, device="meta"), "on the meta device"),
+    ("a movie", "must be numbers"),
+])
+def test_malformed_vectors_raise_value_errors_at_the_model(vectors, message):
+    model, processor = assemble("llama")
+    batch = processor(text="describe <movie> .", vectors=torch.ones(8))
+    with pytest.raises(ValueError, match=message):
+        model(input_ids=batch["input_ids"], vectors=vectors)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(text=[]), r"empty batch \(text=\[\]\)"),
+    (dict(text="describe <movie> .", vectors=torch.empty(8, device="meta")), "on the meta device"),
+    (dict(text="describe <movie> .", vectors=["a", "b"]), "must be numbers"),
+    (dict(text="describe <movie> .", vectors=np.float32(1.0)), r"got shape \(\)"),
+    (dict(text=[3], vectors=None), "a string or a list of strings"),
+])
+def test_malformed_inputs_raise_value_errors_at_the_processor(kwargs, message):
+    _, processor = assemble("llama")
+    with pytest.raises(ValueError, match=message):
+        processor(**kwargs)

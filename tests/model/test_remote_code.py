@@ -1,4 +1,6 @@
-"""A saved checkpoint loads through the Hub's remote-code path in a process that never imported modeling_elm."""
+"""The Hub's remote-code path: a saved checkpoint's auto_map names the config, the backbone and the causal LM, and
+the checkpoint loads with trust_remote_code in a process that never imported modeling_elm; on a transformers too old
+for the travelling files, importing them says which version to install instead of failing on a missing name."""
 
 import json
 import os
@@ -8,7 +10,7 @@ import textwrap
 
 import torch
 
-from elm_testing import assemble
+from elm_testing import ROOT, assemble
 
 FRESH_PROCESS = textwrap.dedent(
     """
@@ -67,3 +69,47 @@ def test_checkpoint_loads_with_trust_remote_code_in_a_fresh_process(tmp_path):
         generated = model.generate(**batch, max_new_tokens=4, do_sample=False, min_new_tokens=4)
     assert abs(report["logits_sum"] - float(expected.double().sum())) < 1e-3
     assert report["generated"] == generated.tolist()
+
+
+def test_auto_map_names_the_backbone_too(tmp_path):
+    model, _ = assemble("llama")
+    model.save_pretrained(tmp_path)
+    auto_map = json.loads((tmp_path / "config.json").read_text())["auto_map"]
+    assert auto_map == {"AutoConfig": "configuration_elm.ElmConfig", "AutoModel": "modeling_elm.ElmModel",
+                        "AutoModelForCausalLM": "modeling_elm.ElmForCausalLM"}
+
+
+def test_the_remote_processor_on_an_older_transformers_names_the_version_to_install(tmp_path):
+    import shutil
+
+    package = tmp_path / "remote_elm"  # the three travelling files, flat, as a Hub repo holds them
+    package.mkdir()
+    for name in ("configuration_elm.py", "modeling_elm.py", "processing_elm.py"):
+        shutil.copy(ROOT / "modeling_elm" / "model" / name, package / name)
+    (package / "__init__.py").write_text("")
+    script = textwrap.dedent("""
+        import transformers.configuration_utils as cu
+        del cu.SubConfigSpec  # what transformers 4.57 / 5.0 lack
+        try:
+            import remote_elm.processing_elm
+        except ImportError as error:
+            print(error)
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert "needs transformers >= 5.24.0" in out.stdout, out.stderr[-800:]
+
+
+def test_remote_code_on_an_older_transformers_names_the_version_to_install(tmp_path):
+    # What transformers 5.0 / 4.57 lack: the composite-config spec. Simulated in a fresh process.
+    configuration = ROOT / "modeling_elm" / "model" / "configuration_elm.py"
+    script = textwrap.dedent(f"""
+        import importlib.util, transformers.configuration_utils as cu
+        del cu.SubConfigSpec
+        spec = importlib.util.spec_from_file_location("configuration_elm", {str(configuration)!r})
+        try:
+            spec.loader.exec_module(importlib.util.module_from_spec(spec))
+        except ImportError as error:
+            print(error)
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120).stdout
+    assert "needs transformers >= 5.24.0" in out and "pip install -U 'transformers>=5.24.0'" in out

@@ -1,0 +1,47 @@
+"""The decoding defaults an ELM checkpoint carries in its generation_config: greedy decoding, no repeated 4-grams
+and the placeholder tokens suppressed so that an answer never samples one. A checkpoint saved without them gets them
+when loaded through ElmForCausalLM or the Auto class, and the 4-gram limit is loose enough for a tokenizer that
+writes numbers digit by digit to name two decades in one answer, which a trigram limit forbids."""
+
+import json
+
+import torch
+
+from elm_testing import assemble
+
+
+def test_a_checkpoint_saved_before_it_carried_decoding_defaults_gets_them_and_never_samples_a_placeholder(tmp_path):
+    """Such checkpoints have a generation_config.json without no_repeat_ngram_size and without the placeholders
+    in suppress_tokens: loading (through ElmForCausalLM or the Auto class) completes both."""
+    from transformers import AutoModelForCausalLM
+
+    from modeling_elm import ElmForCausalLM
+
+    model, _ = assemble("llama")
+    model.save_pretrained(tmp_path)
+    path = tmp_path / "generation_config.json"
+    old = json.loads(path.read_text())
+    for key in ("no_repeat_ngram_size", "suppress_tokens", "max_new_tokens", "do_sample"):
+        old.pop(key, None)
+    path.write_text(json.dumps(old))
+    placeholder = model.config.embedding_spaces["movie"]["placeholder_token_id"]
+    for cls in (ElmForCausalLM, AutoModelForCausalLM):
+        loaded = cls.from_pretrained(tmp_path)
+        assert loaded.generation_config.no_repeat_ngram_size == 4 and loaded.generation_config.do_sample is False
+        assert placeholder in loaded.generation_config.suppress_tokens
+
+
+def test_the_decoding_defaults_let_an_answer_name_two_decades():
+    """SmolLM's tokenizer writes "1990s" as " ", "1", "9", "9", "0", "s": with no repeated trigrams, " 1 9" could
+    not follow " 1" a second time and "the 1990s and 1980s" came out as "the 1990s and 100s"."""
+    from transformers.generation.logits_process import NoRepeatNGramLogitsProcessor
+
+    from modeling_elm.model.modeling_elm import DECODING_DEFAULTS
+
+    vocab = {token: i for i, token in enumerate([" the", " ", "1", "9", "0", "s", " and"])}
+    written = [" the", " ", "1", "9", "9", "0", "s", " and", " ", "1"]  # next: "9", for the 1980s
+    ids = torch.tensor([[vocab[t] for t in written]])
+    banned = NoRepeatNGramLogitsProcessor(DECODING_DEFAULTS["no_repeat_ngram_size"])(ids, torch.zeros(1, len(vocab)))
+    assert torch.isfinite(banned[0, vocab["9"]])
+    trigrams = NoRepeatNGramLogitsProcessor(3)(ids, torch.zeros(1, len(vocab)))
+    assert not torch.isfinite(trigrams[0, vocab["9"]])  # what the old default did

@@ -1,0 +1,87 @@
+"""`python -m modeling_elm.describe`, which asks a trained ELM about a movie or a user from the command line: it
+finds a movie by the label the Space shows or by part of a title and says which of several it picked, refuses a
+query that names no title or a year no match has, warns when --alpha extrapolates, refuses a user the model cannot
+read and a --model folder that holds no trained ELM, lists the tasks for a mistyped one, shows its defaults in
+--help, and imports its heavy parts only once the arguments are known to be good, so --help and argument errors
+answer at once."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from elm_testing import ROOT
+
+
+def test_describe_accepts_the_spaces_labels_and_says_which_of_several_it_picked():
+    import pandas as pd
+
+    from modeling_elm.describe import find_movie
+
+    movies = pd.DataFrame({"title": ["Titanic", "Titanic", "Toy Story", "Titanic Town"],
+                           "year": [1953, 1997, 1995, 1998], "n_ratings": [10, 100, 50, 5]})
+    assert find_movie(movies, "Titanic (1953)") == (0, [])  # the Space's own label, year and all
+    assert find_movie(movies, "titanic") == (1, ["Titanic (1953)"])  # the best-known exact title; the other named
+    assert find_movie(movies, "tita") == (1, ["Titanic (1953)", "Titanic Town (1998)"])
+    with pytest.raises(SystemExit, match="No movie in the corpus matches 'heat'"):
+        find_movie(movies, "heat")
+    # a year no match has is not silently swapped for another year's movie, nor an empty query for the default one
+    with pytest.raises(SystemExit, match=r"No movie 'Titanic' from 1887 .* Titanic \(1997\)"):
+        find_movie(movies, "Titanic (1887)")
+    for empty in ("", "  ", "(1997)"):
+        with pytest.raises(SystemExit, match="names no title"):
+            find_movie(movies, empty)
+
+
+def test_describe_says_when_it_extrapolates_and_refuses_what_the_model_cannot_read(trained, capsys, monkeypatch,
+                                                                                   tmp_path):
+    from modeling_elm import describe, inference
+
+    monkeypatch.setattr(inference, "generate_texts", lambda *args, **kwargs: ["an answer"])
+    model, corpus = trained
+    assert describe.main(["--model", str(model), "--movie", "Movie 1", "--mix", "Movie 2", "--alpha", "2"]) == 0
+    assert "--alpha 2 is outside [0, 1], so the vector extrapolates" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        describe.main(["--model", str(model), "--mix", "Movie 2"])
+    assert "--mix mixes a second movie into --movie" in capsys.readouterr().err
+    no_users = json.loads((model / "config.json").read_text())
+    if "user" in no_users["embedding_spaces"]:  # the tiny model reads users: check the refusal on a copy without
+        import shutil
+
+        copy = tmp_path / "movies-only"
+        shutil.copytree(model, copy)
+        del no_users["embedding_spaces"]["user"]
+        (copy / "config.json").write_text(json.dumps(no_users))
+        model = copy
+    with pytest.raises(SystemExit, match=r"reads no user vectors \(its spaces: movie\).*quick-users.yaml"):
+        describe.main(["--model", str(model), "--corpus", str(corpus), "--user", "7"])
+
+
+def test_describe_lists_the_tasks_for_a_mistyped_one_and_shows_defaults(capsys):
+    from modeling_elm.describe import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--task", "summry"])
+    assert stop.value.code == 2
+    assert "unknown task 'summry'; choose one of: summary," in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "(default: checkpoints/elm-quick)" in help_text and "(default: 60)" in help_text
+    assert "(default: None)" not in help_text
+
+
+def test_describe_imports_its_heavy_parts_only_after_the_arguments():
+    script = ("import sys, modeling_elm.describe as d\n"
+              "print(sorted(m for m in ('datasets', 'pandas', 'modeling_elm.data.corpus', 'modeling_elm.inference') "
+              "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert out.stdout.strip() == "[]", out.stderr[-1000:]
+
+
+def test_describe_names_a_wrong_model_too(tmp_path):
+    from modeling_elm import describe
+
+    with pytest.raises(SystemExit, match="No folder at"):
+        describe.main(["--model", str(tmp_path / "missing")])
