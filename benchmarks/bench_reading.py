@@ -70,6 +70,12 @@ CANDIDATES = {
                           train=["--num_tokens", "16", *STD], budget={"stage2_steps": 20}),
     "k16-std-lora": dict(help="k=16, standardised, stage 2 as LoRA (r 16) + the adapters instead of every weight",
                          train=["--num_tokens", "16", *STD, "--stage2", "lora", "--stage2_learning_rate", "2e-4"]),
+    "k16-std-mix-paper": dict(help="k=16, standardised, what_kind sharing the steps with the paper's two tasks",
+                              train=["--num_tokens", "16", *STD], tasks=["what_kind", "summary", "movie_to_viewer"],
+                              corpus={"titles": False}),
+    "k16-std-mix-recon": dict(help="k=16, standardised, what_kind sharing the steps with reconstruct (the text the "
+                                   "vector encodes)", train=["--num_tokens", "16", *STD],
+                              tasks=["what_kind", "reconstruct"]),
     # Measured and removed because they did not pay (rows in docs/results.md; code in git history, commit 56cbdf1
     # and its successors): "k4-std-distill" (--distill_weight 0.5, KL to the frozen LM reading the movie's text) and
     # "k4-std-warm" (--warm_start, ridge regression of the adapter's output layer onto the text's embeddings).
@@ -78,6 +84,12 @@ CANDIDATES = {
                      corpus={"titles": True}, train=["--num_tokens", "1", "--standardize_inputs", "false"]),
     "paper-k4-std": dict(help="summary + movie_to_viewer, k=4, standardised", recipe="recipes/quick-paper.yaml",
                          corpus={"titles": True}, train=["--num_tokens", "4", "--standardize_inputs", "true"]),
+    "paper-k16-std": dict(help="summary + movie_to_viewer, k=16, standardised, title-free targets (the recipe)",
+                          recipe="recipes/quick-paper.yaml", train=["--num_tokens", "16", *STD]),
+    "paper-curriculum": dict(help="the paper's tasks continued from the k16-std what_kind model of the same seed "
+                                  "(run k16-std first): what_kind first, then the paper's tasks, same budget again",
+                             recipe="recipes/quick-paper.yaml", requires="k16-std",
+                             train=["--num_tokens", "16", *STD, "--init_from", "{workdir}/k16-std-s{seed}/model"]),
     "paper-k4-std-notitle": dict(help="summary + movie_to_viewer, k=4, standardised, title-free targets",
                                  recipe="recipes/quick-paper.yaml", corpus={"titles": False},
                                  train=["--num_tokens", "4", "--standardize_inputs", "true"]),
@@ -157,6 +169,11 @@ def run(command: list[str], log: Path) -> float:
 
 def bench_one(name: str, seed: int, args) -> dict:
     candidate = CANDIDATES[name]
+    if candidate.get("requires"):  # a curriculum's first step: the other candidate's model, same seed
+        first = Path(args.workdir) / f"{candidate['requires']}-s{seed}" / "model" / "elm_stage.json"
+        if not first.is_file():
+            raise RuntimeError(f"{name} continues from {candidate['requires']}'s model: run --candidates "
+                               f"{candidate['requires']} --seeds {seed} first (same --workdir).")
     recipe = candidate.get("recipe", "recipes/quick.yaml")
     where = Path(args.workdir) / f"{name}-s{seed}{'-final' if args.final else ''}"
     if where.exists():
@@ -181,10 +198,10 @@ def bench_one(name: str, seed: int, args) -> dict:
         steps = {"stage1_steps": args.stage1_steps, "stage2_steps": args.stage2_steps, **candidate.get("budget", {})}
         budget = ["--stage1_max_steps", str(steps["stage1_steps"]), "--stage2_max_steps", str(steps["stage2_steps"]),
                   "--per_device_train_batch_size", str(args.batch_size), *(["--bf16", "true"] if args.bf16 else [])]
+        options = [option.format(workdir=args.workdir, seed=seed) for option in candidate["train"]]
         train_s = run([sys.executable, "train.py", "--config", recipe, "--corpus_path", str(corpus),
                        "--output_dir", str(where / "model"), "--seed", str(seed), "--save_steps", "100000",
-                       "--report_to", "none", "--disable_tqdm", "true", *budget, *candidate["train"]],
-                      where / "train.log")
+                       "--report_to", "none", "--disable_tqdm", "true", *budget, *options], where / "train.log")
     eval_cmd = [sys.executable, "-m", "modeling_elm.evaluation.evaluate", "--model", str(where / "model"), "--corpus", str(corpus),
                 "--max_examples", str(args.eval_movies), "--controls", "shuffled", "--curves", "false",
                 "--output_dir", str(where / "eval"), "--seed", str(seed)]

@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,3 +49,16 @@ def test_every_candidate_names_what_it_changes_and_a_recipe_that_exists():
         assert (ROOT / candidate.get("recipe", "recipes/quick.yaml")).is_file(), name
     assert module._recipe_corpus("recipes/quick-users.yaml") == {"titles": False}
     assert module._recipe_tasks("recipes/quick-users.yaml") == ["user_profile"]
+
+
+def test_a_curriculum_candidate_needs_its_first_step_and_points_train_at_its_model(tmp_path):
+    import argparse
+
+    module = bench()
+    args = argparse.Namespace(workdir=str(tmp_path), final=False, evaluate_only=None)
+    with pytest.raises(RuntimeError, match="run --candidates k16-std --seeds 3 first"):
+        module.bench_one("paper-curriculum", 3, args)
+    assert not (tmp_path / "paper-curriculum-s3").exists()  # refused before anything was set up
+    train = [o.format(workdir="/w", seed=3) for o in module.CANDIDATES["paper-curriculum"]["train"]]
+    assert train[train.index("--init_from") + 1] == "/w/k16-std-s3/model"
+    assert module.CANDIDATES["paper-curriculum"]["requires"] in module.CANDIDATES

@@ -20,6 +20,10 @@ class ElmArguments:
     num_tokens: int = field(default=16, metadata={"help": (
         "soft tokens per vector; the paper used 1, which a small LM barely reads (docs/results.md: 16 reads best per "
         "step on CPU)")})
+    init_from: str | None = field(default=None, metadata={"help": (
+        "a trained ELM (folder) to continue from instead of wrapping base_model: its LM, adapters and input "
+        "statistics; for a curriculum (e.g. what_kind first, then the paper's tasks). Its spaces must include the "
+        "corpus' spaces")})
     adapter_hidden_size: int | None = field(default=None, metadata={"help": "adapter MLP width; default: the LM's"})
     attn_implementation: str | None = field(default=None, metadata={"help": (
         "the LM's attention: sdpa (default), eager, flex_attention, flash_attention_2, or a Hub kernel. Padding-free "

@@ -104,7 +104,9 @@ def assemble_stage0(elm_args: ElmArguments, corpus, folder: Path, main_process_f
     every later run and rank loads it from disk."""
     attention = {"attn_implementation": elm_args.attn_implementation} if elm_args.attn_implementation else {}
     with main_process_first(desc="assembling stage 0"):
-        if read_marker(folder) is None:
+        if read_marker(folder) is None and elm_args.init_from:
+            continue_from(elm_args.init_from, corpus.spaces, folder)
+        elif read_marker(folder) is None:
             spaces = {name: {**space, "num_tokens": elm_args.num_tokens,
                              **({"adapter_hidden_size": elm_args.adapter_hidden_size}
                                 if elm_args.adapter_hidden_size else {})} for name, space in corpus.spaces.items()}
@@ -121,6 +123,26 @@ def assemble_stage0(elm_args: ElmArguments, corpus, folder: Path, main_process_f
     processor = ElmProcessor.from_pretrained(folder)
     processor.system_prompt = elm_args.system_prompt or None  # the prompt format travels with the final processor
     return model, processor
+
+
+def continue_from(trained: str, spaces: dict, folder: Path) -> None:
+    """Stage 0 from a trained ELM (a curriculum's next step): its weights and input statistics as they are (they
+    were learnt together), refused when it lacks a space of the corpus or reads it at another size."""
+    from ..checkpoints import check_trained_elm
+
+    check_trained_elm(trained)
+    model = ElmForCausalLM.from_pretrained(trained, dtype=torch.float32)
+    has = model.config.embedding_spaces
+    wrong = {name: space["dim"] for name, space in spaces.items()
+             if name not in has or has[name]["dim"] != space["dim"]}
+    if wrong:
+        raise ValueError(f"--init_from {trained} reads spaces {({n: s['dim'] for n, s in has.items()})}, but the "
+                         f"corpus needs {wrong}: continue from an ELM trained on vectors of the same kind, or drop "
+                         "--init_from.")
+    model.save_pretrained(folder)
+    ElmProcessor.from_pretrained(trained).save_pretrained(folder)
+    write_marker(folder, stage=0, base_model=getattr(model.config, "base_model", None), init_from=str(trained))
+    logger.info("Stage 0: continuing from the trained ELM %s", trained)
 
 
 def tokenize_splits(elm_args: ElmArguments, sft_config, corpus, processor) -> dict:

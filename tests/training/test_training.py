@@ -19,7 +19,7 @@ from modeling_elm.data.tokenization import tokenize_rows
 from modeling_elm.training.stages import last_checkpoint
 from modeling_elm.training.trainer import ElmDataCollator
 from modeling_elm.data.vector_store import VectorTable
-from elm_testing import build_tiny_corpus, run_train, tiny_train_args, write_tiny_base_model
+from elm_testing import assemble, build_tiny_corpus, run_train, tiny_train_args, write_tiny_base_model
 
 ROOT = Path(__file__).resolve().parents[2]
 STATISTICS = ("input_mean", "input_std")  # adapter buffers: standardisation statistics, never trained
@@ -383,3 +383,23 @@ def test_a_stage_refuses_to_start_when_the_wrong_parameters_train(tiny_elm):
     for name, parameter in model.named_parameters():
         parameter.requires_grad_(adapters_only(name))
     CheckTrainableParameters(1, adapters_only).on_train_begin(None, None, None, model=model)
+
+
+def test_a_curriculum_continues_from_a_trained_elm_and_refuses_one_of_another_space(trained, tmp_path):
+    """--init_from: stage 0 is the trained ELM itself (weights and input statistics), not a fresh wrap."""
+    from modeling_elm.checkpoints import read_marker
+
+    first, corpus = trained
+    out = run_train(tiny_train_args(first / "stage0", corpus, tmp_path / "next", init_from=first, stage2="none",
+                                    stage1_max_steps=1))
+    assert read_marker(out / "stage0")["init_from"] == str(first)
+    assert torch.equal(weights(out / "stage0")["model.adapters.movie.fc1.weight"],
+                       weights(first)["model.adapters.movie.fc1.weight"])
+    other = tmp_path / "other-space"
+    model, processor = assemble("llama", spaces={"movie": {"dim": 3}})
+    model.save_pretrained(other)
+    processor.save_pretrained(other)
+    write_marker(other, complete=True, stage=1)
+    with pytest.raises(ValueError, match=r"reads spaces \{'movie': 3\}, but the corpus needs \{'movie': 384"):
+        run_train(tiny_train_args(first / "stage0", corpus, tmp_path / "bad", init_from=other, stage2="none",
+                                  stage1_max_steps=1))
