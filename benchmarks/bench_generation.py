@@ -10,7 +10,7 @@ batch 1 and at `--batch_size`, interleaved so machine drift hits both; examples/
 `--evaluation`: `--examples` held-out rows of each of `--tasks` tasks, answered under the real and the shuffled
 vectors and their references scored (teacher-forced NLL) under both, as `python -m modeling_elm.evaluate` does;
 reports the wall time. Re-embedding the answers for semantic consistency (a MiniLM pass) is not included.
-Generation stops at `--max-new-tokens` or at the end-of-turn token, like the evaluation does.
+Generation stops at `--max_new_tokens` or at the end-of-turn token, like the evaluation does.
 """
 
 import argparse
@@ -90,7 +90,7 @@ def main():
     parser.add_argument("--examples", type=int, default=48, help="held-out rows (per task with --evaluation)")
     parser.add_argument("--batch_size", type=int, default=None, help="default: 64 on a GPU, 16 on the CPU")
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--max-new-tokens", type=int, default=40)
+    parser.add_argument("--max_new_tokens", "--max-new-tokens", type=int, default=40)
     parser.add_argument("--evaluation", action="store_true", help="time a whole evaluation's model work")
     parser.add_argument("--tasks", type=int, default=5, help="--evaluation: this many tasks (the largest)")
     parser.add_argument("--output", default=None, help="also write the report to this JSON file")

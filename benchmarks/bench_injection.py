@@ -125,22 +125,22 @@ def peak_memory_child(which: str, base_model: str, batch_size: int, seq_len: int
 
 
 def peak_memory(which, args, device) -> int:
-    command = [sys.executable, __file__, "--memory-child", which, "--base-model", args.base_model,
-               "--batch-size", str(args.batch_size), "--seq-len", str(args.seq_len), "--device", device]
+    command = [sys.executable, __file__, "--memory_child", which, "--base_model", args.base_model,
+               "--batch_size", str(args.batch_size), "--seq_len", str(args.seq_len), "--device", device]
     result = subprocess.run(command, capture_output=True, text=True, check=True)
     return json.loads(result.stdout.strip().splitlines()[-1])["peak_bytes"]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--base-model", default=DEFAULT_BASE_MODEL)
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--seq-len", type=int, default=128)
+    parser.add_argument("--base_model", "--base-model", default=DEFAULT_BASE_MODEL)
+    parser.add_argument("--batch_size", "--batch-size", type=int, default=8)
+    parser.add_argument("--seq_len", "--seq-len", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--new-tokens", type=int, default=48)
+    parser.add_argument("--new_tokens", "--new-tokens", type=int, default=48)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--quick", action="store_true", help="3 repetitions, for a smoke run")
-    parser.add_argument("--memory-child", choices=["base", "elm"], help=argparse.SUPPRESS)
+    parser.add_argument("--memory_child", choices=["base", "elm"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_child:
         return peak_memory_child(args.memory_child, args.base_model, args.batch_size, args.seq_len, args.device)

@@ -65,7 +65,7 @@ def main(argv=None) -> int:
         ),
     )
     parser.add_argument(
-        "--base-model", default=DEFAULT_BASE_MODEL,
+        "--base_model", "--base-model", default=DEFAULT_BASE_MODEL,
         help=f"Hub id or local folder of a causal LM (default: {DEFAULT_BASE_MODEL}; offline, the packaged GGUF copy).",
     )
     parser.add_argument(

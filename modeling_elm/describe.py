@@ -98,7 +98,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--task", default=None, help=(
         f"a task name ({', '.join(TASKS)}) or your own prompt with <movie> (default: the first one-movie task the "
         "model trained on)"))
-    p.add_argument("--max-new-tokens", type=int, default=60, help="tokens to generate")
+    p.add_argument("--max_new_tokens", "--max-new-tokens", type=int, default=60, help="tokens to generate")
     p.add_argument("--device", default=None, help=(
         "cuda, mps or cpu (default: the GPU when there is one, in bf16; else the CPU, float32)"))
     p.add_argument("--server", default=None, metavar="URL", help=(

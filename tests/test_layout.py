@@ -194,3 +194,14 @@ def test_each_documented_command_answers_help_under_its_documented_name():
     assert set(answers) == documented_commands()
     for name, (code, text) in answers.items():
         assert code in (0, None) and text.startswith(f"usage: python -m modeling_elm.{name} "), (name, code, text)
+
+
+def test_every_command_line_option_is_spelt_with_underscores():
+    """One flag style, as HfArgumentParser and TRL write them (`--max_new_tokens`); a dashed spelling may follow as
+    an alias, never lead."""
+    import re
+
+    files = [*PACKAGE.rglob("*.py"), *(PACKAGE.parent / "benchmarks").glob("*.py"), PACKAGE.parent / "train.py"]
+    dashed = [f"{path.name}: {flag}" for path in files
+              for flag in re.findall(r"add_argument\(\s*\"(--\w+-[\w-]+)\"", path.read_text())]
+    assert dashed == []

@@ -109,7 +109,7 @@ def build_wordnet(output: Path, max_synsets: int = 12000, seed: int = 0, wordnet
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m modeling_elm.wordnet", description=__doc__.split("\n\n")[0])
     parser.add_argument("--output", type=Path, default=Path("data/wordnet"), help="where the two files go")
-    parser.add_argument("--max-synsets", type=int, default=12000, help="seeded sample of noun synsets")
+    parser.add_argument("--max_synsets", "--max-synsets", type=int, default=12000, help="seeded sample of noun synsets")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--wordnet", default=None, help="folder with data.noun (default: Debian's)")
     parser.add_argument("--encoder", default=None, help="sentence-transformers model (default: packaged MiniLM)")

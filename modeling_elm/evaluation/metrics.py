@@ -43,11 +43,6 @@ def rank_metrics(ranks: np.ndarray, ks=(1, 10)) -> dict[str, np.ndarray]:
     return {**{f"hits@{k}": (ranks <= k).astype(float) for k in ks}, "mrr": 1.0 / ranks}
 
 
-def rank_summary(ranks: np.ndarray, ks=(1, 10)) -> dict:
-    """Means of `rank_metrics`: hits@k and MRR over the rows."""
-    return {name: float(np.mean(values)) for name, values in rank_metrics(ranks, ks).items()}
-
-
 def behavioural_consistency(profile_vector: np.ndarray, movie_semantic: np.ndarray, user_vector: np.ndarray,
                             movie_behavioural: np.ndarray) -> float:
     """Spearman correlation between two rankings of the same movies: by the generated profile (dual-encoder

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from modeling_elm.evaluation.metrics import (
-    behavioural_consistency, bootstrap_ci, constant_guesses, constant_taste, derangement, fact_scores, rank_summary,
+    behavioural_consistency, bootstrap_ci, constant_guesses, constant_taste, derangement, fact_scores, rank_metrics,
     retrieval_ranks, semantic_consistency, stated_decade, stated_genres, taste_scores,
 )
 
@@ -21,11 +21,11 @@ def test_retrieval_rank_finds_the_true_row_and_ties_count_against_it():
     candidates = rng.standard_normal((50, 8))
     ranks = retrieval_ranks(candidates[[3, 7]], candidates, np.array([3, 7]))
     assert ranks.tolist() == [1, 1]
-    assert rank_summary(ranks) == {"hits@1": 1.0, "hits@10": 1.0, "mrr": 1.0}
+    assert {k: v.mean() for k, v in rank_metrics(ranks).items()} == {"hits@1": 1.0, "hits@10": 1.0, "mrr": 1.0}
     constant = np.ones((1, 8))
     same = np.ones((4, 8))  # every candidate identical: a constant text must not rank first
     assert retrieval_ranks(constant, same, np.array([0]))[0] == 4
-    assert rank_summary(np.array([1, 2, 4]))["mrr"] == pytest.approx((1 + 0.5 + 0.25) / 3)
+    assert rank_metrics(np.array([1, 2, 4]))["mrr"].mean() == pytest.approx((1 + 0.5 + 0.25) / 3)
 
 
 def test_behavioural_consistency_is_one_for_the_same_ranking_and_minus_one_reversed():
