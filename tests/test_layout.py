@@ -205,3 +205,23 @@ def test_every_command_line_option_is_spelt_with_underscores():
     dashed = [f"{path.name}: {flag}" for path in files
               for flag in re.findall(r"add_argument\(\s*\"(--\w+-[\w-]+)\"", path.read_text())]
     assert dashed == []
+
+
+def test_console_scripts_run_the_documented_commands():
+    """`elm-<name>` (pyproject's [project.scripts]) is the same `main` as a documented `python -m` command."""
+    import importlib
+    import subprocess
+    import sys
+    import tomllib
+
+    scripts = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["project"]["scripts"]
+    documented = documented_commands()
+    for name, target in scripts.items():
+        module, function = target.split(":")
+        main = getattr(importlib.import_module(module), function)
+        runs = [command for command in documented
+                if getattr(importlib.import_module(f"modeling_elm.{command}"), "main", None) is main]
+        assert runs, f"{name} -> {target} is not what any documented `python -m modeling_elm.<command>` runs"
+    installed = Path(sys.executable).parent / "elm-describe"
+    result = subprocess.run([str(installed), "--help"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "--max_new_tokens" in result.stdout, result.stderr[-1000:]
