@@ -42,18 +42,15 @@ def assemble(base_model: str, spaces: dict[str, dict], output: Path, dtype=torch
     return model, processor
 
 
-def describe(model: ElmForCausalLM, processor: ElmProcessor, question: str, vectors, max_new_tokens: int = 40) -> str:
-    """Ask `question` (with placeholders) about `vectors`; greedy, no repeated 4-grams (a repetition penalty would
-    also penalise the end-of-turn token in the prompt, and answers would never end)."""
-    prompt = processor.apply_chat_template(
-        [{"role": "user", "content": question}], add_generation_prompt=True, tokenize=False
-    )
-    batch = processor(text=prompt, vectors=vectors)
-    with torch.no_grad():
-        output = model.generate(
-            **batch, max_new_tokens=max_new_tokens, do_sample=False, no_repeat_ngram_size=4
-        )
-    return processor.decode(output[0, batch["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+def describe(model: ElmForCausalLM, processor: ElmProcessor, question: str, vectors: dict,
+             max_new_tokens: int = 40) -> str:
+    """Ask `question` (with placeholders) about `vectors` ({space: one vector}), decoding as the checkpoint says
+    (`generation_config`: greedy, no repeated 4-grams), through the same batched path evaluation uses."""
+    from .inference import generate_texts
+
+    rows = {name: torch.as_tensor(vector, dtype=torch.float32).reshape(1, -1).numpy()
+            for name, vector in vectors.items()}
+    return generate_texts(model, processor, [question], [rows], max_new_tokens=max_new_tokens)[0]
 
 
 def main(argv=None) -> int:

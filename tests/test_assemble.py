@@ -1,0 +1,19 @@
+"""`python -m modeling_elm.assemble`: wraps an LM once, saves it loadable, and answers with the checkpoint's own
+decoding settings (generate_texts), not a copy of them."""
+
+from elm_testing import write_tiny_base_model
+
+
+def test_assemble_saves_a_loadable_elm_and_answers_with_its_decoding_defaults(tmp_path, capsys, monkeypatch):
+    from modeling_elm import ElmForCausalLM, assemble, inference
+
+    calls = []
+    real = inference.generate_texts
+    monkeypatch.setattr(inference, "generate_texts", lambda *a, **k: calls.append(k) or real(*a, **k))
+    base = write_tiny_base_model(tmp_path / "base")
+    assert assemble.main(["--base_model", str(base), "--spaces", "movie:8:2", "--output", str(tmp_path / "elm")]) == 0
+    assert "Q: Summarize in one sentence what <movie> is." in capsys.readouterr().out
+    model = ElmForCausalLM.from_pretrained(tmp_path / "elm")
+    assert model.config.embedding_spaces["movie"]["num_tokens"] == 2
+    assert calls and "no_repeat_ngram_size" not in calls[0]  # decoding comes from the checkpoint
+    assert model.generation_config.no_repeat_ngram_size == 4
