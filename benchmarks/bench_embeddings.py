@@ -166,7 +166,8 @@ def main():
     parser.add_argument("--quick", action="store_true", help="1M ratings, one repeat, 500 texts: a smoke run")
     parser.add_argument("--repeats", type=int, default=None, help="(a)/(b) pairs, interleaved (default 2; quick 1)")
     parser.add_argument("--texts", type=int, default=None, help="texts to encode for (c) (default 5000; quick 500)")
-    parser.add_argument("--all_texts", "--all-texts", action="store_true", help="encode one text per movie instead of a sample")
+    parser.add_argument("--all_texts", "--all-texts", action="store_true",
+                        help="encode one text per movie instead of a sample")
     parser.add_argument("--dim", type=int, default=64)
     parser.add_argument("--iterations", type=int, default=15)
     parser.add_argument("--child", help=argparse.SUPPRESS)

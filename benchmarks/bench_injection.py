@@ -159,10 +159,14 @@ def main() -> None:
     # A trained parameter costs weight + grad + two AdamW moments, all float32.
     adapter_bytes = adapter_params * 4 * 4
 
-    machine = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
-    print(f"machine: {machine}; torch {torch.__version__}; {args.base_model}; batch {args.batch_size} x {args.seq_len} tokens; {repeats} interleaved repeats")
-    print(f"forward+backward  base {base_step * 1e3:8.1f} ms   ELM {elm_step * 1e3:8.1f} ms   ratio ELM/base {elm_step / base_step:.3f} (target <= 1.03)")
-    print(f"generation        base {base_rate:8.1f} tok/s ELM {elm_rate:8.1f} tok/s ratio ELM/base {elm_rate / base_rate:.3f} (target >= 0.97)")
+    machine = (torch.cuda.get_device_name() if args.device.startswith("cuda")
+               else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads")
+    print(f"machine: {machine}; torch {torch.__version__}; {args.base_model}; "
+          f"batch {args.batch_size} x {args.seq_len} tokens; {repeats} interleaved repeats")
+    print(f"forward+backward  base {base_step * 1e3:8.1f} ms   ELM {elm_step * 1e3:8.1f} ms   "
+          f"ratio ELM/base {elm_step / base_step:.3f} (target <= 1.03)")
+    print(f"generation        base {base_rate:8.1f} tok/s ELM {elm_rate:8.1f} tok/s "
+          f"ratio ELM/base {elm_rate / base_rate:.3f} (target >= 0.97)")
     extra = elm_peak - base_peak
     print(
         f"peak memory       base {base_peak / 2**20:8.1f} MiB  ELM {elm_peak / 2**20:8.1f} MiB  "

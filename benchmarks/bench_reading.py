@@ -47,7 +47,8 @@ CANDIDATES = {
     "k4-std-wide": dict(help="k=4, standardised, adapter hidden width 2048 (ctELM's)",
                         train=["--num_tokens", "4", "--standardize_inputs", "true", "--adapter_hidden_size", "2048"]),
     "k4-std-lr4e-3": dict(help="k=4, standardised, stage-1 learning rate 4e-3",
-                          train=["--num_tokens", "4", "--standardize_inputs", "true", "--stage1_learning_rate", "4e-3"]),
+                          train=["--num_tokens", "4", "--standardize_inputs", "true",
+                                 "--stage1_learning_rate", "4e-3"]),
     "k4-std-bf16": dict(help="k=4, standardised, bf16 autocast on the CPU (faster steps, same step count)",
                         train=["--num_tokens", "4", "--standardize_inputs", "true", "--bf16", "true"]),
     "k4-std-recon": dict(help="k=4, standardised, plus a reconstruction task (target: the text the vector encodes)",
@@ -184,7 +185,8 @@ def bench_one(name: str, seed: int, args) -> dict:
 
         marker = read_marker(args.evaluate_only) or {}
         if not marker.get("corpus"):
-            raise SystemExit(f"{args.evaluate_only} records no corpus (elm_stage.json); it is not a trained ELM folder.")
+            raise SystemExit(f"{args.evaluate_only} records no corpus (elm_stage.json); "
+                             "it is not a trained ELM folder.")
         corpus = marker["corpus"]
         (where / "model").symlink_to(Path(args.evaluate_only).resolve())
         train_s = sum(stage.get("seconds", 0) for stage in (marker.get("stages") or {}).values())
@@ -202,7 +204,8 @@ def bench_one(name: str, seed: int, args) -> dict:
         train_s = run([sys.executable, "train.py", "--config", recipe, "--corpus_path", str(corpus),
                        "--output_dir", str(where / "model"), "--seed", str(seed), "--save_steps", "100000",
                        "--report_to", "none", "--disable_tqdm", "true", *budget, *options], where / "train.log")
-    eval_cmd = [sys.executable, "-m", "modeling_elm.evaluation.evaluate", "--model", str(where / "model"), "--corpus", str(corpus),
+    eval_cmd = [sys.executable, "-m", "modeling_elm.evaluation.evaluate", "--model", str(where / "model"),
+                "--corpus", str(corpus),
                 "--max_examples", str(args.eval_movies), "--controls", "shuffled", "--curves", "false",
                 "--output_dir", str(where / "eval"), "--seed", str(seed)]
     run(eval_cmd, where / "eval.log")
@@ -257,7 +260,8 @@ def table(rows: list[dict]) -> str:
         gap = r["nll_gap"]
         lines.append(
             f"| {r['candidate']} | {r['split']}, {r['seed']} | {f(r['nll_real'])} / {f(r['nll_shuffled'])} | "
-            f"{f(gap['mean'])} [{f(gap['low'])}, {f(gap['high'])}] | {f(r['genre_f1_real'])} ({f(r['genre_f1_constant'])}) | "
+            f"{f(gap['mean'])} [{f(gap['low'])}, {f(gap['high'])}] | "
+            f"{f(r['genre_f1_real'])} ({f(r['genre_f1_constant'])}) | "
             f"{f(r['decade_accuracy_real'])} ({f(r['decade_accuracy_constant'])}) | {f(r['hits@10_real'])} | "
             f"{f(r['mrr_real'])} | {f(r['sc_real'])} / {f(r['sc_shuffled'])} / {f(r['sc_reference'])} | "
             f"{f(r.get('bc_rated_real'))} / {f(r.get('bc_rated_shuffled'))} / {f(r.get('bc_rated_reference'))} | "

@@ -20,12 +20,12 @@ from huggingface_hub import HfApi, get_token
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL_FILES = ("config.json", "generation_config.json", "model.safetensors", "model.safetensors.index.json",
-               "configuration_elm.py", "modeling_elm.py", "processing_elm.py", "processor_config.json", "tokenizer.json",
-               "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja", "loss_stage1.png",
-               "loss_stage2.png")
+               "configuration_elm.py", "modeling_elm.py", "processing_elm.py", "processor_config.json",
+               "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
+               "loss_stage1.png", "loss_stage2.png")
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
-DATASET_PATTERNS = ("tasks/*", "vectors/*", "entities/*", "movies.parquet", "users.parquet", "concepts/*", "manifest.json",
-                    "README.md")
+DATASET_PATTERNS = ("tasks/*", "vectors/*", "entities/*", "movies.parquet", "users.parquet", "concepts/*",
+                    "manifest.json", "README.md")
 
 
 class PublishError(SystemExit):
@@ -37,7 +37,8 @@ def check_model_folder(folder: Path) -> None:
         raise PublishError(f"{folder} holds no trained ELM (no config.json); train one with train.py first.")
     if not any((folder / name).is_file() for name in ("model.safetensors", "model.safetensors.index.json")):
         pickles = [p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES]
-        raise PublishError(f"{folder} has no safetensors weights{' (only ' + ', '.join(pickles) + ')' if pickles else ''}"
+        raise PublishError(f"{folder} has no safetensors weights"
+                           f"{' (only ' + ', '.join(pickles) + ')' if pickles else ''}"
                            "; ELM publishes safetensors only. Re-save with `model.save_pretrained(folder)`.")
     for name in ("configuration_elm.py", "modeling_elm.py", "processing_elm.py"):
         if not (folder / name).is_file():
@@ -56,9 +57,9 @@ def evaluation_table(results: dict | None) -> str:
         return f"{value['mean']:.3f}" if value else "–"
 
     for task in results["tasks"]:
-        lines.append(f"| {task} | {get(task, 'real', 'nll')} | {get(task, 'shuffled', 'nll')} | {get(task, 'real', 'sc')} "
-                     f"| {get(task, 'shuffled', 'sc')} | {get(task, 'reference', 'sc')} | {get(task, 'real', 'hits@10')} "
-                     f"| {get(task, 'real', 'genre_f1')} |")
+        lines.append(f"| {task} | {get(task, 'real', 'nll')} | {get(task, 'shuffled', 'nll')} "
+                     f"| {get(task, 'real', 'sc')} | {get(task, 'shuffled', 'sc')} | {get(task, 'reference', 'sc')} "
+                     f"| {get(task, 'real', 'hits@10')} | {get(task, 'real', 'genre_f1')} |")
     return ("\n".join(lines) + f"\n\nHeld-out entities (`{results['split']}` split), encoder `{results['encoder']}`, "
             f"{results['settings']['max_examples']} examples per task. *Shuffled*: the same model given another "
             "entity's vector; the gap is the evidence that the model reads its vector.\n")
@@ -83,6 +84,8 @@ def model_card(folder: Path, repo_id: str, config: dict, marker: dict, results: 
     first = next(iter(spaces.items()), ("movie", {"dim": 384, "placeholder": "<movie>"}))
     training = "\n".join(f"- {name}: {record.get('global_step')} steps, {record.get('seconds')} s"
                          for name, record in stages.items())
+    data_source = (('[' + dataset_repo + '](https://huggingface.co/datasets/' + dataset_repo + ')') if dataset_repo
+                   else 'a MovieLens task corpus')
     body = f"""
 # {repo_id.split('/')[-1]}
 
@@ -106,7 +109,8 @@ output = model.generate(**batch)  # greedy, no repeated 4-grams, 40 new tokens: 
 print(processor.decode(output[0, batch["input_ids"].shape[1]:], skip_special_tokens=True))
 ```
 
-`trust_remote_code=True` runs `configuration_elm.py`, `modeling_elm.py` and `processing_elm.py` from this repository (read them first;
+`trust_remote_code=True` runs `configuration_elm.py`, `modeling_elm.py` and `processing_elm.py` \
+from this repository (read them first;
 they are short); they need transformers >= 5.24 and say so on older versions. Weights are safetensors only.
 
 ## Evaluation
@@ -118,7 +122,7 @@ Two stages as in the paper, each its own run of TRL's `SFTTrainer`: the adapters
 {'the whole model' if 'stage2' in stages else 'no second stage'}. System prompt: `{marker.get('system_prompt')}`.
 {training}
 
-Data: {('[' + dataset_repo + '](https://huggingface.co/datasets/' + dataset_repo + ')') if dataset_repo else 'a MovieLens task corpus'}
+Data: {data_source}
 built with `python -m modeling_elm.corpus` (targets written from the data by the grounded writer).
 
 ## Limitations

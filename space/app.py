@@ -120,7 +120,8 @@ def build_demo(space: ElmSpace) -> gr.Blocks:
                 movie = pick(thing.capitalize(), popular[0], title_help)
                 task = gr.Dropdown(tasks, value=default_task, label="Task")
             go = gr.Button("Describe", variant="primary")
-            go.click(on.describe_movie, [movie, task], outputs(), api_name="describe_movie", concurrency_limit=CONCURRENCY)
+            go.click(on.describe_movie, [movie, task], outputs(), api_name="describe_movie",
+                     concurrency_limit=CONCURRENCY)
         with gr.Tab(f"Mix two {thing}s"):
             with gr.Row():
                 first = pick(f"{thing.capitalize()} A", popular[0], title_help)

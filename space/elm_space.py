@@ -85,7 +85,8 @@ class ElmSpace:
             self.anchor = next(iter(manifest["spaces"]))
             self.movie_space = self.anchor
             self.movies = pd.read_parquet(self.tables / "entities" / f"{self.anchor}.parquet")
-            self.movie_vectors = VectorTable.load(self.tables, manifest["vectors"][self.anchor]).lookup(self.movies["id"])
+            self.movie_vectors = VectorTable.load(self.tables, manifest["vectors"][self.anchor]).lookup(
+                self.movies["id"])
             self.users = pd.DataFrame(columns=["user_id", "split", "n_ratings"])
             self.user_vectors = np.zeros((0, 1), np.float32)
             self.concepts = {}
@@ -98,7 +99,8 @@ class ElmSpace:
             self.movie_space = manifest["config"].get("movie_space", "semantic")
             self.movies = pd.read_parquet(self.tables / "movies.parquet")
             self.users = pd.read_parquet(self.tables / "users.parquet")
-            self.movie_vectors = VectorTable.load(self.tables, f"movie_{self.movie_space}").lookup(self.movies["movie_id"])
+            self.movie_vectors = VectorTable.load(self.tables, f"movie_{self.movie_space}").lookup(
+                self.movies["movie_id"])
             self.user_vectors = VectorTable.load(self.tables, "user_behavioural").lookup(self.users["user_id"])
             self.concepts = _concepts(self.tables / "concepts" / self.movie_space)
             # MiniLM of the movie's text made the semantic vectors: free text can become a movie vector too

@@ -13,7 +13,8 @@ PREFIX = {"model": "", "dataset": "datasets/", "space": "spaces/"}
 
 class FakeHub:
     def __init__(self):
-        self.repos: dict[tuple[str, str], dict] = {}  # (type, id) -> {"private", "sdk", "files", "commits", "variables"}
+        # (type, id) -> {"private", "sdk", "files", "commits", "variables"}
+        self.repos: dict[tuple[str, str], dict] = {}
         self.requests: list[tuple[str, str]] = []
 
     def repo(self, repo_type: str, repo_id: str) -> dict:
@@ -66,5 +67,5 @@ class FakeHub:
         repo["files"].update(changed)
         oid = hashlib.sha1(f"{repo_id}{len(repo['commits'])}".encode()).hexdigest()
         repo["commits"].append({"oid": oid, "files": sorted(changed)})
-        return httpx2.Response(200, json={"commitUrl": f"https://huggingface.co/{PREFIX[repo_type]}{repo_id}/commit/{oid}",
-                                          "commitOid": oid})
+        commit_url = f"https://huggingface.co/{PREFIX[repo_type]}{repo_id}/commit/{oid}"
+        return httpx2.Response(200, json={"commitUrl": commit_url, "commitOid": oid})

@@ -23,7 +23,8 @@ def test_validation_movies_and_users_come_from_training_and_leave_its_rows(train
     corpus = trained[1]
     out = bench().carve_validation(corpus, n_movies=3, seed=0, out=tmp_path / "validation", n_users=2)
     movies, users = pd.read_parquet(out / "movies.parquet"), pd.read_parquet(out / "users.parquet")
-    original_movies, original_users = pd.read_parquet(corpus / "movies.parquet"), pd.read_parquet(corpus / "users.parquet")
+    original_movies, original_users = (pd.read_parquet(corpus / "movies.parquet"),
+                                       pd.read_parquet(corpus / "users.parquet"))
     for carved, original, n in ((movies, original_movies, 3), (users, original_users, 2)):
         chosen = carved["split"] == "test"
         assert chosen.sum() == n and (original.loc[chosen.to_numpy(), "split"] == "train").all()

@@ -66,7 +66,8 @@ def test_publish_pushes_model_dataset_and_a_pinned_space(hub, trained, evaluated
     assert "no redistribution" in dataset["files"]["README.md"].decode().lower()
 
     space = hub.repo("space", "me/elm-demo")
-    assert space["sdk"] == "gradio" and {"app.py", "elm_space.py", "requirements.txt", "README.md"} <= set(space["files"])
+    assert (space["sdk"] == "gradio"
+            and {"app.py", "elm_space.py", "requirements.txt", "README.md"} <= set(space["files"]))
     assert front_matter(space["files"]["README.md"].decode())["models"] == ["me/elm-tiny"]
     assert space["variables"]["ELM_MODEL"] == f"me/elm-tiny@{commits['model']}"  # the Space pins the model commit
     assert space["variables"]["ELM_TABLES"] == f"me/elm-tasks@{commits['dataset']}"
@@ -90,7 +91,8 @@ def test_publish_pushes_model_dataset_and_a_pinned_space(hub, trained, evaluated
               "m = AutoModelForCausalLM.from_pretrained(sys.argv[1], trust_remote_code=True)\n"
               "p = AutoProcessor.from_pretrained(sys.argv[1], trust_remote_code=True)\n"
               "b = p(text='describe <movie> .', vectors=torch.ones(384))\n"
-              "print(type(m).__module__, m.generate(**b, max_new_tokens=2, do_sample=False).shape[1] - b['input_ids'].shape[1])")
+              "print(type(m).__module__, "
+              "m.generate(**b, max_new_tokens=2, do_sample=False).shape[1] - b['input_ids'].shape[1])")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules"), "PYTHONPATH": ""}
     result = subprocess.run([sys.executable, "-c", script, str(folder)], cwd=tmp_path, env=env, capture_output=True,
                             text=True, timeout=300)

@@ -22,8 +22,8 @@ def space(trained):
     assert space.device.type == "cpu" and space.model.device.type == "cpu"
     if not space.concepts:  # the tiny corpus has too few movies per genre for a CAV; give the tab one direction
         direction = np.random.default_rng(0).standard_normal(space.movie_vectors.shape[1]).astype(np.float32)
-        space.concepts["Comedy"] = Concept("Comedy", "semantic", direction / np.linalg.norm(direction), 0.0, 0.9, 10, 10,
-                                           class_gap=0.25)
+        space.concepts["Comedy"] = Concept("Comedy", "semantic", direction / np.linalg.norm(direction), 0.0, 0.9,
+                                           10, 10, class_gap=0.25)
     return space
 
 
@@ -42,7 +42,8 @@ def server(space):
 
 def test_vectors_from_choices(space):
     a, b = space.titles[0], space.titles[1]
-    assert np.allclose(space.mix(a, b, 0.0), space.movie_vector(a)) and np.allclose(space.mix(a, b, 1.0), space.movie_vector(b))
+    assert (np.allclose(space.mix(a, b, 0.0), space.movie_vector(a))
+            and np.allclose(space.mix(a, b, 1.0), space.movie_vector(b)))
     concept = next(iter(space.concepts))
     assert np.allclose(space.move(a, concept, 0.0), space.movie_vector(a))
     moved = space.move(a, concept, 2.0) - space.movie_vector(a)  # strength in the concept's class gaps
@@ -54,7 +55,8 @@ def test_vectors_from_choices(space):
     # free text and arithmetic become vectors of the space through the encoder that made it (MiniLM here)
     word = space.meaning_vector("love")
     arithmetic = space.meaning_vector("love - war + music")
-    assert word.shape == arithmetic.shape == (space.spaces["movie"]["dim"],) and np.isclose(np.linalg.norm(word), 1, atol=1e-3)
+    assert (word.shape == arithmetic.shape == (space.spaces["movie"]["dim"],)
+            and np.isclose(np.linalg.norm(word), 1, atol=1e-3))
     assert not np.allclose(word, arithmetic)
     with pytest.raises(ValueError, match="Type a word"):
         space.meaning_vector("  ")
@@ -129,7 +131,8 @@ def test_a_users_mistake_is_one_short_message_without_a_traceback(server, space,
     client = Client(server, verbose=False)
     capfd.readouterr()
     for call, message in [
-        (dict(movie="No Such Film", task=space.movie_tasks()[0], api_name="/describe_movie"), "Unknown movie 'No Such Film'."),
+        (dict(movie="No Such Film", task=space.movie_tasks()[0], api_name="/describe_movie"),
+         "Unknown movie 'No Such Film'."),
         (dict(vector="hello", api_name="/describe_vector"), "That is not a vector"),
     ]:
         with pytest.raises(AppError) as error:
@@ -223,7 +226,8 @@ def modules_the_space_loads(root: Path) -> list[Path]:
         if file in seen:
             continue
         seen.append(file)
-        here = ["modeling_elm", *file.relative_to(package).with_suffix("").parts] if file.is_relative_to(package) else []
+        here = (["modeling_elm", *file.relative_to(package).with_suffix("").parts] if file.is_relative_to(package)
+                else [])
         for node in ast.parse(file.read_text()).body:
             if isinstance(node, ast.ImportFrom) and node.level:
                 base = here[: len(here) - node.level]  # for an __init__, dropping "__init__" is the package itself

@@ -90,8 +90,8 @@ def stop_engine(process: subprocess.Popen, grace: float = 20) -> None:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m modeling_elm.serving.engine", description=__doc__.split("\n\n")[0], allow_abbrev=False,
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m modeling_elm.serving.engine", description=__doc__.split("\n\n")[0],
+                                     allow_abbrev=False, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--export", required=True, help="an export_dir written by modeling_elm.serving.export")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--max_model_len", type=int, default=1024, help="longest prompt + answer, in tokens")

@@ -81,9 +81,9 @@ def export_for_serving(model_path: str, output_dir: str | Path) -> Path:
 
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    parser = argparse.ArgumentParser(prog="python -m modeling_elm.serving.export", description=__doc__.split("\n\n")[0], allow_abbrev=False,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split(
-                                         "\n\n", 1)[1])
+    parser = argparse.ArgumentParser(prog="python -m modeling_elm.serving.export", description=__doc__.split("\n\n")[0],
+                                     allow_abbrev=False, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=__doc__.split("\n\n", 1)[1])
     parser.add_argument("--model", required=True, help="a trained ELM: the output_dir of train.py, or a Hub id")
     parser.add_argument("--output_dir", required=True, help="where lm/ and input/ are written")
     args = parser.parse_args(argv)

@@ -33,12 +33,13 @@ def test_every_format_loads_the_same_vectors(tmp_path):
             f.write(json.dumps({"id": row["id"], "vector": row["vector"].tolist()}) + "\n")
     import datasets
 
-    datasets.Dataset.from_pandas(table[["id", "word"]].assign(vector=[v.tolist() for v in table["vector"]])).save_to_disk(
-        str(tmp_path / "e-ds"))
+    listed = table[["id", "word"]].assign(vector=[v.tolist() for v in table["vector"]])
+    datasets.Dataset.from_pandas(listed).save_to_disk(str(tmp_path / "e-ds"))
     for path, spec in [("e.parquet", {}), ("e.csv", {"vector_column": None, "vector_columns": "dim_*"}),
                        ("e.jsonl", {}), ("e-ds", {})]:
         frame, offset = read_table(str(tmp_path / path))
-        assert np.allclose(entity_vectors(frame, SpaceSpec(str(tmp_path / path), **spec), offset), expected, atol=1e-6), path
+        vectors = entity_vectors(frame, SpaceSpec(str(tmp_path / path), **spec), offset)
+        assert np.allclose(vectors, expected, atol=1e-6), path
 
 
 def test_broken_inputs_name_the_file_and_row(tmp_path):
@@ -49,9 +50,11 @@ def test_broken_inputs_name_the_file_and_row(tmp_path):
     with pytest.raises(ValueError, match=r"bad\.csv.*line 3"):
         read_table(str(tmp_path / "bad.csv"))
     cases = {
-        "size": (pd.DataFrame({"id": ["a", "b", "c"], "vector": [[1.0, 2.0], [1.0, 2.0], [1.0]]}), r"row 2 \(id 'c'\): vector has 1"),
+        "size": (pd.DataFrame({"id": ["a", "b", "c"], "vector": [[1.0, 2.0], [1.0, 2.0], [1.0]]}),
+                 r"row 2 \(id 'c'\): vector has 1"),
         "nan": (pd.DataFrame({"id": ["a", "b"], "vector": [[1.0, 2.0], [np.nan, 2.0]]}), r"row 1 \(id 'b'\).*NaN"),
-        "dupe": (pd.DataFrame({"id": ["a", "a"], "vector": [[1.0, 2.0], [3.0, 2.0]]}), r"id 'a' appears 2 times \(rows 0, 1\)"),
+        "dupe": (pd.DataFrame({"id": ["a", "a"], "vector": [[1.0, 2.0], [3.0, 2.0]]}),
+                 r"id 'a' appears 2 times \(rows 0, 1\)"),
         "no id": (pd.DataFrame({"key": ["a"], "vector": [[1.0]]}), r"no id column 'id'"),
     }
     for name, (frame, message) in cases.items():
@@ -64,7 +67,8 @@ def test_texts_with_unknown_ids_are_dropped_counted_and_shown(tmp_path, caplog):
     rows = [{"ids": ["e1"], "task": "say", "target": "a word"}, {"ids": ["zz"], "task": "say", "target": "lost"},
             {"ids": ["e2"], "task": "say", "target": ""}, {"ids": "e3|e4", "task": "pair", "target": "two words"}]
     (tmp_path / "t.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
-    config = DataConfig.from_dict({"spaces": {"word": {"path": str(tmp_path / "e.parquet")}}, "texts": str(tmp_path / "t.jsonl"),
+    config = DataConfig.from_dict({"spaces": {"word": {"path": str(tmp_path / "e.parquet")}},
+                                   "texts": str(tmp_path / "t.jsonl"),
                                    "prompts": {"say": "say <word> .", "pair": "compare <word> and <word> ."},
                                    "output_dir": str(tmp_path / "out"), "test_fraction": 0.5})
     folder = build_byo_corpus(config)
@@ -104,7 +108,8 @@ def test_an_empty_split_is_refused_when_the_corpus_is_built(tmp_path):
     config = DataConfig.from_dict({"spaces": {"word": {"path": str(tmp_path / "one.parquet")}},
                                    "templates": [{"task": "name", "prompt": "name <word> .", "target": "{word}"}],
                                    "output_dir": str(tmp_path / "out")})
-    with pytest.raises(ValueError, match=r"split\(s\) \['test'\] would be empty \(rows per split: \{'train': 1, 'test': 0\}\)"):
+    with pytest.raises(ValueError, match=r"split\(s\) \['test'\] would be empty "
+                                         r"\(rows per split: \{'train': 1, 'test': 0\}\)"):
         build_byo_corpus(config)
     assert not (tmp_path / "out" / "manifest.json").exists()  # nothing cached that a rerun would trust
 
@@ -150,7 +155,8 @@ def test_own_files_through_both_stages_to_evaluation(tmp_path, capsys):
     marker = json.loads((out / "elm_stage.json").read_text())
     assert marker["complete"] and set(marker["stages"]) == {"stage1", "stage2"}
     config = json.loads((out / "config.json").read_text())
-    assert config["embedding_spaces"]["word"]["dim"] == 6 and config["embedding_spaces"]["word"]["placeholder"] == "<word>"
+    space = config["embedding_spaces"]["word"]
+    assert space["dim"] == 6 and space["placeholder"] == "<word>"
     evaluate(["--model", str(out), "--max_examples", "3", "--candidates", "3", "--max_new_tokens", "3",
               "--output_dir", str(tmp_path / "eval")])
     results = json.loads((tmp_path / "eval" / "results.json").read_text())

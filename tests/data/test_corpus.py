@@ -104,7 +104,8 @@ def test_a_corpus_of_the_old_per_row_format_is_refused_with_the_fix(built, tmp_p
     manifest = json.loads((old / "manifest.json").read_text())
     del manifest["format"]
     (old / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(ValueError, match="older ELM that copied vectors onto every row.*pass that folder with --corpus"):
+    with pytest.raises(ValueError, match="older ELM that copied vectors onto every row"
+                                         ".*pass that folder with --corpus"):
         load_corpus(old)
 
 

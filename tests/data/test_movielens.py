@@ -20,7 +20,8 @@ from movielens_fixtures import (
 from modeling_elm.data.movielens import download as movielens_download
 from modeling_elm.data.movielens.release import MovieLens, fix_articles, load_movielens, split_title
 
-hub_tqdm = importlib.import_module("huggingface_hub.utils.tqdm")  # the module; the package exports the class by its name
+# the module; the package exports the class by its name
+hub_tqdm = importlib.import_module("huggingface_hub.utils.tqdm")
 RATINGS_DTYPES = {"user_id": "int64", "movie_id": "int64", "rating": "float32", "timestamp": "int64"}
 MOVIES_DTYPES = {"movie_id": "int64", "title": "str", "year": "Int64", "genres": "object"}
 

@@ -62,7 +62,8 @@ def test_grounded_targets_are_distinct_non_empty_and_true(detail, movie):
             titles = [e.title for e in entities] + [n for e in entities for n in e.neighbours]
         assert mentioned_genres(text, titles) <= allowed, (name, text)
         decades = set(re.findall(r"\b(\d{4}s)\b", text))
-        true_decades = {e.decade for e in entities if getattr(e, "decade", None)} | set(getattr(entities[0], "favourite_decades", []))
+        true_decades = ({e.decade for e in entities if getattr(e, "decade", None)}
+                        | set(getattr(entities[0], "favourite_decades", [])))
         assert decades <= true_decades, (name, text)
         for year in re.findall(r"\((\d{4})\)", text):
             assert int(year) in {getattr(e, "year", None) for e in entities}, (name, text)
@@ -105,5 +106,6 @@ def test_the_what_kind_probe_states_only_vector_readable_facts_and_is_not_in_all
 
     assert "what_kind" not in {task.name for task in get_tasks(["all"])} and len(get_tasks(["all"])) == 25
     text = GroundedWriter("brief").write(TASKS["what_kind"], [HEAT])
-    assert "Heat" not in text and "1990s" in text and {"action", "crime", "thriller"} <= set(text.lower().replace(",", "").split())
+    assert ("Heat" not in text and "1990s" in text
+            and {"action", "crime", "thriller"} <= set(text.lower().replace(",", "").split()))
     assert '"heist"' in text

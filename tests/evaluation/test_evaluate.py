@@ -25,7 +25,8 @@ def test_cli_writes_results_report_and_plots_with_every_control(trained, tmp_pat
     assert results["settings"]["device"] == "cpu" and results["settings"]["batch_size"] == 16  # the CPU default
     assert set(results["tasks"]) == {"summary", "similarities", "user_profile"}
     summary = results["tasks"]["summary"]
-    assert {"reference", "real", "shuffled", "random", "untrained", "text_only_base", "text_only_trained"} <= set(summary)
+    assert {"reference", "real", "shuffled", "random", "untrained", "text_only_base",
+            "text_only_trained"} <= set(summary)
     for metric in ("sc", "hits@1", "hits@10", "mrr", "genre_f1", "decade_accuracy", "nll"):
         assert summary["real"][metric]["n"] == 5 and summary["real"][metric]["low"] <= summary["real"][metric]["high"]
     users = results["tasks"]["user_profile"]
@@ -143,7 +144,8 @@ def test_an_llm_judge_scores_outputs_next_to_sc(trained, tmp_path):
     summary = results["tasks"]["summary"]
     assert results["judge"] == "http://judge.local/v1"
     assert 6 <= len(asked) <= 9 and len(set(asked)) == len(asked)  # 3 rows x 3 conditions, identical ones asked once
-    assert summary["reference"]["judge_consistent"]["mean"] == 5 and summary["reference"]["judge_well_written"]["mean"] == 4
+    assert (summary["reference"]["judge_consistent"]["mean"] == 5
+            and summary["reference"]["judge_well_written"]["mean"] == 4)
     assert summary["real"]["judge_consistent"]["n"] == 0  # unparsable replies are NaN, not a silent score
     assert "- title:" in asked[0] and "consistent: <1-5>" in asked[0]
     assert parse_scores("Consistent = 3, well_written: 2") == {"consistent": 3.0, "well_written": 2.0}

@@ -16,7 +16,8 @@ def elm_and_batch():
     model, processor = assemble("llama", spaces={"movie": {"dim": 8}, "user": {"dim": 5, "num_tokens": 2}})
     calls = []
     model.model.language_model.register_forward_pre_hook(lambda *a: calls.append(1))
-    batch = processor(text=[TEXT, TEXT + " <user>"], vectors=[{"movie": torch.randn(8)}, {"movie": torch.randn(8), "user": torch.randn(5)}])
+    batch = processor(text=[TEXT, TEXT + " <user>"],
+                      vectors=[{"movie": torch.randn(8)}, {"movie": torch.randn(8), "user": torch.randn(5)}])
     return model, batch, calls
 
 
@@ -32,7 +33,8 @@ def vectors_with(batch, **changes):
         ({"movie": torch.randn(2, 9)}, "Space 'movie' expects vectors of size 8, got size 9"),
         ({"movie": torch.tensor([[float("nan")] * 8, [0.0] * 8])}, "contain NaN or inf (vector index [0])"),
         ({"user": torch.tensor([[0.0] * 4 + [float("inf")]])}, "contain NaN or inf"),
-        ({"movie": torch.randn(3, 8)}, "3 vector(s) need 3 <movie> placeholder token(s) (1 per vector), but the input has 2"),
+        ({"movie": torch.randn(3, 8)},
+         "3 vector(s) need 3 <movie> placeholder token(s) (1 per vector), but the input has 2"),
         ({"movie": torch.randn(1, 8)}, "1 vector(s) need 1 <movie> placeholder token(s)"),
         ({"user": None}, "2 <user> placeholder token(s) but no vectors for space 'user'"),
         ({"book": torch.randn(1, 3)}, "Unknown embedding space(s) ['book']"),
@@ -44,7 +46,8 @@ def test_bad_vectors_raise_before_any_compute(elm_and_batch, changes, message):
     model, batch, calls = elm_and_batch
     calls.clear()
     with pytest.raises(ValueError) as error:
-        model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], vectors=vectors_with(batch, **changes))
+        model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+              vectors=vectors_with(batch, **changes))
     assert message in str(error.value)
     assert calls == []
 

@@ -167,7 +167,8 @@ def test_lora_on_the_lm_with_the_adapter_fully_trained_and_merged():
     from peft import LoraConfig, get_peft_model
 
     model, processor = assemble("llama")
-    lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], modules_to_save=model.adapter_module_names)
+    lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
+                      modules_to_save=model.adapter_module_names)
     peft_model = get_peft_model(model, lora)
     trainable = {n for n, p in peft_model.named_parameters() if p.requires_grad}
     assert any("lora_" in n for n in trainable)

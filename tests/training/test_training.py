@@ -76,7 +76,8 @@ def test_collator_labels_only_the_target_and_gathers_vectors_in_order(tiny_elm):
         assert (labels[i, n:] == -100).all() and (mask[i, n:] == 0).all() and (mask[i, :n] == 1).all()
         assert (ids[i, :p] == placeholder).sum() == len(rows[i]["movie_slots"])
         assert ids[i, n - 1] == processor.tokenizer.eos_token_id
-    assert processor.tokenizer.decode(ids[0, tokenized[0]["prompt_length"]:tokenized[0]["length"] - 1]) == "a funny movie"
+    target = ids[0, tokenized[0]["prompt_length"]:tokenized[0]["length"] - 1]
+    assert processor.tokenizer.decode(target) == "a funny movie"
     assert torch.equal(batch["vectors"]["movie"][:, 0], torch.tensor([1.0, 2.0, 3.0, 2.5]))
 
 
@@ -235,7 +236,8 @@ def test_stage2_lora_merges_into_a_plain_elm(inputs, tmp_path):
     stage1 = load_file(str(out / "stage1" / "final" / "elm_adapters.safetensors"))
     adapters2, lm2 = split(state)
     _, lm0 = split(weights(out / "stage0"))
-    assert changed(stage1, adapters2) == {k for k in stage1 if not k.endswith(STATISTICS)}  # the adapters train fully in stage 2
+    # the adapters train fully in stage 2
+    assert changed(stage1, adapters2) == {k for k in stage1 if not k.endswith(STATISTICS)}
     lora_targets = changed(lm0, lm2)
     assert lora_targets and all("proj" in k for k in lora_targets)  # merged LoRA: only linear layers moved
     assert not any("embed_tokens" in k or "norm" in k for k in lora_targets)
