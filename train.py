@@ -9,7 +9,8 @@
     accelerate launch --config_file configs/accelerate/fsdp2.yaml train.py --config recipes/movielens-semantic.yaml
     accelerate launch --config_file configs/accelerate/zero3.yaml train.py --config recipes/movielens-semantic.yaml
     # several CPU processes (DDP over gloo), e.g. to check distributed behaviour without a GPU
-    accelerate launch --config_file configs/accelerate/cpu_ddp.yaml --num_processes 2 train.py --config recipes/quick.yaml
+    accelerate launch --config_file configs/accelerate/cpu_ddp.yaml --num_processes 2 \
+        train.py --config recipes/quick.yaml
     torchrun --nproc_per_node 2 train.py --config recipes/quick.yaml --use_cpu true
 
 The run says at start what it is (processes, DDP/FSDP/ZeRO, device, dtype), and refuses a launch that would quietly

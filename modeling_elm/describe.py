@@ -52,7 +52,8 @@ def move_concept(corpus, space: str, vector, name: str, strength: float):
     if name not in concepts:
         close = [c for c in concepts if c.lower() == name.lower()]
         hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise SystemExit(f"No concept {name!r} in the corpus' {space} space.{hint} Known: {', '.join(sorted(concepts))}.")
+        raise SystemExit(f"No concept {name!r} in the corpus' {space} space.{hint} "
+                         f"Known: {', '.join(sorted(concepts))}.")
     return move_along(vector, concepts[name], strength)
 
 
@@ -89,8 +90,8 @@ def parser() -> argparse.ArgumentParser:
                                     "held-out one)"))
     p.add_argument("--mix", help="a second movie: describe the mix of the two vectors")
     p.add_argument("--alpha", type=float, default=0.5, help="share of --mix in the mixed vector")
-    p.add_argument("--concept", help=("a concept of the corpus (a genre such as Comedy): describe the movie moved along "
-                                      "its direction"))
+    p.add_argument("--concept", help=("a concept of the corpus (a genre such as Comedy): describe the movie moved "
+                                      "along its direction"))
     p.add_argument("--strength", type=float, default=1.0, help=(
         "how far to move along --concept, in the concept's own steps: 1 moves the movie as far as the typical movie "
         "with the genre lies from one without it; negative moves away"))
@@ -144,7 +145,8 @@ def main(argv=None) -> int:
         row = users.index[users["user_id"].astype(str) == args.user]
         if not len(row):
             raise SystemExit(f"No user {args.user!r} in the corpus.")
-        vectors, task, about = {"user": users.loc[row[0], "behavioural"][None]}, args.task or "user_profile", f"user {args.user}"
+        vectors, task, about = ({"user": users.loc[row[0], "behavioural"][None]}, args.task or "user_profile",
+                                f"user {args.user}")
     elif args.movie:
         first, others = find_movie(movies, args.movie)
         vector, about = movies.iloc[first][space], label(movies.iloc[first])

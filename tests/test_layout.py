@@ -225,3 +225,14 @@ def test_console_scripts_run_the_documented_commands():
     installed = Path(sys.executable).parent / "elm-describe"
     result = subprocess.run([str(installed), "--help"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and "--max_new_tokens" in result.stdout, result.stderr[-1000:]
+
+
+def test_no_line_is_longer_than_120_columns():
+    import subprocess
+
+    files = subprocess.run(["git", "ls-files", "*.py"], capture_output=True, text=True,
+                           cwd=PACKAGE.parent).stdout.split()
+    long = [f"{name}:{number}" for name in files
+            for number, line in enumerate((PACKAGE.parent / name).read_text().splitlines(), start=1)
+            if len(line) > 120]
+    assert long == []

@@ -140,7 +140,9 @@ def read_table(path: str) -> tuple[pd.DataFrame, int]:
         import datasets
 
         loaded = datasets.load_from_disk(str(p))
-        return _not_empty((loaded["train"] if isinstance(loaded, datasets.DatasetDict) else loaded).to_pandas(), path), 0
+        return _not_empty(
+            (loaded["train"] if isinstance(loaded, datasets.DatasetDict) else loaded).to_pandas(), path
+        ), 0
     try:
         if p.suffix in (".parquet", ".pq"):
             try:
@@ -324,7 +326,8 @@ def text_rows(config: DataConfig, entities: dict[str, pd.DataFrame], dropped: di
             prompt = row.get("prompt") if isinstance(row.get("prompt"), str) else config.prompts.get(row["task"])
             if not prompt:
                 raise ValueError(f"{where}: task {row['task']!r} has no prompt; add a `prompt` column or "
-                                 f"data.prompts.{row['task']}: 'text with {config.placeholder(next(iter(config.spaces)))}'.")
+                                 f"data.prompts.{row['task']}: "
+                                 f"'text with {config.placeholder(next(iter(config.spaces)))}'.")
             spaces = placeholder_spaces(prompt, config)
             if len(spaces) != len(ids):
                 raise ValueError(f"{where}: the prompt has {len(spaces)} placeholder(s) but the row has {len(ids)} "
@@ -390,7 +393,8 @@ def build_byo_corpus(config: DataConfig, rebuild: bool = False) -> Path:
     changed."""
     folder = config.folder()
     manifest_path = folder / "manifest.json"
-    if manifest_path.is_file() and not rebuild and json.loads(manifest_path.read_text()).get("cache_key") == config.cache_key():
+    if (manifest_path.is_file() and not rebuild
+            and json.loads(manifest_path.read_text()).get("cache_key") == config.cache_key()):
         logger.info("Data cache hit: %s", folder)
         return folder
     entities, vectors = {}, {}

@@ -94,7 +94,8 @@ class CorpusConfig:
         source = Path(self.source).expanduser()
         if source.exists():  # a user's folder: a changed file must not hit a stale cache
             settings["source"] = [str(source.resolve()), *sorted(
-                (p.name, p.stat().st_size, int(p.stat().st_mtime)) for p in ([source] if source.is_file() else source.iterdir())
+                (p.name, p.stat().st_size, int(p.stat().st_mtime))
+                for p in ([source] if source.is_file() else source.iterdir())
             )]
         blob = json.dumps({"version": CORPUS_VERSION, **settings}, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
@@ -182,7 +183,8 @@ ICLR 2024): {len(get_tasks(config['tasks']))} tasks, targets written by the **{c
   {quality_line}
 
 ## Split
-By entity, seeded ({config['corpus_seed']}): {counts['movies']['test']} movies and {counts['users']['test']} users are held
+By entity, seeded ({config['corpus_seed']}): {counts['movies']['test']} movies and {
+    counts['users']['test']} users are held
 out; no test movie or user appears in any training row. Rows: {counts['rows']}.
 
 ## Columns

@@ -1,6 +1,7 @@
 """The vectors an ELM learns to read: behavioural (weighted ALS of ratings) and semantic (a sentence encoder).
 
-    from modeling_elm.data.embeddings import behavioural_embeddings, evaluate_behavioural, movie_text, semantic_embeddings
+    from modeling_elm.data.embeddings import behavioural_embeddings, evaluate_behavioural, movie_text, \
+        semantic_embeddings
 
     behaviour = behavioural_embeddings(ratings, dim=64)          # ratings: user_id, movie_id, rating[, timestamp]
     behaviour.user_vectors.shape, behaviour.movie_vectors.shape  # (n_users, 64), (n_movies, 64), float32

@@ -11,9 +11,9 @@ def tokenize_rows(dataset, processor, tables: dict, max_length: int | None, num_
     Prompts are chat-formatted by the processor (`processor.prompt`: its system prompt, the LM's template), as
     every caller formats them. Targets end with the tokenizer's end-of-turn token so the model learns to stop. When
     a row is longer than `max_length`, the target is cut, never the prompt: a cut prompt could lose a placeholder,
-    and the vector would then have nowhere to go. A prompt that alone exceeds `max_length`, an id missing from its vector table,
-    or placeholders that do not match the row's slots are errors naming the row. Checked here, on the host, once:
-    the forward pass then never has to.
+    and the vector would then have nowhere to go. A prompt that alone exceeds `max_length`, an id missing from its
+    vector table, or placeholders that do not match the row's slots are errors naming the row. Checked here, on the
+    host, once: the forward pass then never has to.
     """
     tokenizer = processor.tokenizer
     end = tokenizer.eos_token or ""
@@ -38,8 +38,9 @@ def tokenize_rows(dataset, processor, tables: dict, max_length: int | None, num_
                 slots = row_slots[name][j] or []
                 token_id, num_tokens = placeholders[name]
                 if prompt.count(token_id) != len(slots) * num_tokens:
-                    raise ValueError(f"{where}: the prompt has {prompt.count(token_id) // num_tokens} placeholder(s) of "
-                                     f"space {name!r} but the row names {len(slots)} slot(s): {batch['prompt'][j]!r}")
+                    raise ValueError(
+                        f"{where}: the prompt has {prompt.count(token_id) // num_tokens} placeholder(s) of "
+                        f"space {name!r} but the row names {len(slots)} slot(s): {batch['prompt'][j]!r}")
                 try:
                     slot_index[name].append([table.rows(slot).tolist() for slot in slots])
                 except KeyError as error:

@@ -38,7 +38,8 @@ def find_wordnet(folder: str | None = None) -> Path:
         if candidate and (Path(candidate) / "data.noun").is_file():
             return Path(candidate)
     raise FileNotFoundError("WordNet's data.noun was not found in " + ", ".join(WORDNET_DIRS) +
-                            ". Install it with `apt-get install wordnet-base` (scripts/setup.sh does) or pass --wordnet.")
+                            ". Install it with `apt-get install wordnet-base` (scripts/setup.sh does) "
+                            "or pass --wordnet.")
 
 
 def parse_data_line(line: str, path: Path, number: int) -> Synset:

@@ -37,8 +37,8 @@ def interpolation_curve(ev) -> dict:
     genre F1 of what it states against A's genres and against B's, which should trade places the same way."""
     test = np.flatnonzero(ev.corpus.movies["split"].to_numpy() == "test")
     rng = np.random.default_rng(ev.args.seed + 7)
-    pairs = rng.choice(test, size=(ev.args.curve_examples, 2), replace=False) if len(test) >= 2 * ev.args.curve_examples \
-        else rng.choice(test, size=(ev.args.curve_examples, 2))
+    pairs = (rng.choice(test, size=(ev.args.curve_examples, 2), replace=False)
+             if len(test) >= 2 * ev.args.curve_examples else rng.choice(test, size=(ev.args.curve_examples, 2)))
     vectors = _vectors(ev)
     curve = {"alpha": list(ALPHAS), "sc_to_a": [], "sc_to_b": [], "genre_f1_to_a": [], "genre_f1_to_b": []}
     facts = {i: _genres_and_year(ev, i) for i in set(pairs.ravel().tolist())}
@@ -46,8 +46,10 @@ def interpolation_curve(ev) -> dict:
         mixed = [{"movie": ((1 - alpha) * vectors[a] + alpha * vectors[b])[None]} for a, b in pairs]
         texts = ev.generate(ev.model, [describe_prompt(ev)] * len(pairs), mixed, f"interpolation a={alpha}")
         embedded = ev.embed(texts)
-        curve["sc_to_a"].append(bootstrap_ci(semantic_consistency(embedded, ev.scorer.semantic[pairs[:, 0]]), seed=ev.args.seed))
-        curve["sc_to_b"].append(bootstrap_ci(semantic_consistency(embedded, ev.scorer.semantic[pairs[:, 1]]), seed=ev.args.seed))
+        curve["sc_to_a"].append(bootstrap_ci(semantic_consistency(embedded, ev.scorer.semantic[pairs[:, 0]]),
+                                             seed=ev.args.seed))
+        curve["sc_to_b"].append(bootstrap_ci(semantic_consistency(embedded, ev.scorer.semantic[pairs[:, 1]]),
+                                             seed=ev.args.seed))
         for side, column in (("a", 0), ("b", 1)):
             f1 = [fact_scores(t, facts[int(i)][0], None)["genre_f1"] for t, i in zip(texts, pairs[:, column])]
             curve[f"genre_f1_to_{side}"].append(bootstrap_ci(f1, seed=ev.args.seed))

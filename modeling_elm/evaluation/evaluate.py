@@ -200,7 +200,8 @@ def condition_texts(ev: Evaluation, task: str, rows: list[dict], prompts: list[s
     texts = {"real": ev.generate(ev.model, prompts, vectors, f"{task}: real")}
     for i, kind in enumerate(("shuffled", "random")):
         if kind in args.controls:
-            texts[kind] = ev.generate(ev.model, prompts, control_vectors(vectors, kind, args.seed + i), f"{task}: {kind}")
+            texts[kind] = ev.generate(ev.model, prompts, control_vectors(vectors, kind, args.seed + i),
+                                      f"{task}: {kind}")
     if "untrained" in args.controls and ev.untrained is not None:
         texts["untrained"] = ev.generate(ev.untrained, prompts, vectors, f"{task}: untrained")
     titled = ev.scorer.text_only_prompts(rows) if "text_only" in args.controls else None
@@ -227,7 +228,8 @@ def likelihood_nll(ev: Evaluation, task: str, rows, prompts, targets, vectors, p
         others = [ev.nll(ev.model, prompts, targets, [vectors[j] for j in derangement(len(vectors), args.seed + shift)],
                          f"{task}: candidates {shift}") for shift in range(1, min(args.candidates, len(vectors)))]
         nll = np.stack([per_row["real"]["nll"], *others], axis=1)
-        per_row["real"].update({k: v.tolist() for k, v in rank_metrics((nll <= nll[:, :1]).sum(axis=1), ks=(1, 5)).items()})
+        per_row["real"].update({k: v.tolist()
+                                for k, v in rank_metrics((nll <= nll[:, :1]).sum(axis=1), ks=(1, 5)).items()})
 
 
 def evaluate_task(ev: Evaluation, task: str, rows: list[dict]) -> tuple[dict, dict, list]:
@@ -323,7 +325,8 @@ def main(argv=None) -> int:
     from transformers import HfArgumentParser
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    parser = HfArgumentParser(EvalArguments, prog="python -m modeling_elm.evaluate", description=__doc__.split("\n\n")[0])
+    parser = HfArgumentParser(EvalArguments, prog="python -m modeling_elm.evaluate",
+                              description=__doc__.split("\n\n")[0])
     (args,) = parser.parse_args_into_dataclasses(args=argv)
     from ..serving import ServerError
 

@@ -47,7 +47,8 @@ class Judge:
 
     def score(self, movies: list, texts: list[str], desc: str = "Judging") -> dict[str, np.ndarray]:
         """Per text, {"consistent": ..., "well_written": ...} as arrays (NaN where the reply was unparsable)."""
-        prompts = [RUBRIC.format(facts=facts_text(movie), text=text.replace('"', "'")) for movie, text in zip(movies, texts)]
+        prompts = [RUBRIC.format(facts=facts_text(movie), text=text.replace('"', "'"))
+                   for movie, text in zip(movies, texts)]
         answers = self.backend.complete(prompts, system=JUDGE_SYSTEM, label="judge", desc=desc)
         parsed = [parse_scores(a) for a in answers]
         return {name: np.array([p[name] for p in parsed]) for name in _SCORE}

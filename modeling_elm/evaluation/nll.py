@@ -13,7 +13,8 @@ def score_batch(rows: list[dict], tables: dict[str, torch.Tensor], pad_token_id:
     """Tokenised rows -> a right-padded batch with labels on the targets and the vectors gathered. Scoring needs no
     packing, so plain padding does (the training collator, TRL's, would make evaluation depend on TRL)."""
     ids = [torch.as_tensor(row["input_ids"]) for row in rows]
-    labels = [torch.cat([torch.full((row["prompt_length"],), -100), i[row["prompt_length"]:]]) for row, i in zip(rows, ids)]
+    labels = [torch.cat([torch.full((row["prompt_length"],), -100), i[row["prompt_length"]:]])
+              for row, i in zip(rows, ids)]
     batch = {"input_ids": pad_sequence(ids, batch_first=True, padding_value=pad_token_id),
              "attention_mask": pad_sequence([torch.ones_like(i) for i in ids], batch_first=True, padding_value=0),
              "labels": pad_sequence(labels, batch_first=True, padding_value=-100)}

@@ -27,9 +27,9 @@ def markdown(results: dict) -> str:
     lines += ["| metric (mean over tasks) | value |", "| --- | --- |"]
     lines += [f"| {k} | {v:.3f} |" for k, v in summary.items()]
     for task, conditions in results["tasks"].items():
-        metrics = [m for m in ("nll", "sc", "hits@1", "hits@5", "hits@10", "mrr", "genre_precision", "genre_recall", "genre_f1",
-                               "decade_accuracy", "repeat_free", "no_invented_title", "bc_rated", "bc_sample", "judge_consistent",
-                               "judge_well_written")
+        metrics = [m for m in ("nll", "sc", "hits@1", "hits@5", "hits@10", "mrr", "genre_precision", "genre_recall",
+                               "genre_f1", "decade_accuracy", "repeat_free", "no_invented_title", "bc_rated",
+                               "bc_sample", "judge_consistent", "judge_well_written")
                    if any(m in c for c in conditions.values())]
         lines += ["", f"## {task}", "", "| condition | " + " | ".join(metrics) + " |",
                   "| --- |" + " --- |" * len(metrics)]

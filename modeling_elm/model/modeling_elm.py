@@ -105,7 +105,8 @@ class ElmModel(ElmPreTrainedModel):
     def __init__(self, config: ElmConfig, language_model: PreTrainedModel | None = None):
         super().__init__(config)
         # `language_model` lets `from_language_model` hand over already loaded weights instead of random ones.
-        self.language_model = language_model if language_model is not None else AutoModel.from_config(config.text_config)
+        self.language_model = (language_model if language_model is not None
+                               else AutoModel.from_config(config.text_config))
         self.adapters = nn.ModuleDict(
             {
                 name: ElmAdapter(space, config.text_config.hidden_size, config.adapter_rms_norm_eps)
@@ -262,7 +263,8 @@ class ElmModel(ElmPreTrainedModel):
             )
         space_vectors = space_vectors.reshape(-1, space_vectors.shape[-1])
         if space_vectors.shape[-1] != space["dim"]:
-            raise ValueError(f"Space {name!r} expects vectors of size {space['dim']}, got size {space_vectors.shape[-1]}.")
+            raise ValueError(f"Space {name!r} expects vectors of size {space['dim']}, "
+                             f"got size {space_vectors.shape[-1]}.")
         return space_vectors if torch.is_floating_point(space_vectors) else space_vectors.float()
 
     @torch.no_grad()

@@ -37,7 +37,8 @@ def movie_tags(movie_ids: np.ndarray, tags: pd.DataFrame | None, genome_scores=N
     applied most often. Returns a list of tag lists in `movie_ids` order."""
     found: dict[int, list[str]] = {}
     if genome_scores is not None and genome_tags is not None and len(genome_scores):
-        top = genome_scores[genome_scores["relevance"] >= 0.5].sort_values(["movie_id", "relevance"], ascending=[True, False])
+        top = genome_scores[genome_scores["relevance"] >= 0.5].sort_values(
+            ["movie_id", "relevance"], ascending=[True, False])
         top = top.groupby("movie_id").head(limit).merge(genome_tags, on="tag_id")
         top = top.sort_values(["movie_id", "relevance"], ascending=[True, False])
         found = top.groupby("movie_id")["tag"].agg(list).to_dict()
@@ -45,7 +46,8 @@ def movie_tags(movie_ids: np.ndarray, tags: pd.DataFrame | None, genome_scores=N
         cleaned = tags.assign(tag=tags["tag"].astype(str).str.strip().str.lower())
         cleaned = cleaned[cleaned["tag"].str.len().between(2, 40)]
         counts = cleaned.groupby(["movie_id", "tag"]).size().rename("n").reset_index()
-        counts = counts.sort_values(["movie_id", "n", "tag"], ascending=[True, False, True]).groupby("movie_id").head(limit)
+        counts = (counts.sort_values(["movie_id", "n", "tag"], ascending=[True, False, True])
+                  .groupby("movie_id").head(limit))
         found = counts.groupby("movie_id")["tag"].agg(list).to_dict()
     return [found.get(int(m), []) for m in movie_ids]
 
@@ -93,7 +95,9 @@ def user_favourites(ratings: pd.DataFrame, movies: pd.DataFrame, user_ids: np.nd
         decades = np.argsort(-liked_decade[row], kind="stable")
         favourite_decades.append([f"{decade_names[i]}s" for i in decades[:2] if liked_decade[row, i] > 0])
         has_least = np.isfinite(np.where(rated_genre[row] >= 3, liked_ratio[row], np.inf)[least[row]])
-        least_favourite.append(genre_names[least[row]] if has_least and genre_names[least[row]] not in favourite_genres[-1] else None)
+        least_favourite.append(
+            genre_names[least[row]] if has_least and genre_names[least[row]] not in favourite_genres[-1] else None
+        )
     return {
         "favourite_genres": favourite_genres,
         "least_favourite_genre": least_favourite,
@@ -144,7 +148,8 @@ def nearest_neighbours(vectors: np.ndarray, candidates: np.ndarray, k: int = 3, 
     return result
 
 
-def build_movie_facts(movies: pd.DataFrame, stats: dict, tags: list[list[str]], neighbours: np.ndarray) -> list[MovieFacts]:
+def build_movie_facts(movies: pd.DataFrame, stats: dict, tags: list[list[str]],
+                      neighbours: np.ndarray) -> list[MovieFacts]:
     titles = movies["title"].tolist()
     years = [None if pd.isna(y) else int(y) for y in movies["year"]]
     facts = []
@@ -162,7 +167,8 @@ def build_movie_facts(movies: pd.DataFrame, stats: dict, tags: list[list[str]], 
 def build_user_facts(user_ids: np.ndarray, favourites: dict) -> list[UserFacts]:
     return [
         UserFacts(
-            id=str(user_id), n_ratings=int(favourites["n_ratings"][row]), mean_rating=float(favourites["mean_rating"][row]),
+            id=str(user_id), n_ratings=int(favourites["n_ratings"][row]),
+            mean_rating=float(favourites["mean_rating"][row]),
             favourite_genres=favourites["favourite_genres"][row],
             least_favourite_genre=favourites["least_favourite_genre"][row],
             favourite_decades=favourites["favourite_decades"][row], loved_movies=favourites["loved_movies"][row],

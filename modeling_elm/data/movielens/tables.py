@@ -76,8 +76,8 @@ def _neighbours_within_split(vectors: np.ndarray, split: np.ndarray) -> np.ndarr
 
 def build_entity_tables(config, folder: Path, timings: dict) -> EntityTables:
     """MovieLens -> the corpus' entity tables (movies, users: ids, facts, splits), their vectors (semantic and
-    behavioural, in vectors/) and concept directions, written to `folder`; `timings` gets each step's seconds. One function on purpose: it is the build's sequence of
-    timed steps, each a call, read top to bottom."""
+    behavioural, in vectors/) and concept directions, written to `folder`; `timings` gets each step's seconds. One
+    function on purpose: it is the build's sequence of timed steps, each a call, read top to bottom."""
     start = time.perf_counter()
     data = load_movielens(config.source)
     start = _timed(timings, "load_s", start)
@@ -124,7 +124,8 @@ def build_entity_tables(config, folder: Path, timings: dict) -> EntityTables:
     movies = movies.assign(
         text=texts, tags=tags, split=movie_split, n_ratings=stats["n_ratings"], mean_rating=stats["mean_rating"],
     )
-    rated = ratings.groupby("user_id").agg(rated_movie_ids=("movie_id", list), ratings=("rating", list)).reindex(user_ids)
+    rated = (ratings.groupby("user_id").agg(rated_movie_ids=("movie_id", list), ratings=("rating", list))
+             .reindex(user_ids))
     users = pd.DataFrame({
         "user_id": user_ids, "split": user_split,
         "n_ratings": favourites["n_ratings"], "mean_rating": favourites["mean_rating"],
@@ -137,7 +138,8 @@ def build_entity_tables(config, folder: Path, timings: dict) -> EntityTables:
     save_vectors_and_concepts(folder, movies, movie_split, semantic, behaviour_movies, user_ids, user_vectors,
                               config.corpus_seed)
     _timed(timings, "concepts_s", start)
-    return EntityTables(data.name, movies, users, movie_vectors, user_vectors, movie_facts, user_facts, neighbours, quality)
+    return EntityTables(data.name, movies, users, movie_vectors, user_vectors, movie_facts, user_facts, neighbours,
+                        quality)
 
 
 def save_vectors_and_concepts(folder: Path, movies: pd.DataFrame, movie_split: np.ndarray, semantic: np.ndarray,

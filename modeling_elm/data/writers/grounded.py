@@ -155,12 +155,18 @@ class GroundedWriter:
             "five_positive_characteristics": self._numbered(self._strengths(m)),
             "five_negative_characteristics": self._numbered(self._weaknesses(m)),
             "long_description": f"{m.named} is {kind}{tagged}; it is {_reach(m)}, {_reception(m)}.",
-            "funnier": f"Make {m.title} funnier: keep its {genre_phrase(m.genres)} story but add running gags and lighter scenes.",
-            "sadder": f"Make {m.title} sadder: keep its {genre_phrase(m.genres)} story and give it a loss that does not heal.",
-            "scarier": f"Make {m.title} scarier: keep its {genre_phrase(m.genres)} story and add dread, darkness and a threat that lingers.",
-            "improve": f"{m.title} would gain from a tighter script that trusts its {genre_phrase(m.genres)} strengths.",
-            "movie_to_viewer": f"{m.title} suits {fans} who enjoy {genre_phrase(m.genres)} films{' from the ' + m.decade if m.decade else ''}.",
-            "pitch": f"Picture {kind.replace(' from the', ' set in the')}: {m.title}{', built around ' + tags if tags else ''}.",
+            "funnier": (f"Make {m.title} funnier: keep its {genre_phrase(m.genres)} story "
+                        "but add running gags and lighter scenes."),
+            "sadder": (f"Make {m.title} sadder: keep its {genre_phrase(m.genres)} story "
+                       "and give it a loss that does not heal."),
+            "scarier": (f"Make {m.title} scarier: keep its {genre_phrase(m.genres)} story "
+                        "and add dread, darkness and a threat that lingers."),
+            "improve": (f"{m.title} would gain from a tighter script "
+                        f"that trusts its {genre_phrase(m.genres)} strengths."),
+            "movie_to_viewer": (f"{m.title} suits {fans} who enjoy {genre_phrase(m.genres)} films"
+                                f"{' from the ' + m.decade if m.decade else ''}."),
+            "pitch": (f"Picture {kind.replace(' from the', ' set in the')}: "
+                      f"{m.title}{', built around ' + tags if tags else ''}."),
             "criticize": f"{m.title} leans on {genre_phrase(m.genres)} conventions more than it questions them.",
             "convince1": f"Watch {m.title}: {kind}, {_reception(m)}.",
             "convince2": f"One reason to watch {m.title} tonight: it is {kind}{tagged}.",

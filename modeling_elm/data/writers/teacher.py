@@ -48,7 +48,8 @@ def facts_text(entity) -> str:
 
 
 def teacher_prompt(task: Task, entities: list) -> str:
-    labels = ["Viewer"] if task.kind == "user" else (["Movie"] if len(entities) == 1 else ["First movie", "Second movie"])
+    labels = (["Viewer"] if task.kind == "user"
+              else (["Movie"] if len(entities) == 1 else ["First movie", "Second movie"]))
     blocks = [f"{label}:\n{facts_text(entity)}" for label, entity in zip(labels, entities)]
     return "\n\n".join(blocks) + f"\n\nTask: {task.instruction}"
 
@@ -56,8 +57,9 @@ def teacher_prompt(task: Task, entities: list) -> str:
 class TeacherWriter:
     name = "teacher"
 
-    def __init__(self, model: str | None = None, endpoint: str | None = None, cache_path: str | Path = "teacher_cache.jsonl",
-                 batch_size: int = 8, max_new_tokens: int = 160, token: str | None = None):
+    def __init__(self, model: str | None = None, endpoint: str | None = None,
+                 cache_path: str | Path = "teacher_cache.jsonl", batch_size: int = 8, max_new_tokens: int = 160,
+                 token: str | None = None):
         if bool(model) == bool(endpoint):
             raise ValueError("TeacherWriter needs exactly one of model (a causal LM) or endpoint (a URL or Hub id).")
         self.model_name, self.endpoint = model, endpoint
@@ -136,7 +138,8 @@ class TeacherWriter:
         with torch.no_grad():
             output = model.generate(**batch.to(model.device), max_new_tokens=self.max_new_tokens, do_sample=False,
                                     no_repeat_ngram_size=3, pad_token_id=tokenizer.pad_token_id)
-        return [t.strip() for t in tokenizer.batch_decode(output[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)]
+        return [t.strip() for t in tokenizer.batch_decode(output[:, batch["input_ids"].shape[1]:],
+                                                          skip_special_tokens=True)]
 
     def _generate_endpoint(self, prompts: list[str], system: str = SYSTEM_PROMPT) -> list[str]:
         from huggingface_hub import InferenceClient
