@@ -46,6 +46,7 @@ class ElmServingClient:
         self.concurrency = concurrency
         self.dtype = dtype  # float32 on the wire unless a test shows lower precision gives the same text
         self._served_model = served_model
+        self._warned_ngram = False
 
     @classmethod
     def from_export(cls, export_dir: str | Path, url: str, **kwargs) -> "ElmServingClient":
@@ -136,7 +137,7 @@ class ElmServingClient:
             settings["temperature"] = 0.0
         if config.suppress_tokens:
             settings["logit_bias"] = {str(t): -100 for t in config.suppress_tokens}
-        if config.no_repeat_ngram_size and not getattr(self, "_warned_ngram", False):
+        if config.no_repeat_ngram_size and not self._warned_ngram:
             self._warned_ngram = True
             logger.warning("The checkpoint decodes with no_repeat_ngram_size=%d, which vLLM's Completions API does not "
                            "offer: served answers are plain greedy and may repeat where `generate`'s would not.",
@@ -147,8 +148,8 @@ class ElmServingClient:
         body = {"model": self.served_model, "prompt_embeds": encode_embeddings(embeddings), **settings}
         return self._request("POST", "/v1/completions", json=body)["choices"][0]
 
-    def generate_texts(self, prompts: list[str], vectors: list[dict | None], max_new_tokens: int | None = None,
-                       **_ignored) -> list[str]:
+    def generate_texts(self, prompts: list[str], vectors: list[dict | None],
+                       max_new_tokens: int | None = None) -> list[str]:
         """Answer every prompt about its vectors, `concurrency` requests in flight (the engine batches them).
         Same arguments and answers as `inference.generate_texts`, through the server."""
         embeddings = self.prompt_embeddings(prompts, vectors)  # every refusal happens here, before any request
