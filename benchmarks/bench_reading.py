@@ -64,6 +64,10 @@ CANDIDATES = {
                           train=["--num_tokens", "16", *STD, "--system_prompt", ""]),
     "k16-std-lr4e-3": dict(help="k=16, standardised, stage-1 learning rate 4e-3 (the recipe's: 2e-3)",
                            train=["--num_tokens", "16", *STD, "--stage1_learning_rate", "4e-3"]),
+    "k16-std-nosys-lr4e-3": dict(help="k=16, standardised, no system prompt and stage-1 learning rate 4e-3: the two "
+                                      "finalists combined",
+                                 train=["--num_tokens", "16", *STD, "--system_prompt", "",
+                                        "--stage1_learning_rate", "4e-3"]),
     "k16-std-noise": dict(help="k=16, standardised, Gaussian noise of 0.3 spreads on every training vector (vec2text's "
                                "robustness off the data, where moves and mixes land)",
                           train=["--num_tokens", "16", *STD, "--vector_noise", "0.3"]),
