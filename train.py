@@ -106,12 +106,12 @@ def main(argv: list[str] | None = None) -> int:
         ElmForCausalLM.from_pretrained(output_dir).push_to_hub(sft_config.hub_model_id or output_dir.name)
         ElmProcessor.from_pretrained(output_dir).push_to_hub(sft_config.hub_model_id or output_dir.name)
     if sft_config.process_index == 0:
-        ask = (f"python -m modeling_elm.evaluate --model {output_dir} --probes \"a word or phrase\"  (spaces with an "
-               "encoder), or python space/app.py" if elm_args.data else
-               f"python -m modeling_elm.describe --model {output_dir} --movie \"toy story\"")
+        ask = (f"python -m modeling_elm.scripts.evaluate --model {output_dir} --probes \"a word or phrase\"  "
+               "(spaces with an encoder), or python space/app.py" if elm_args.data else
+               f"python -m modeling_elm.scripts.describe --model {output_dir} --movie \"toy story\"")
         print(f"\nTrained ELM: {output_dir.resolve()}\n"
               f"  ask it:      {ask}\n"
-              f"  evaluate it: python -m modeling_elm.evaluate --model {output_dir}\n"
+              f"  evaluate it: python -m modeling_elm.scripts.evaluate --model {output_dir}\n"
               f"  load it:     AutoModelForCausalLM.from_pretrained({str(output_dir)!r}), "
               f"AutoProcessor.from_pretrained({str(output_dir)!r})")
     return 0

@@ -5,7 +5,7 @@
 
 Writes a synthetic release in ML-25M's file layout (ratings.csv, movies.csv, tags.csv; same shape as the real
 one, see bench_embeddings.synthetic_ratings) to a scratch folder, then runs `build_corpus` on it exactly as
-`python -m modeling_elm.corpus --source <folder> --tasks all` would: loading, WALS, MiniLM over every movie,
+`python -m modeling_elm.scripts.corpus --source <folder> --tasks all` would: loading, WALS, MiniLM over every movie,
 facts, the 24 movie tasks for every movie and profiles for every user, saving. Prints the stage timings that the
 corpus manifest records, the total and the peak memory (ru_maxrss of this process).
 """

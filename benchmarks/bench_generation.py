@@ -8,7 +8,7 @@ evaluation (generation and reference NLL, real and shuffled vectors) on the devi
 Default mode: the same held-out prompts and vectors (the model's corpus' test rows) go through `generate_texts` at
 batch 1 and at `--batch_size`, interleaved so machine drift hits both; examples/s is the median over repeats.
 `--evaluation`: `--examples` held-out rows of each of `--tasks` tasks, answered under the real and the shuffled
-vectors and their references scored (teacher-forced NLL) under both, as `python -m modeling_elm.evaluate` does;
+vectors and their references scored (teacher-forced NLL) under both, as `python -m modeling_elm.scripts.evaluate` does;
 reports the wall time. Re-embedding the answers for semantic consistency (a MiniLM pass) is not included.
 Generation stops at `--max_new_tokens` or at the end-of-turn token, like the evaluation does.
 """

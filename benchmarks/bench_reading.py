@@ -8,8 +8,8 @@
 
 Every candidate trains under the same budget, counted in steps and rows (not seconds, so runs compare across a
 drifting machine), through the real entry points: `train.py --config <recipe> ...` then
-`python -m modeling_elm.evaluate`. Candidates are chosen on validation movies carved out of the *training* movies
-(their rows leave the training set); `--final` scores the chosen one once on the corpus' test movies. Each row:
+`python -m modeling_elm.scripts.evaluate`. Candidates are chosen on validation movies carved out of the *training*
+movies (their rows leave the training set); `--final` scores the chosen one once on the corpus' test movies. Each row:
 teacher-forced NLL of the references under the real and the shuffled vector with the paired gap, genre F1 and
 decade accuracy of the generated answers against the constant guess, hits@10 and MRR of the true movie by SC among
 all movies, SC real / shuffled / reference, answers without a repeated content word, seconds of training.
@@ -208,7 +208,7 @@ def bench_one(name: str, seed: int, args) -> dict:
         train_s = run([sys.executable, "train.py", "--config", recipe, "--corpus_path", str(corpus),
                        "--output_dir", str(where / "model"), "--seed", str(seed), "--save_steps", "100000",
                        "--report_to", "none", "--disable_tqdm", "true", *budget, *options], where / "train.log")
-    eval_cmd = [sys.executable, "-m", "modeling_elm.evaluation.evaluate", "--model", str(where / "model"),
+    eval_cmd = [sys.executable, "-m", "modeling_elm.scripts.evaluate", "--model", str(where / "model"),
                 "--corpus", str(corpus),
                 "--max_examples", str(args.eval_movies), "--controls", "shuffled", "--curves", "false",
                 "--output_dir", str(where / "eval"), "--seed", str(seed)]

@@ -34,5 +34,5 @@ for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "
     if (source / name).is_file():
         shutil.copy(source / name, target / name)
 PYTHON
-$PY -m modeling_elm.corpus --tasks all --corpus_dir build/gpu/corpus
+$PY -m modeling_elm.scripts.corpus --tasks all --corpus_dir build/gpu/corpus
 du -sh .whl build/gpu

@@ -48,7 +48,7 @@ def check_model_folder(folder: Path) -> None:
 
 def evaluation_table(results: dict | None) -> str:
     if not results:
-        return "Not evaluated yet: run `python -m modeling_elm.evaluate --model <folder>` and publish again.\n"
+        return "Not evaluated yet: run `python -m modeling_elm.scripts.evaluate --model <folder>` and publish again.\n"
     lines = ["| task | NLL real | NLL shuffled | SC real | SC shuffled | SC reference | hits@10 real | genre F1 real |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
 
@@ -123,7 +123,7 @@ Two stages as in the paper, each its own run of TRL's `SFTTrainer`: the adapters
 {training}
 
 Data: {data_source}
-built with `python -m modeling_elm.corpus` (targets written from the data by the grounded writer).
+built with `python -m modeling_elm.scripts.corpus` (targets written from the data by the grounded writer).
 
 ## Limitations
 

@@ -10,7 +10,7 @@ OUTPUT_DIR=${ELM_OUTPUT_DIR:-checkpoints/elm-quick}
 bash scripts/setup.sh
 .venv/bin/accelerate launch --cpu --num_processes 1 --num_machines 1 --mixed_precision no --dynamo_backend no \
     train.py --config recipes/quick.yaml --output_dir "$OUTPUT_DIR" "$@"
-.venv/bin/python -m modeling_elm.evaluate --model "$OUTPUT_DIR" --output_dir "${OUTPUT_DIR%/}-eval" \
+.venv/bin/python -m modeling_elm.scripts.evaluate --model "$OUTPUT_DIR" --output_dir "${OUTPUT_DIR%/}-eval" \
     ${ELM_EVAL_ARGS:---max_examples 48}
 echo
-.venv/bin/python -m modeling_elm.describe --model "$OUTPUT_DIR"
+.venv/bin/python -m modeling_elm.scripts.describe --model "$OUTPUT_DIR"

@@ -155,7 +155,7 @@ class ElmSpace:
             facts.append(f"reference NLL {summary['nll_real']:.2f} with the right vector vs "
                          f"{summary['nll_shuffled']:.2f} with another's")
         lines.append("Measured: " + "; ".join(facts) + "." if facts else
-                     "No evaluation of this model was found (`python -m modeling_elm.evaluate` writes one).")
+                     "No evaluation of this model was found (`python -m modeling_elm.scripts.evaluate` writes one).")
         recorded = [stage["seconds"] for stage in self.stages.values() if stage.get("seconds") is not None]
         if recorded:  # a tiny run records 0 s: still a training record worth stating
             seconds = sum(recorded)

@@ -1,11 +1,12 @@
-"""`python -m modeling_elm.assemble`: wraps an LM once, saves it loadable, and answers with the checkpoint's own
+"""`python -m modeling_elm.scripts.assemble`: wraps an LM once, saves it loadable, and answers with the checkpoint's own
 decoding settings (generate_texts), not a copy of them."""
 
 from elm_testing import write_tiny_base_model
 
 
 def test_assemble_saves_a_loadable_elm_and_answers_with_its_decoding_defaults(tmp_path, capsys, monkeypatch):
-    from modeling_elm import ElmForCausalLM, assemble, inference
+    from modeling_elm import ElmForCausalLM, inference
+    from modeling_elm.scripts import assemble
 
     calls = []
     real = inference.generate_texts

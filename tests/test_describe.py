@@ -1,4 +1,4 @@
-"""`python -m modeling_elm.describe`, which asks a trained ELM about a movie or a user from the command line: it
+"""`python -m modeling_elm.scripts.describe`, which asks a trained ELM about a movie or a user from the command line: it
 finds a movie by the label the Space shows or by part of a title and says which of several it picked, refuses a
 query that names no title or a year no match has, warns when --alpha extrapolates, refuses a user the model cannot
 read and a --model folder that holds no trained ELM, lists the tasks for a mistyped one, shows its defaults in
@@ -17,7 +17,7 @@ from elm_testing import ROOT
 def test_describe_accepts_the_spaces_labels_and_says_which_of_several_it_picked():
     import pandas as pd
 
-    from modeling_elm.describe import find_movie
+    from modeling_elm.scripts.describe import find_movie
 
     movies = pd.DataFrame({"title": ["Titanic", "Titanic", "Toy Story", "Titanic Town"],
                            "year": [1953, 1997, 1995, 1998], "n_ratings": [10, 100, 50, 5]})
@@ -36,7 +36,8 @@ def test_describe_accepts_the_spaces_labels_and_says_which_of_several_it_picked(
 
 def test_describe_says_when_it_extrapolates_and_refuses_what_the_model_cannot_read(trained, capsys, monkeypatch,
                                                                                    tmp_path):
-    from modeling_elm import describe, inference
+    from modeling_elm.scripts import describe
+    from modeling_elm import inference
 
     monkeypatch.setattr(inference, "generate_texts", lambda *args, **kwargs: ["an answer"])
     model, corpus = trained
@@ -59,7 +60,7 @@ def test_describe_says_when_it_extrapolates_and_refuses_what_the_model_cannot_re
 
 
 def test_describe_lists_the_tasks_for_a_mistyped_one_and_shows_defaults(capsys):
-    from modeling_elm.describe import main
+    from modeling_elm.scripts.describe import main
 
     with pytest.raises(SystemExit) as stop:
         main(["--task", "summry"])
@@ -73,7 +74,7 @@ def test_describe_lists_the_tasks_for_a_mistyped_one_and_shows_defaults(capsys):
 
 
 def test_describe_imports_its_heavy_parts_only_after_the_arguments():
-    script = ("import sys, modeling_elm.describe as d\n"
+    script = ("import sys, modeling_elm.scripts.describe as d\n"
               "print(sorted(m for m in ('datasets', 'pandas', 'modeling_elm.data.corpus', 'modeling_elm.inference') "
               "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=ROOT)
@@ -81,7 +82,7 @@ def test_describe_imports_its_heavy_parts_only_after_the_arguments():
 
 
 def test_describe_names_a_wrong_model_too(tmp_path):
-    from modeling_elm import describe
+    from modeling_elm.scripts import describe
 
     with pytest.raises(SystemExit, match="No folder at"):
         describe.main(["--model", str(tmp_path / "missing")])

@@ -1,4 +1,4 @@
-"""The package's layers, as an AST test: model <- inference <- data / training / serving / evaluation <- commands.
+"""The package's layers, as an AST test: model <- inference <- data / training / serving / evaluation <- scripts.
 
 A wrong arrow (the model importing the recipe, evaluation needing the trainer, TRL outside training/) fails here
 before it makes a clean install, the Hub's remote code or `describe` need more than they should.
@@ -25,18 +25,18 @@ MAY_IMPORT = {
     "serving": {"model", "core", "serving"},  # an engine's client: a trained model's input side, no data, no TRL
     "training": {"model", "core", "data", "training"},
     "evaluation": {"model", "core", "data", "evaluation", "serving"},
-    "commands": {"model", "core", "data", "training", "evaluation", "serving", "commands"},
+    "scripts": {"model", "core", "data", "training", "evaluation", "serving", "scripts"},  # the commands
 }
 
 
 def layer(module: str) -> str:
-    """'modeling_elm.data.byo' -> 'data'; top-level modules are core or commands (`python -m` entry points)."""
+    """'modeling_elm.data.byo' -> 'data'; the top-level modules are the core (what loading a model needs)."""
     parts = module.split(".")[1:]
     if not parts or parts == ["__init__"]:
         return "model"  # the package itself only registers the model classes
     if len(parts) > 1 or (PACKAGE / parts[0]).is_dir():  # a module of a layer's folder, or the folder itself
         return parts[0]
-    return "core" if parts[0] in CORE else "commands"
+    return "core" if parts[0] in CORE else f"unknown top-level module {parts[0]}"
 
 
 def imports(path: Path, package: Path = PACKAGE, name: str = "modeling_elm") -> tuple[set[str], set[str]]:
@@ -147,8 +147,16 @@ def test_only_training_imports_trl():
     assert with_trl and all(path.startswith("training/") for path in with_trl), with_trl
 
 
+SCRIPTS = PACKAGE / "scripts"
+
+
+def commands() -> set[str]:
+    """The package's commands: one file each in modeling_elm/scripts/."""
+    return {path.stem for path in SCRIPTS.glob("*.py") if path.stem != "__init__"}
+
+
 def documented_commands() -> set[str]:
-    """Every `python -m modeling_elm.<name>` the README and docs tell people to run."""
+    """Every `python -m modeling_elm.<module>` the README and docs tell people to run."""
     import re
 
     root = PACKAGE.parent
@@ -156,19 +164,23 @@ def documented_commands() -> set[str]:
     return {name for text in texts for name in re.findall(r"python -m modeling_elm\.([\w.]*\w)", text)}
 
 
-def test_the_documented_commands_are_the_top_level_entry_points():
-    """Commands live at the package's top level, except a layer's own tools (serving.export, serving.engine)."""
-    commands = documented_commands()
-    assert {"corpus", "evaluate", "describe", "serving.export", "serving.engine"} <= commands
-    for name in commands:
-        path = PACKAGE.joinpath(*name.split(".")).with_suffix(".py")
-        assert path.is_file() and 'if __name__ == "__main__":' in path.read_text(), name
-        assert layer(f"modeling_elm.{name}") == ("commands" if "." not in name else name.split(".")[0]), name
+def test_every_command_lives_in_scripts_and_nothing_else_does():
+    """A documented `python -m` command is a file of scripts/ with a `main`; the package's top level holds only the
+    core modules, so no command hides beside the library."""
+    readme_commands = {"corpus", "evaluate", "describe", "export", "serve"}
+    assert {f"scripts.{name}" for name in readme_commands} <= documented_commands()
+    for name in documented_commands():
+        assert name.startswith("scripts.") and name.split(".", 1)[1] in commands(), name
+        assert 'if __name__ == "__main__":' in PACKAGE.joinpath(*name.split(".")).with_suffix(".py").read_text()
+    top_level = {path.stem for path in PACKAGE.glob("*.py")} - {"__init__"}
+    assert top_level == CORE
+    library = [path for path in PACKAGE.rglob("*.py") if SCRIPTS not in path.parents]
+    assert [str(path.relative_to(PACKAGE)) for path in library if "\ndef main(" in path.read_text()] == []
 
 
-def test_each_documented_command_answers_help_under_its_documented_name():
-    """`python -m modeling_elm.<name> --help` for every documented command, in one fresh process (runpy runs each
-    module as `python -m` does, without paying the imports five times)."""
+def test_each_command_answers_help_under_its_documented_name():
+    """`python -m modeling_elm.scripts.<name> --help` for every command, in one fresh process (runpy runs each module
+    as `python -m` does, without paying the imports seven times)."""
     import json
     import subprocess
     import sys
@@ -176,12 +188,12 @@ def test_each_documented_command_answers_help_under_its_documented_name():
     script = (
         "import contextlib, io, json, runpy, sys\n"
         "out = {}\n"
-        f"for name in {sorted(documented_commands())!r}:\n"
-        "    sys.argv = [f'modeling_elm/{name}.py', '--help']\n"
+        f"for name in {sorted(commands())!r}:\n"
+        "    sys.argv = [f'modeling_elm/scripts/{name}.py', '--help']\n"
         "    buffer = io.StringIO()\n"
         "    with contextlib.redirect_stdout(buffer):\n"
         "        try:\n"
-        "            runpy.run_module(f'modeling_elm.{name}', run_name='__main__', alter_sys=True)\n"
+        "            runpy.run_module(f'modeling_elm.scripts.{name}', run_name='__main__', alter_sys=True)\n"
         "            code = None\n"
         "        except SystemExit as exit:\n"
         "            code = exit.code\n"
@@ -191,9 +203,10 @@ def test_each_documented_command_answers_help_under_its_documented_name():
                             cwd=PACKAGE.parent.parent)
     assert result.returncode == 0, result.stderr[-2000:]
     answers = json.loads(result.stdout.strip().splitlines()[-1])
-    assert set(answers) == documented_commands()
+    assert set(answers) == commands()
     for name, (code, text) in answers.items():
-        assert code in (0, None) and text.startswith(f"usage: python -m modeling_elm.{name} "), (name, code, text)
+        assert code in (0, None), (name, code)
+        assert text.startswith(f"usage: python -m modeling_elm.scripts.{name} "), (name, text)
 
 
 def test_every_command_line_option_is_spelt_with_underscores():
@@ -207,21 +220,14 @@ def test_every_command_line_option_is_spelt_with_underscores():
     assert dashed == []
 
 
-def test_console_scripts_run_the_documented_commands():
-    """`elm-<name>` (pyproject's [project.scripts]) is the same `main` as a documented `python -m` command."""
-    import importlib
+def test_every_command_is_a_console_script():
+    """`elm-<name>` (pyproject's [project.scripts]) runs `modeling_elm.scripts.<name>:main`, for every command."""
     import subprocess
     import sys
     import tomllib
 
     scripts = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["project"]["scripts"]
-    documented = documented_commands()
-    for name, target in scripts.items():
-        module, function = target.split(":")
-        main = getattr(importlib.import_module(module), function)
-        runs = [command for command in documented
-                if getattr(importlib.import_module(f"modeling_elm.{command}"), "main", None) is main]
-        assert runs, f"{name} -> {target} is not what any documented `python -m modeling_elm.<command>` runs"
+    assert scripts == {f"elm-{name}": f"modeling_elm.scripts.{name}:main" for name in commands()}
     installed = Path(sys.executable).parent / "elm-describe"
     result = subprocess.run([str(installed), "--help"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and "--max_new_tokens" in result.stdout, result.stderr[-1000:]

@@ -28,7 +28,7 @@ def hub(monkeypatch):
 
 @pytest.fixture(scope="module")
 def evaluated(trained, tmp_path_factory):
-    from modeling_elm.evaluation.evaluate import main
+    from modeling_elm.scripts.evaluate import main
 
     model, _ = trained
     out = tmp_path_factory.mktemp("eval")

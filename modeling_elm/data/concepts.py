@@ -150,7 +150,7 @@ def move_along(vector: np.ndarray, concept: Concept, strength: float) -> np.ndar
     if concept.class_gap is None:
         raise ValueError(f"Concept {concept.name!r} was saved without its class gap (a corpus built before concept "
                          "strengths were in the concept's own units): rebuild the corpus (python -m "
-                         "modeling_elm.corpus ... --rebuild) or refit it with concept_directions.")
+                         "modeling_elm.scripts.corpus ... --rebuild) or refit it with concept_directions.")
     return (vector + np.float32(strength * concept.class_gap) * concept.direction).astype(np.float32)
 
 

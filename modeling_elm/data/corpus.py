@@ -1,8 +1,5 @@
 """The MovieLens task corpus: ratings -> behavioural and semantic vectors -> the paper's tasks, split by entity.
-
-    python -m modeling_elm.corpus                                  # offline default: ml-latest-small, grounded
-    python -m modeling_elm.corpus --source ~/data/ml-25m --tasks all --movie_space behavioural
-    python -m modeling_elm.corpus --help
+(Command: `python -m modeling_elm.scripts.corpus`.)
 
 One folder comes out (cached: a second run with the same settings loads it instead of rebuilding):
     tasks/            train.parquet, test.parquet, split by entity; columns task, kind, prompt, target, movie_ids,
@@ -199,20 +196,3 @@ and **no redistribution without separate permission**. This derived dataset fall
 private (or obtain permission) before pushing it to a public repository. Cite: F. Maxwell Harper and Joseph A.
 Konstan. 2015. The MovieLens Datasets: History and Context. ACM TiiS 5, 4.
 """
-
-
-def main(argv=None) -> int:
-    from transformers import HfArgumentParser
-
-    parser = HfArgumentParser(CorpusConfig, prog="python -m modeling_elm.corpus", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rebuild", action="store_true", help="ignore the cache and build again")
-    config, extra = parser.parse_args_into_dataclasses(args=argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    folder = build_corpus(config, rebuild=extra.rebuild)
-    manifest = json.loads((folder / "manifest.json").read_text())
-    print(f"\nCorpus: {folder}\nrows: {manifest['counts']['rows']}  spaces: {manifest['spaces']}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -37,10 +37,9 @@ def load_vector_tables(folder: str | Path, manifest: dict | None = None) -> dict
 def check_format(folder: Path, manifest: dict) -> None:
     if manifest.get("format") != FORMAT:
         raise ValueError(
-            f"{folder} was built by an older ELM that copied vectors onto every row; this version reads corpora whose "
-            f"rows name ids (format {FORMAT!r}). Build it again: `python -m modeling_elm.corpus` with the same options "
-            "(or train.py without --corpus_path) writes a new folder, as the cache key changed; then pass that folder "
-            "with --corpus to evaluate / describe, or as ELM_TABLES to the Space, for a model trained on the old one.")
+            f"{folder} is not a corpus of format {FORMAT!r} (vectors stored once, rows naming ids). Build it again: "
+            "`python -m modeling_elm.scripts.corpus` with the same options, or train.py without --corpus_path, writes "
+            "a new folder; pass that one with --corpus to evaluate / describe, or as ELM_TABLES to the Space.")
 
 
 def save_task_splits(folder: str | Path, splits: dict) -> None:
@@ -116,7 +115,7 @@ def load_corpus(folder: str | Path) -> Corpus:
     folder = Path(folder)
     if not (folder / "manifest.json").is_file():
         raise FileNotFoundError(f"{folder} is not a corpus folder (no manifest.json); build one with "
-                                "`python -m modeling_elm.corpus` or train with a `data:` section.")
+                                "`python -m modeling_elm.scripts.corpus` or train with a `data:` section.")
     manifest = json.loads((folder / "manifest.json").read_text())
     check_format(folder, manifest)
     corpus = Corpus(folder, load_task_splits(folder), manifest, load_vector_tables(folder, manifest))

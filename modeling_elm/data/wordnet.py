@@ -1,6 +1,6 @@
 """WordNet 3.0 as a second ELM domain, built from files on disk like any user's data.
 
-    python -m modeling_elm.wordnet --output data/wordnet            # then: train.py --config recipes/wordnet.yaml
+    python -m modeling_elm.scripts.wordnet --output data/wordnet     # then: train.py --config recipes/wordnet.yaml
 
 Entities are noun synsets; a synset's vector is the MiniLM embedding of its lemma names ("dog, domestic dog, Canis
 familiaris"), so the trained ELM describes *any* MiniLM vector: a word it never saw, the mean of a cluster,
@@ -10,7 +10,6 @@ Debian's `wordnet-base` files (/usr/share/wordnet; WordNet licence, permissive) 
 inputs the bring-your-own-data recipe takes.
 """
 
-import argparse
 import json
 import logging
 import re
@@ -103,23 +102,5 @@ def build_wordnet(output: Path, max_synsets: int = 12000, seed: int = 0, wordnet
                     handle.write(json.dumps({"ids": [row["id"]], "task": task, "target": target}) + "\n")
     (output / "README.md").write_text(
         "WordNet 3.0 noun synsets (Princeton University; WordNet licence) with MiniLM vectors of their lemma names,\n"
-        "built by `python -m modeling_elm.wordnet`.\n")
+        "built by `python -m modeling_elm.scripts.wordnet`.\n")
     return output
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m modeling_elm.wordnet", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--output", type=Path, default=Path("data/wordnet"), help="where the two files go")
-    parser.add_argument("--max_synsets", "--max-synsets", type=int, default=12000, help="seeded sample of noun synsets")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--wordnet", default=None, help="folder with data.noun (default: Debian's)")
-    parser.add_argument("--encoder", default=None, help="sentence-transformers model (default: packaged MiniLM)")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    out = build_wordnet(args.output, args.max_synsets, args.seed, args.wordnet, args.encoder)
-    print(f"Wrote {out / 'synsets.parquet'} and {out / 'texts.jsonl'}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,8 +1,5 @@
 """Evaluate an ELM on held-out entities: does it read its vectors, and how well? One evaluator for every corpus.
-
-    python -m modeling_elm.evaluate --model checkpoints/elm-quick            # the main job's checkpoint
-    python -m modeling_elm.evaluate --model user/elm-movielens --corpus <corpus folder> --max_examples 200
-    python -m modeling_elm.evaluate --model checkpoints/elm-wordnet --probes "king - man + woman"
+(Command: `python -m modeling_elm.scripts.evaluate`.)
 
 For every task of the corpus' test split, the model answers about each held-out entity under several conditions:
 the real vector; controls that should do worse if and only if the model reads the vector (another entity's vector,
@@ -90,7 +87,7 @@ class Evaluation:
         corpus = args.corpus or marker.get("corpus")
         if not corpus:
             raise ValueError(f"No corpus given and {args.model} does not record one: pass --corpus <folder> "
-                             "(`python -m modeling_elm.corpus` prints it).")
+                             "(`python -m modeling_elm.scripts.corpus` prints it).")
         self.corpus = load_corpus(corpus)
         load = dict(revision=args.revision) if args.revision else {}
         self.model = load_elm(args.model, self.device, **load)
@@ -319,28 +316,3 @@ def headline(results: dict) -> dict:
                            "judge_well_written")
             for condition in ("real", "shuffled", "random", "untrained", "reference")
             if mean_of(condition, metric) is not None}
-
-
-def main(argv=None) -> int:
-    from transformers import HfArgumentParser
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    parser = HfArgumentParser(EvalArguments, prog="python -m modeling_elm.evaluate",
-                              description=__doc__.split("\n\n")[0])
-    (args,) = parser.parse_args_into_dataclasses(args=argv)
-    from ..serving import ServerError
-
-    try:
-        results = evaluate(args)
-    except ServerError as error:  # --server: one message with the URL and the fix, not a traceback
-        raise SystemExit(str(error)) from None
-    from .report import write_report
-
-    out = write_report(results, Path(args.output_dir))
-    print(f"\nWrote {out / 'results.json'}, {out / 'report.md'} and plots.\n")
-    print((out / "report.md").read_text().split("\n## ", 2)[1][:2500])
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -59,7 +59,7 @@ class ElmServingClient:
         folder = Path(export_dir) / INPUT_FOLDER
         if not folder.is_dir():
             raise ValueError(f"{export_dir} holds no exported ELM ({INPUT_FOLDER}/ is missing); export one first: "
-                             f"python -m modeling_elm.serving.export --model <trained ELM> --output_dir {export_dir}")
+                             f"python -m modeling_elm.scripts.export --model <trained ELM> --output_dir {export_dir}")
         verbosity = hf_logging.get_verbosity()
         hf_logging.set_verbosity_error()  # the LM body is not in input/ (the server has it): no warning per weight
         try:
@@ -91,8 +91,8 @@ class ElmServingClient:
 
     # ---- the server --------------------------------------------------------------------------------------------
     def _fix(self) -> str:
-        return (f"start the engine (bash scripts/setup_vllm.sh, then .venv-vllm/bin/vllm serve <export>/lm "
-                f"--enable-prompt-embeds --dtype float32) or pass the URL it listens on")
+        return ("start the engine (bash scripts/setup_vllm.sh, then python -m modeling_elm.scripts.serve --export "
+                "<export>) or pass the URL it listens on")
 
     def _request(self, method: str, path: str, **kwargs) -> dict:
         import httpx

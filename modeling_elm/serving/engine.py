@@ -1,6 +1,6 @@
 """Start vLLM's OpenAI-compatible server on an exported ELM, from the engine's own environment.
 
-    python -m modeling_elm.serving.engine --export exports/elm-quick --port 8000
+    python -m modeling_elm.scripts.serve --export exports/elm-quick --port 8000
 
 vLLM pins an older transformers than this package, so it runs from `.venv-vllm` (`bash scripts/setup_vllm.sh`), as a
 separate process; this only builds its command line with what an ELM needs (prompt embeddings on, float32, no
@@ -9,10 +9,8 @@ until it answers. The module, not the `vllm` console script: the CPU wheel is na
 entry point looks up a distribution called `vllm` and fails.
 """
 
-import argparse
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -35,7 +33,7 @@ def engine_command(export_dir: str | Path, port: int, venv=None, max_model_len: 
     lm = Path(export_dir) / "lm"
     if not (lm / "config.json").is_file():
         raise FileNotFoundError(f"{export_dir} holds no exported LM (lm/config.json); export one first: python -m "
-                                f"modeling_elm.serving.export --model <trained ELM> --output_dir {export_dir}")
+                                f"modeling_elm.scripts.export --model <trained ELM> --output_dir {export_dir}")
     return [str(engine_python(venv)), "-m", "vllm.entrypoints.openai.api_server", "--model", str(lm),
             "--host", "127.0.0.1", "--port", str(port), "--enable-prompt-embeds", "--dtype", "float32",
             "--no-enable-prefix-caching", "--max-model-len", str(max_model_len),
@@ -87,22 +85,3 @@ def stop_engine(process: subprocess.Popen, grace: float = 20) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m modeling_elm.serving.engine", description=__doc__.split("\n\n")[0],
-                                     allow_abbrev=False, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--export", required=True, help="an export_dir written by modeling_elm.serving.export")
-    parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--max_model_len", type=int, default=1024, help="longest prompt + answer, in tokens")
-    parser.add_argument("--memory_fraction", type=float, default=0.15,
-                        help="RAM share for the KV cache on CPU (vLLM's --gpu-memory-utilization); on a GPU, e.g. 0.9")
-    args = parser.parse_args(argv)
-    command = engine_command(args.export, args.port, max_model_len=args.max_model_len,
-                             memory_fraction=args.memory_fraction)
-    print(" ".join(command), flush=True)
-    os.execv(command[0], command)  # the server in the foreground, as `vllm serve` would be
-
-
-if __name__ == "__main__":
-    sys.exit(main())

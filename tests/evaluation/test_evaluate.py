@@ -11,7 +11,7 @@ from elm_testing import write_tiny_base_model
 
 
 def evaluate(model, tmp_path, *extra):
-    from modeling_elm.evaluation.evaluate import main
+    from modeling_elm.scripts.evaluate import main
 
     out = tmp_path / "eval"
     main(["--model", str(model), "--max_examples", "5", "--curve_examples", "2", "--max_new_tokens", "6",
@@ -163,7 +163,8 @@ def test_the_device_is_the_gpu_when_there_is_one_in_bf16(monkeypatch):
 
 
 def test_describe_runs_on_the_device_it_is_given(trained, monkeypatch, capsys):
-    from modeling_elm import describe, inference as generation
+    from modeling_elm.scripts import describe
+    from modeling_elm import inference as generation
 
     placed, load_elm = [], generation.load_elm
 
@@ -210,7 +211,8 @@ def test_probes_describe_texts_embedded_into_a_semantic_movie_space(trained, tmp
 def test_describe_moves_a_movie_along_a_concept_in_the_concepts_own_steps(trained, tmp_path, monkeypatch, capsys):
     import numpy as np
 
-    from modeling_elm import describe, inference
+    from modeling_elm.scripts import describe
+    from modeling_elm import inference
     from modeling_elm.data.concepts import concept_directions, move_along, save_concepts
     from modeling_elm.data.vector_store import load_corpus
 

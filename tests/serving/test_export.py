@@ -83,7 +83,7 @@ def test_a_server_that_is_down_gives_one_message_with_url_and_fix(tmp_path):
     export = export_for_serving(str(tiny_trained_elm(tmp_path / "elm", "llama")), tmp_path / "export")
     client = ElmServingClient.from_export(export, "http://127.0.0.1:9", timeout=5)
     vectors = {"movie": [torch.randn(8).numpy()], "user": [torch.randn(4).numpy()]}
-    with pytest.raises(ServerError, match=r"No vLLM server answers at http://127\.0\.0\.1:9 .*vllm serve"):
+    with pytest.raises(ServerError, match=r"No vLLM server answers at http://127\.0\.0\.1:9 .*scripts\.serve --export"):
         client.generate_texts([PROMPT], [vectors])
 
 
@@ -97,8 +97,8 @@ def test_prompt_embeds_wire_format_round_trips_as_vllm_reads_it():
 
 
 def test_describe_and_evaluate_with_an_unreachable_server_say_so_before_generating(trained, tmp_path):
-    from modeling_elm import describe
-    from modeling_elm.evaluation import evaluate
+    from modeling_elm.scripts import describe
+    from modeling_elm.scripts import evaluate
 
     model, corpus = trained
     with pytest.raises(SystemExit, match=r"No vLLM server answers at http://127\.0\.0\.1:9 "):

@@ -1,10 +1,10 @@
 """Ask a trained ELM about a movie or a user of its corpus, from the command line.
 
-    python -m modeling_elm.describe --model checkpoints/elm-quick                  # a movie it never trained on
-    python -m modeling_elm.describe --model checkpoints/elm-quick --movie "toy story"
-    python -m modeling_elm.describe --model checkpoints/elm-quick --movie "Titanic (1997)" --task positive_review
-    python -m modeling_elm.describe --model checkpoints/elm-quick --movie "toy story" --mix "alien" --alpha 0.5
-    python -m modeling_elm.describe --model checkpoints/elm-quick --movie "heat" --concept Comedy --strength 1
+    python -m modeling_elm.scripts.describe --model checkpoints/elm-quick                  # a movie it never trained on
+    python -m modeling_elm.scripts.describe --model checkpoints/elm-quick --movie "toy story"
+    python -m modeling_elm.scripts.describe --movie "Titanic (1997)" --task positive_review   # the default model
+    python -m modeling_elm.scripts.describe --model checkpoints/elm-quick --movie "toy story" --mix "alien" --alpha 0.5
+    python -m modeling_elm.scripts.describe --model checkpoints/elm-quick --movie "heat" --concept Comedy --strength 1
 
 The model reads only the movie's vector, never its title: the title is used here to look the vector up.
 """
@@ -46,7 +46,7 @@ def find_movie(movies, query: str) -> tuple[int, list[str]]:
 
 def move_concept(corpus, space: str, vector, name: str, strength: float):
     """`vector` moved along the corpus' concept `name` (in `space`) by `strength` of the concept's own steps."""
-    from .data.concepts import load_concepts, move_along
+    from ..data.concepts import load_concepts, move_along
 
     concepts = load_concepts(corpus.folder / "concepts" / space)
     if name not in concepts:
@@ -80,9 +80,9 @@ class _Defaults(argparse.ArgumentDefaultsHelpFormatter):
 
 
 def parser() -> argparse.ArgumentParser:
-    from .data.tasks import TASKS
+    from ..data.tasks import TASKS
 
-    p = argparse.ArgumentParser(prog="python -m modeling_elm.describe", description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(prog="python -m modeling_elm.scripts.describe", description=__doc__.split("\n\n")[0],
                                 formatter_class=_Defaults)
     p.add_argument("--model", default="checkpoints/elm-quick", help="trained ELM folder (or Hub id)")
     p.add_argument("--corpus", default=None, help="corpus folder (default: the one the model trained on)")
@@ -103,13 +103,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None, help=(
         "cuda, mps or cpu (default: the GPU when there is one, in bf16; else the CPU, float32)"))
     p.add_argument("--server", default=None, metavar="URL", help=(
-        "a vLLM server serving this model's export (python -m modeling_elm.serving.export, then "
-        "python -m modeling_elm.serving.engine): the answer is generated there from the prompt embeddings made here"))
+        "a vLLM server serving this model's export (python -m modeling_elm.scripts.export, then "
+        "python -m modeling_elm.scripts.serve): the answer is generated there from the prompt embeddings made here"))
     return p
 
 
 def main(argv=None) -> int:
-    from .data.tasks import TASKS
+    from ..data.tasks import TASKS
 
     p = parser()
     args = p.parse_args(argv)
@@ -118,10 +118,10 @@ def main(argv=None) -> int:
 
     import numpy as np
 
-    from .data.vector_store import load_corpus
-    from .inference import generate_texts, load_elm, load_processor
-    from .data.tasks import get_tasks
-    from .checkpoints import check_trained_elm, read_marker
+    from ..data.vector_store import load_corpus
+    from ..inference import generate_texts, load_elm, load_processor
+    from ..data.tasks import get_tasks
+    from ..checkpoints import check_trained_elm, read_marker
 
     try:
         check_trained_elm(args.model)
@@ -176,7 +176,7 @@ def main(argv=None) -> int:
         raise SystemExit(f"Task {task!r} takes two movies; use a one-movie task (or --mix for a blend).")
     model, processor = load_elm(args.model, args.device), load_processor(args.model, marker)
     if args.server:
-        from .serving import ElmServingClient, ServerError
+        from ..serving import ElmServingClient, ServerError
 
         try:
             answer = ElmServingClient(model, processor, args.server).generate_texts(

@@ -1,6 +1,6 @@
 """Stage 0 of ELM training: wrap a pretrained causal LM into an ELM once, save it, and ask it about a vector.
 
-    python -m modeling_elm.assemble --spaces movie:384 --output checkpoints/elm-stage0
+    python -m modeling_elm.scripts.assemble --spaces movie:384 --output checkpoints/elm-stage0
 
 The saved folder loads with `AutoModelForCausalLM.from_pretrained` / `AutoProcessor.from_pretrained` (and, on the
 Hub, with `trust_remote_code=True`). Its adapters are untrained: what it says about a vector does not reflect the
@@ -14,9 +14,9 @@ from pathlib import Path
 
 import torch
 
-from .base_models import DEFAULT_BASE_MODEL, resolve_base_model
-from .model.modeling_elm import ElmForCausalLM
-from .model.processing_elm import ElmProcessor
+from ..base_models import DEFAULT_BASE_MODEL, resolve_base_model
+from ..model.modeling_elm import ElmForCausalLM
+from ..model.processing_elm import ElmProcessor
 
 
 def parse_space(text: str) -> tuple[str, dict]:
@@ -46,7 +46,7 @@ def describe(model: ElmForCausalLM, processor: ElmProcessor, question: str, vect
              max_new_tokens: int = 40) -> str:
     """Ask `question` (with placeholders) about `vectors` ({space: one vector}), decoding as the checkpoint says
     (`generation_config`: greedy, no repeated 4-grams), through the same batched path evaluation uses."""
-    from .inference import generate_texts
+    from ..inference import generate_texts
 
     rows = {name: torch.as_tensor(vector, dtype=torch.float32).reshape(1, -1).numpy()
             for name, vector in vectors.items()}
@@ -55,7 +55,7 @@ def describe(model: ElmForCausalLM, processor: ElmProcessor, question: str, vect
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m modeling_elm.assemble",
+        prog="python -m modeling_elm.scripts.assemble",
         description=(
             "Wrap a pretrained causal LM into an ELM (placeholder tokens added, one adapter per embedding space, "
             "calibrated to the LM's token embeddings), save it, and generate from a random vector as a smoke test."

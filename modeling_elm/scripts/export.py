@@ -1,0 +1,35 @@
+"""Export a trained ELM for a serving engine: the LM as a plain transformers checkpoint, the input side beside it.
+
+    python -m modeling_elm.scripts.export --model checkpoints/elm-quick --output_dir exports/elm-quick
+    python -m modeling_elm.scripts.serve --export exports/elm-quick           # vLLM, from .venv-vllm
+    python -m modeling_elm.scripts.describe --model exports/elm-quick --server http://127.0.0.1:8000
+
+    <output_dir>/lm/      the LM (trained weights, its head, tokenizer with chat template and placeholders, and a
+                          generation_config holding the ELM's decoding defaults): any engine loads it as a plain LM
+    <output_dir>/input/   the input side: the ELM config, token embeddings + adapters (with their standardisation
+                          statistics), and the processor with its system prompt; `ElmServingClient` loads it
+"""
+
+import argparse
+import logging
+
+from ..serving.export import LM_FOLDER, export_for_serving
+
+
+def main(argv=None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    parser = argparse.ArgumentParser(prog="python -m modeling_elm.scripts.export", description=__doc__.split("\n\n")[0],
+                                     allow_abbrev=False, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=__doc__.split("\n\n", 1)[1])
+    parser.add_argument("--model", required=True, help="a trained ELM: the output_dir of train.py, or a Hub id")
+    parser.add_argument("--output_dir", required=True, help="where lm/ and input/ are written")
+    args = parser.parse_args(argv)
+    out = export_for_serving(args.model, args.output_dir)
+    print(f"\nExported to {out.resolve()} (the LM for the engine: {out / LM_FOLDER})\n"
+          f"  serve it: python -m modeling_elm.scripts.serve --export {out}\n"
+          f"  ask it:   python -m modeling_elm.scripts.describe --model {out} --server http://127.0.0.1:8000")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,34 @@
+"""Serve an exported ELM with vLLM's OpenAI-compatible server (prompt embeddings on), from the engine's environment.
+
+    bash scripts/setup_vllm.sh                                                 # once: .venv-vllm
+    python -m modeling_elm.scripts.serve --export exports/elm-quick --port 8000
+
+The server runs in the foreground, as `vllm serve` would; which options an ELM needs and why:
+`modeling_elm.serving.engine`.
+"""
+
+import argparse
+import os
+import sys
+
+from ..serving.engine import engine_command
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m modeling_elm.scripts.serve", description=__doc__.split("\n\n")[0],
+                                     allow_abbrev=False, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--export", required=True,
+                        help="an export_dir written by `python -m modeling_elm.scripts.export`")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--max_model_len", type=int, default=1024, help="longest prompt + answer, in tokens")
+    parser.add_argument("--memory_fraction", type=float, default=0.15,
+                        help="RAM share for the KV cache on CPU (vLLM's --gpu-memory-utilization); on a GPU, e.g. 0.9")
+    args = parser.parse_args(argv)
+    command = engine_command(args.export, args.port, max_model_len=args.max_model_len,
+                             memory_fraction=args.memory_fraction)
+    print(" ".join(command), flush=True)
+    os.execv(command[0], command)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
