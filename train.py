@@ -31,7 +31,7 @@ from transformers import set_seed
 from trl import SFTConfig, TrlParser
 
 from modeling_elm.checkpoints import read_marker
-from modeling_elm.data.corpus import CorpusConfig
+from modeling_elm.data.movielens.build import CorpusConfig
 from modeling_elm.training.arguments import (
     STAGE_OWNED_OPTIONS, ElmArguments, check_prompt_lengths, refuse_ignored_options,
 )

@@ -51,7 +51,7 @@ def main() -> None:
     args = parser.parse_args()
     shape = QUICK if args.quick else FULL
 
-    from modeling_elm.data.corpus import CorpusConfig, build_corpus
+    from modeling_elm.data.movielens.build import CorpusConfig, build_corpus
 
     scratch = args.scratch or Path(tempfile.mkdtemp(prefix="elm-bench-corpus-"))
     release = scratch / "ml-25m-synthetic"

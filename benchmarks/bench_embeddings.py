@@ -80,7 +80,7 @@ def synthetic_ratings(n_ratings: int, n_users: int, n_movies: int, seed: int = 0
 
 
 def synthetic_texts(n: int, seed: int = 0) -> list[str]:
-    from modeling_elm.data.embeddings import movie_text
+    from modeling_elm.data.movielens.behavioural import movie_text
 
     rng = np.random.default_rng(seed)
     return [movie_text(" ".join(rng.choice(WORDS, rng.integers(1, 5))).title(), int(rng.integers(1920, 2020)),
@@ -100,7 +100,7 @@ def child(step: str, folder: Path, settings: dict) -> dict:
     if step == "ours":
         import pandas as pd
 
-        from modeling_elm.data.embeddings import behavioural_embeddings
+        from modeling_elm.data.movielens.behavioural import behavioural_embeddings
 
         imports = peak_mib()
         arrays = np.load(folder / "ratings.npz")
@@ -150,7 +150,7 @@ def prepare(folder: Path, size: dict, settings: dict) -> float:
     import pandas as pd
     import scipy.sparse as sp
 
-    from modeling_elm.data.embeddings import _coordinates, _csr
+    from modeling_elm.data.movielens.behavioural import _coordinates, _csr
 
     start = time.perf_counter()
     arrays = synthetic_ratings(size["ratings"], size["users"], size["movies"])

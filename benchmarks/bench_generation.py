@@ -26,14 +26,14 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from modeling_elm.data.vector_store import load_corpus  # noqa: E402
+from modeling_elm.data.corpus import load_corpus  # noqa: E402
 from modeling_elm.evaluation.evaluate import control_vectors  # noqa: E402
 from modeling_elm.inference import (  # noqa: E402
     default_batch_size, generate_texts, load_elm, load_processor, pick_device,
 )
 from modeling_elm.checkpoints import read_marker  # noqa: E402
 from modeling_elm.evaluation.nll import reference_nll  # noqa: E402
-from modeling_elm.data.vector_store import row_vectors  # noqa: E402
+from modeling_elm.data.corpus import row_vectors  # noqa: E402
 
 
 def synchronize(device: torch.device) -> None:

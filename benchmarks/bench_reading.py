@@ -115,7 +115,7 @@ METRICS = ("nll", "sc", "hits@10", "mrr", "genre_f1", "decade_accuracy", "repeat
 
 
 def corpus_for(tasks: list[str], detail: str, **options) -> Path:
-    from modeling_elm.data.corpus import CorpusConfig, build_corpus
+    from modeling_elm.data.movielens.build import CorpusConfig, build_corpus
 
     return build_corpus(CorpusConfig(source="ml-latest-small", tasks=tasks, detail=detail, evaluate_embeddings=False,
                                      **options))
@@ -129,7 +129,7 @@ def carve_validation(corpus: Path, n_movies: int, seed: int, out: Path, n_users:
     """
     import pandas as pd
 
-    from modeling_elm.data.vector_store import VECTORS_DIR, load_task_splits, save_task_splits
+    from modeling_elm.data.corpus import VECTORS_DIR, load_task_splits, save_task_splits
 
     if (out / "manifest.json").is_file():
         return out

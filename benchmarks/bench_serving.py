@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from modeling_elm.checkpoints import read_marker  # noqa: E402
-from modeling_elm.data.vector_store import load_corpus, row_vectors  # noqa: E402
+from modeling_elm.data.corpus import load_corpus, row_vectors  # noqa: E402
 from modeling_elm.inference import _per_example_vectors, load_elm, load_processor  # noqa: E402
 from modeling_elm.serving import ElmServingClient, export_for_serving  # noqa: E402
 from modeling_elm.serving.client import encode_embeddings  # noqa: E402

@@ -37,8 +37,8 @@ sys.path.insert(0, str(ROOT))
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, TrainerCallback  # noqa: E402
 from trl import SFTConfig  # noqa: E402
 
-from modeling_elm.data.corpus import CorpusConfig, build_corpus
-from modeling_elm.data.vector_store import load_corpus  # noqa: E402
+from modeling_elm.data.movielens.build import CorpusConfig, build_corpus
+from modeling_elm.data.corpus import load_corpus  # noqa: E402
 from modeling_elm.model.modeling_elm import ElmForCausalLM  # noqa: E402
 from modeling_elm.data.tokenization import tokenize_rows  # noqa: E402
 from modeling_elm.training.arguments import DEFAULT_SYSTEM_PROMPT, ElmArguments  # noqa: E402

@@ -154,7 +154,7 @@ def stage_model(folder: Path, staging: Path, repo_id: str, results: dict | None,
     public_marker = {k: v for k, v in marker.items() if k != "corpus"}
     (staging / "elm_stage.json").write_text(json.dumps(public_marker, indent=2))
     sys.path.insert(0, str(ROOT))
-    from modeling_elm.data.tasks import TASKS
+    from modeling_elm.data.movielens.tasks import TASKS
 
     (staging / "elm_tasks.json").write_text(json.dumps({n: t.prompt for n, t in TASKS.items()}, indent=1))
     if results:

@@ -27,10 +27,10 @@ def main(argv=None) -> int:
     parser.add_argument("--movies", nargs="+", default=FAMOUS, help="exact corpus titles")
     args = parser.parse_args(argv)
 
-    from modeling_elm.data.vector_store import load_corpus
+    from modeling_elm.data.corpus import load_corpus
     from modeling_elm.inference import generate_texts, load_elm, load_processor
     from modeling_elm.evaluation.metrics import stated_decade, stated_genres
-    from modeling_elm.data.tasks import TASKS, get_tasks
+    from modeling_elm.data.movielens.tasks import TASKS, get_tasks
     from modeling_elm.checkpoints import read_marker
 
     marker = read_marker(args.model) or {}

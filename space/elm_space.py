@@ -18,8 +18,8 @@ import torch
 from modeling_elm.checkpoints import read_marker
 from modeling_elm.data.concepts import Concept, load_concepts, move_along
 from modeling_elm.data.embeddings import load_encoder, vector_from_expression
-from modeling_elm.data.tasks import TASKS
-from modeling_elm.data.vector_store import VectorTable
+from modeling_elm.data.movielens.tasks import TASKS
+from modeling_elm.data.corpus import VectorTable
 from modeling_elm.inference import load_elm, load_processor, pick_device
 
 DEFAULT_MODEL = "checkpoints/elm-quick"

@@ -9,7 +9,7 @@ import torch
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import AutoModelForCausalLM, GPT2Config, LlamaConfig, PreTrainedTokenizerFast, Qwen2Config
 
-from modeling_elm.data.writers.grounded import MovieFacts, UserFacts
+from modeling_elm.data.movielens.writers.grounded import MovieFacts, UserFacts
 from movielens_fixtures import write_ml25m_folder
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,7 +89,7 @@ def write_tiny_base_model(folder: Path, family: str = "llama") -> Path:
 
 
 def build_tiny_corpus(folder: Path, tasks=("summary", "similarities", "user_profile")) -> Path:
-    from modeling_elm.data.corpus import CorpusConfig, build_corpus
+    from modeling_elm.data.movielens.build import CorpusConfig, build_corpus
 
     release = folder / "ml-25m"
     release.mkdir(parents=True, exist_ok=True)

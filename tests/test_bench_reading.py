@@ -18,7 +18,7 @@ def bench():
 
 
 def test_validation_movies_and_users_come_from_training_and_leave_its_rows(trained, tmp_path):
-    from modeling_elm.data.vector_store import load_task_splits
+    from modeling_elm.data.corpus import load_task_splits
 
     corpus = trained[1]
     out = bench().carve_validation(corpus, n_movies=3, seed=0, out=tmp_path / "validation", n_users=2)

@@ -73,7 +73,7 @@ def test_publish_pushes_model_dataset_and_a_pinned_space(hub, trained, evaluated
     assert space["variables"]["ELM_TABLES"] == f"me/elm-tasks@{commits['dataset']}"
     # the package travels with the Space: the files it imports, byte for byte the ones that trained the model
     package = Path(__file__).resolve().parents[1] / "modeling_elm"
-    for name in ("inference.py", "model/modeling_elm.py", "data/vector_store.py", "data/concepts.py"):
+    for name in ("inference.py", "model/modeling_elm.py", "data/corpus.py", "data/concepts.py"):
         assert space["files"][f"modeling_elm/{name}"] == (package / name).read_bytes()
     assert not [n for n in space["files"] if "__pycache__" in n]
     assert "Built from `modeling_elm` at commit `" in space["files"]["README.md"].decode()
@@ -129,7 +129,7 @@ def test_the_model_cards_snippet_sends_exactly_the_prompt_tokens_training_used(t
     from hub.publish import model_card
     from modeling_elm import ElmProcessor
     from modeling_elm.data.tokenization import tokenize_rows
-    from modeling_elm.data.vector_store import VectorTable
+    from modeling_elm.data.corpus import VectorTable
     from elm_testing import build_tiny_corpus, tiny_train_args, write_tiny_base_model
 
     base, corpus = write_tiny_base_model(tmp_path / "base"), build_tiny_corpus(tmp_path)

@@ -264,4 +264,4 @@ def test_requirements_list_every_package_the_spaces_modules_import():
     needed.discard("gradio")  # the Space's SDK installs it, at the README's sdk_version
     lines = (root / "space" / "requirements.txt").read_text().splitlines()
     listed = {Requirement(line).name.lower().replace("_", "-") for line in lines if line and not line.startswith("#")}
-    assert {"torch", "transformers", "scipy"} <= needed and needed <= listed, needed - listed
+    assert {"torch", "transformers"} <= needed and needed <= listed, needed - listed

@@ -1,6 +1,7 @@
 """Data: corpora of (vectors, prompt, target) rows for any (id, vector, text) source, and rows -> model inputs.
 
-`vector_store` is the one corpus format (vector tables + rows naming ids), `byo` builds it from your files,
-`corpus` + `movielens/` + `writers/` build it from MovieLens (the paper's recipe), `tokenization` turns rows into
-token ids and vector-table indices for training and scoring.
+`corpus` is the one corpus format (vector tables of `vector_table` + rows naming ids) and opens a built one; `byo`
+builds it from your files, `wordnet` writes WordNet as such files, and `movielens/` builds it from MovieLens (the
+paper's recipe). Any corpus: `embeddings` (the sentence encoder), `concepts` (directions to move vectors along),
+`tokenization` (rows -> token ids and vector-table indices for training and scoring).
 """

@@ -23,7 +23,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ..base_models import elm_cache_dir
-from .vector_store import FORMAT, VectorTable, save_task_splits, slot_column, split_sizes_ok
+from .corpus import FORMAT, VectorTable, save_task_splits, slot_column, split_sizes_ok
 
 logger = logging.getLogger(__name__)
 BYO_VERSION = 2  # 2: rows name ids, vectors stored once in vectors/

@@ -1,7 +1,7 @@
 """One table of (id, vector) per embedding: `<corpus>/vectors/<name>.parquet`, with an id -> row lookup.
 
 Its own module so that what writes tables (the MovieLens build, your own data) and what reads a corpus
-(`vector_store`) share it without importing each other.
+(`corpus`) share it without importing each other.
 """
 
 from pathlib import Path

@@ -11,7 +11,7 @@ STRENGTHS = (0.0, 0.5, 1.0, 2.0, 3.0)  # in the concept's own units: 1 = the gap
 
 def describe_prompt(ev) -> str:
     """The prompt of the first one-movie task the model was trained on (its corpus' tasks), else the summary's."""
-    from ..data.tasks import TASKS, get_tasks
+    from ..data.movielens.tasks import TASKS, get_tasks
 
     trained = [t for t in get_tasks(ev.corpus.manifest["config"].get("tasks")) if t.kind == "one-movie"]
     return (trained[0] if trained else TASKS["summary"]).prompt

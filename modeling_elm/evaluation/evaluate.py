@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.vector_store import row_vectors
+from ..data.corpus import row_vectors
 from .metrics import bootstrap_ci, derangement, rank_metrics, semantic_consistency, summarise
 
 logger = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ class Evaluation:
     def __init__(self, args: EvalArguments):
         from ..checkpoints import check_trained_elm, read_marker
         from ..data.embeddings import load_encoder
-        from ..data.vector_store import load_corpus
+        from ..data.corpus import load_corpus
         from ..inference import default_batch_size, load_elm, load_processor, pick_device
 
         self.args = args

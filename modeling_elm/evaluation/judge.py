@@ -11,7 +11,7 @@ import re
 
 import numpy as np
 
-from ..data.writers.teacher import TeacherWriter, facts_text
+from ..data.movielens.writers.teacher import TeacherWriter, facts_text
 
 JUDGE_SYSTEM = ("You grade short texts that another model wrote about a movie. You are strict and brief, and you "
                 "answer only in the requested format.")

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-from ..data.writers.grounded import GENRE_WORDS, genre_phrase
+from ..data.movielens.writers.grounded import GENRE_WORDS, genre_phrase
 
 # Words that state a genre in generated text; "children's" also as "children", "sci-fi" as science fiction.
 _GENRE_PATTERNS = {genre: re.compile(rf"\b{re.escape(word.split(chr(39))[0].lower())}", re.IGNORECASE)

@@ -99,7 +99,7 @@ class MovieLensScorer:
         return [r["prompt"].replace("<movie>", self.title(r["movie_ids"][0]), 1) for r in rows]
 
     def movie_facts(self, movie_id: str):
-        from ..data.writers.grounded import MovieFacts
+        from ..data.movielens.writers.grounded import MovieFacts
 
         m = self.movies.iloc[self.movie_index[movie_id]]
         return MovieFacts(str(m["movie_id"]), str(m["title"]), year_of(m["year"]), list(m["genres"]),

@@ -6,7 +6,7 @@ from torch.nn.utils.rnn import pad_sequence
 from tqdm.auto import tqdm
 
 from ..data.tokenization import batch_vectors, tokenize_rows
-from ..data.vector_store import VectorTable
+from ..data.vector_table import VectorTable
 
 
 def score_batch(rows: list[dict], tables: dict[str, torch.Tensor], pad_token_id: int) -> dict:

@@ -5,13 +5,13 @@
     python -m modeling_elm.scripts.corpus --help
 
 A second run with the same settings loads the cached folder instead of rebuilding; what the folder holds is in
-`modeling_elm.data.corpus`. train.py builds the same corpus from a recipe's corpus options.
+`modeling_elm.data.movielens.build`. train.py builds the same corpus from a recipe's corpus options.
 """
 
 import json
 import logging
 
-from ..data.corpus import CorpusConfig, build_corpus
+from ..data.movielens.build import CorpusConfig, build_corpus
 
 
 def main(argv=None) -> int:

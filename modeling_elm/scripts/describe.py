@@ -80,7 +80,7 @@ class _Defaults(argparse.ArgumentDefaultsHelpFormatter):
 
 
 def parser() -> argparse.ArgumentParser:
-    from ..data.tasks import TASKS
+    from ..data.movielens.tasks import TASKS
 
     p = argparse.ArgumentParser(prog="python -m modeling_elm.scripts.describe", description=__doc__.split("\n\n")[0],
                                 formatter_class=_Defaults)
@@ -109,7 +109,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    from ..data.tasks import TASKS
+    from ..data.movielens.tasks import TASKS
 
     p = parser()
     args = p.parse_args(argv)
@@ -118,9 +118,9 @@ def main(argv=None) -> int:
 
     import numpy as np
 
-    from ..data.vector_store import load_corpus
+    from ..data.corpus import load_corpus
     from ..inference import generate_texts, load_elm, load_processor
-    from ..data.tasks import get_tasks
+    from ..data.movielens.tasks import get_tasks
     from ..checkpoints import check_trained_elm, read_marker
 
     try:

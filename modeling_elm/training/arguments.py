@@ -134,7 +134,7 @@ def check_prompt_lengths(elm_args: ElmArguments, corpus_config, max_length: int 
         prompts |= file_prompts(data.texts) if data.texts else {}
         marks = [data.placeholder(space) for space in data.spaces]
     else:
-        from ..data.tasks import get_tasks
+        from ..data.movielens.tasks import get_tasks
 
         prompts = {f"task {task.name!r}": task.prompt for task in get_tasks(corpus_config.tasks)}
         marks = ["<movie>", "<user>"]

@@ -85,7 +85,7 @@ def training_stages(elm_args: ElmArguments) -> list[Stage]:
 def load_training_data(elm_args: ElmArguments, corpus_config, main_process_first):
     """The corpus to train on: yours (`data:`) or MovieLens, built once (on the main process) and then found in the
     cache; every rank opens the same folder. Returns a `Corpus` (task splits, vector tables, spaces)."""
-    from ..data.vector_store import load_corpus
+    from ..data.corpus import load_corpus
 
     with main_process_first(desc="building the corpus"):
         if elm_args.data:
@@ -93,7 +93,7 @@ def load_training_data(elm_args: ElmArguments, corpus_config, main_process_first
 
             folder = build_byo_corpus(DataConfig.from_dict(elm_args.data))
         else:
-            from ..data.corpus import build_corpus
+            from ..data.movielens.build import build_corpus
 
             folder = elm_args.corpus_path or build_corpus(corpus_config)
         return load_corpus(folder)

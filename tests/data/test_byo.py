@@ -84,7 +84,7 @@ def test_texts_with_unknown_ids_are_dropped_counted_and_shown(tmp_path, caplog):
 
 
 def test_the_corpus_stores_each_vector_once_and_rows_name_ids(tmp_path):
-    from modeling_elm.data.vector_store import load_task_splits, load_vector_tables, row_vectors
+    from modeling_elm.data.corpus import load_task_splits, load_vector_tables, row_vectors
 
     table = entities(n=6, dim=4)
     table.to_parquet(tmp_path / "e.parquet")
@@ -211,7 +211,7 @@ def test_numeric_targets_are_text_and_null_ids_in_texts_are_refused(tmp_path):
     folder = build_byo_corpus(config)
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["dropped"] == {} and sum(manifest["counts"]["rows"].values()) == 4
-    from modeling_elm.data.vector_store import load_task_splits
+    from modeling_elm.data.corpus import load_task_splits
 
     targets = {t for split in load_task_splits(folder).values() for t in split["target"]}
     assert targets == {"1999", "2001", "1987", "1950"}
@@ -260,7 +260,7 @@ def _data(path, tmp_path, **extra):
 
 def test_a_csv_whose_vector_column_is_a_list_reads_as_vectors(tmp_path):
     from modeling_elm.data.byo import build_byo_corpus
-    from modeling_elm.data.vector_store import load_vector_tables
+    from modeling_elm.data.corpus import load_vector_tables
 
     table = _entities()
     table.assign(vector=[v.tolist() for v in table["vector"]]).to_csv(tmp_path / "e.csv", index=False)

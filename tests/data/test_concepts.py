@@ -7,9 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from modeling_elm.data.concepts import (
-    concept_directions, concept_score, genre_labels, load_concepts, move_along, save_concepts, tag_labels,
-)
+from modeling_elm.data.concepts import concept_directions, concept_score, load_concepts, move_along, save_concepts
+from modeling_elm.data.movielens.labels import genre_labels, tag_labels
 
 DIM, N = 16, 2000
 

@@ -6,11 +6,11 @@ import re
 import numpy as np
 import pytest
 
-from modeling_elm.data import corpus as corpus_module
-from modeling_elm.data.corpus import CorpusConfig, build_corpus
-from modeling_elm.data.vector_store import load_corpus
-from modeling_elm.data.writers.grounded import GENRE_WORDS
-from modeling_elm.data.vector_store import row_vectors
+from modeling_elm.data.movielens import build as corpus_module
+from modeling_elm.data.movielens.build import CorpusConfig, build_corpus
+from modeling_elm.data.corpus import load_corpus
+from modeling_elm.data.movielens.writers.grounded import GENRE_WORDS
+from modeling_elm.data.corpus import row_vectors
 from movielens_fixtures import write_ml25m_folder
 
 

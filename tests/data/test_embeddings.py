@@ -5,9 +5,9 @@ import pandas as pd
 import pytest
 
 from modeling_elm.data.concepts import concept_directions
-from modeling_elm.data.embeddings import (
-    _ranking_metrics, behavioural_embeddings, confidence_values, evaluate_behavioural, load_encoder, movie_text,
-    semantic_embeddings,
+from modeling_elm.data.embeddings import load_encoder, semantic_embeddings
+from modeling_elm.data.movielens.behavioural import (
+    _ranking_metrics, behavioural_embeddings, confidence_values, evaluate_behavioural, movie_text,
 )
 
 N_GENRES = 5

@@ -2,8 +2,8 @@ import re
 
 import pytest
 
-from modeling_elm.data.writers.grounded import GENRE_WORDS, GroundedWriter
-from modeling_elm.data.tasks import MOVIE_TASK_NAMES, TASKS, get_tasks
+from modeling_elm.data.movielens.writers.grounded import GENRE_WORDS, GroundedWriter
+from modeling_elm.data.movielens.tasks import MOVIE_TASK_NAMES, TASKS, get_tasks
 
 from elm_testing import HEAT, OBSCURE, TOY_STORY, USER
 
@@ -102,7 +102,7 @@ def test_bad_detail_is_refused():
 
 
 def test_the_what_kind_probe_states_only_vector_readable_facts_and_is_not_in_all():
-    from modeling_elm.data.tasks import TASKS, get_tasks
+    from modeling_elm.data.movielens.tasks import TASKS, get_tasks
 
     assert "what_kind" not in {task.name for task in get_tasks(["all"])} and len(get_tasks(["all"])) == 25
     text = GroundedWriter("brief").write(TASKS["what_kind"], [HEAT])

@@ -4,8 +4,8 @@ import pytest
 
 from elm_testing import build_language_model, build_tokenizer
 from hub_mock import mocked_hub_http
-from modeling_elm.data.tasks import TASKS
-from modeling_elm.data.writers.teacher import TeacherWriter, teacher_prompt
+from modeling_elm.data.movielens.tasks import TASKS
+from modeling_elm.data.movielens.writers.teacher import TeacherWriter, teacher_prompt
 from elm_testing import HEAT, TOY_STORY, USER
 
 
@@ -27,7 +27,7 @@ def test_teacher_prompt_carries_the_facts_and_the_instruction():
 
 
 def test_local_teacher_writes_batches_resumes_after_a_crash_and_caches(tiny_teacher, tmp_path, monkeypatch):
-    from modeling_elm.data.writers.grounded import MovieFacts
+    from modeling_elm.data.movielens.writers.grounded import MovieFacts
 
     cache = tmp_path / "teacher.jsonl"
     movies = [[MovieFacts(str(i), f"Film {i}", 1990 + i, ["Drama"])] for i in range(5)]

@@ -214,7 +214,7 @@ def test_describe_moves_a_movie_along_a_concept_in_the_concepts_own_steps(traine
     from modeling_elm.scripts import describe
     from modeling_elm import inference
     from modeling_elm.data.concepts import concept_directions, move_along, save_concepts
-    from modeling_elm.data.vector_store import load_corpus
+    from modeling_elm.data.corpus import load_corpus
 
     corpus = tmp_path / "corpus"
     shutil.copytree(trained[1], corpus)

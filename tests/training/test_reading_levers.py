@@ -57,9 +57,9 @@ def test_standardize_refuses_too_few_or_broken_vectors(tiny_elm):
 
 
 def test_reconstruction_target_is_the_text_the_vector_encodes():
-    from modeling_elm.data.embeddings import movie_text
-    from modeling_elm.data.writers.grounded import GroundedWriter, MovieFacts
-    from modeling_elm.data.tasks import TASKS
+    from modeling_elm.data.movielens.behavioural import movie_text
+    from modeling_elm.data.movielens.writers.grounded import GroundedWriter, MovieFacts
+    from modeling_elm.data.movielens.tasks import TASKS
 
     movie = MovieFacts("1", "Heat", 1995, ["Action", "Crime"], tags=["heist", "pacino"])
     for detail in ("brief", "full"):
@@ -90,7 +90,7 @@ def test_invented_titles_are_found(text, title, invented):
 def test_training_vectors_sample_the_rows_of_a_space():
     from modeling_elm.training.standardize import training_vectors
 
-    from modeling_elm.data.vector_store import VectorTable
+    from modeling_elm.data.corpus import VectorTable
 
     table = VectorTable(["a", "b", "c"], np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]), "movie")
     split = datasets.Dataset.from_dict({"movie_slots": [[["a"]], [["b"], ["c"]], [], [["a", "c"]]]})
@@ -101,7 +101,7 @@ def test_training_vectors_sample_the_rows_of_a_space():
 
 def test_a_space_no_training_row_reads_keeps_the_identity_and_the_others_are_standardised(tiny_elm):
     """A users-only MovieLens corpus still declares its movie space: stage 0 must not fail on it."""
-    from modeling_elm.data.vector_store import VectorTable
+    from modeling_elm.data.corpus import VectorTable
     from modeling_elm.training.standardize import standardize_adapters
 
     model, _ = tiny_elm
@@ -138,8 +138,8 @@ def test_train_py_standardises_when_the_recipe_says_so(tmp_path):
 
 
 def test_title_free_targets_never_name_the_movie_and_keep_what_the_vector_holds():
-    from modeling_elm.data.writers.grounded import GroundedWriter, MovieFacts
-    from modeling_elm.data.tasks import TASKS, get_tasks
+    from modeling_elm.data.movielens.writers.grounded import GroundedWriter, MovieFacts
+    from modeling_elm.data.movielens.tasks import TASKS, get_tasks
 
     heat = MovieFacts("1", "Heat", 1995, ["Action", "Crime"], tags=["heist"], neighbours=["Ronin"])
     alien = MovieFacts("2", "Alien", 1979, ["Horror", "Sci-Fi"], tags=["space"])

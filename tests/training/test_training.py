@@ -18,7 +18,7 @@ from modeling_elm.checkpoints import write_marker
 from modeling_elm.data.tokenization import tokenize_rows
 from modeling_elm.training.stages import last_checkpoint
 from modeling_elm.training.trainer import ElmDataCollator
-from modeling_elm.data.vector_store import VectorTable
+from modeling_elm.data.corpus import VectorTable
 from elm_testing import assemble, build_tiny_corpus, run_train, tiny_train_args, write_tiny_base_model
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -347,7 +347,7 @@ def test_rank_check_fails_loudly_when_ranks_disagree():
 def test_recipes_parse_into_the_three_argument_groups(recipe):
     from trl import SFTConfig, TrlParser
 
-    from modeling_elm.data.corpus import CorpusConfig
+    from modeling_elm.data.movielens.build import CorpusConfig
     from modeling_elm.training.arguments import ElmArguments
 
     sys.path.insert(0, str(ROOT))

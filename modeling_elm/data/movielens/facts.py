@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ..writers.grounded import MovieFacts, UserFacts
+from .writers.grounded import MovieFacts, UserFacts
 
 LIKED = 4.0  # a rating at or above this counts as "liked", as in most MovieLens work
 

@@ -9,9 +9,11 @@ import numpy as np
 import pandas as pd
 
 from . import facts as F
-from ..concepts import concept_directions, genre_labels, save_concepts
-from ..embeddings import behavioural_embeddings, evaluate_behavioural, load_encoder, movie_text, semantic_embeddings
-from ..writers.grounded import MovieFacts, UserFacts
+from ..concepts import concept_directions, save_concepts
+from .labels import genre_labels
+from ..embeddings import load_encoder, semantic_embeddings
+from .behavioural import behavioural_embeddings, evaluate_behavioural, movie_text
+from .writers.grounded import MovieFacts, UserFacts
 from .release import load_movielens
 from ..vector_table import VECTORS_DIR, VectorTable
 

@@ -12,7 +12,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 
-from ..embeddings import movie_text
+from ..behavioural import movie_text
 from ..tasks import Task
 
 # MovieLens genre -> the words a sentence uses for it.

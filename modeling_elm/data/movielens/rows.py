@@ -1,6 +1,6 @@
 """Task rows of the corpus: one row per (entity, task), naming the entities whose vectors fill its placeholders.
 
-Rows carry ids, never vectors (see vector_store.py): at MovieLens-25M scale a split has ~1.5M rows.
+Rows carry ids, never vectors (see data/corpus.py): at MovieLens-25M scale a split has ~1.5M rows.
 """
 
 import numpy as np
@@ -9,7 +9,7 @@ from tqdm.auto import tqdm
 
 from .writers.grounded import GroundedWriter
 from .tasks import Task, get_tasks
-from .vector_store import slot_column
+from ..corpus import slot_column
 
 
 def make_writer(config):

@@ -124,7 +124,7 @@ class TeacherWriter:
         if self._local is None:
             from transformers import AutoModelForCausalLM, AutoTokenizer
 
-            from ...base_models import resolve_base_model
+            from ....base_models import resolve_base_model
 
             path = resolve_base_model(self.model_name)
             tokenizer = AutoTokenizer.from_pretrained(path)
