@@ -34,8 +34,11 @@ def load_vector_tables(folder: str | Path, manifest: dict | None = None) -> dict
     return {space: VectorTable.load(folder, table) for space, table in manifest["vectors"].items()}
 
 
+KINDS = ("byo", "movielens")  # who built it: your own files (data/byo.py) or the MovieLens recipe (data/movielens/)
+
+
 def check_format(folder: Path, manifest: dict) -> None:
-    if manifest.get("format") != FORMAT:
+    if manifest.get("format") != FORMAT or manifest.get("kind") not in KINDS:
         raise ValueError(
             f"{folder} is not a corpus of format {FORMAT!r} (vectors stored once, rows naming ids). Build it again: "
             "`python -m modeling_elm.scripts.corpus` with the same options, or train.py without --corpus_path, writes "
@@ -107,7 +110,15 @@ class Corpus:
 
     @property
     def is_movielens(self) -> bool:
-        return self.movies is not None
+        return self.manifest["kind"] == "movielens"
+
+    def text_encoder(self, space: str) -> tuple[str | None, bool]:
+        """(the sentence encoder that re-embeds answers about `space`'s entities, or None; whether it also made
+        `space`'s vectors, so that SC compares an answer with the very vector the model read). The manifest says:
+        `encoders` names the encoder of each space one made; MovieLens adds `answer_encoder`, its semantic space's
+        encoder, which also scores answers about behavioural vectors."""
+        encoders = self.manifest.get("encoders", {})
+        return encoders.get(space) or self.manifest.get("answer_encoder"), encoders.get(space) is not None
 
 
 def load_corpus(folder: str | Path) -> Corpus:
@@ -119,7 +130,7 @@ def load_corpus(folder: str | Path) -> Corpus:
     manifest = json.loads((folder / "manifest.json").read_text())
     check_format(folder, manifest)
     corpus = Corpus(folder, load_task_splits(folder), manifest, load_vector_tables(folder, manifest))
-    if manifest.get("kind") != "byo":
+    if corpus.is_movielens:
         from .movielens.tables import load_tables
 
         corpus.movies, corpus.users = load_tables(folder)

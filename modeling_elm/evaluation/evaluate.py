@@ -96,7 +96,7 @@ class Evaluation:
         self.untrained = load_elm(str(untrained), self.device) if untrained.is_dir() else None
         self.tables = {space: self.corpus.vectors[space] for space in self.model.config.embedding_spaces}
         self.anchor = next(iter(self.corpus.manifest["spaces"]))  # the space SC, retrieval and probes are about
-        self.encoder_name, self.anchor_encoded = text_encoder(self.corpus, self.anchor)
+        self.encoder_name, self.anchor_encoded = self.corpus.text_encoder(self.anchor)
         self.encoder = load_encoder(self.encoder_name, device=str(self.device)) if self.encoder_name else None
         if self.corpus.is_movielens:
             from .movielens import MovieLensScorer
@@ -133,17 +133,6 @@ class Evaluation:
         from .nll import reference_nll
 
         return reference_nll(model, self.processor, prompts, targets, vectors, self.args.batch_size, desc=desc)
-
-
-def text_encoder(corpus, anchor: str) -> tuple[str | None, bool]:
-    """(the sentence encoder answers are re-embedded with, or None; whether it made the `anchor` space's vectors).
-    MovieLens always has one (SC is measured in the semantic space, whichever space the model reads); your own data
-    has one when its space names an `encoder:`."""
-    if corpus.is_movielens:
-        config = corpus.manifest["config"]
-        return config.get("encoder") or "all-MiniLM-L6-v2", config.get("movie_space", "semantic") == "semantic"
-    name = corpus.manifest.get("encoders", {}).get(anchor)
-    return name, name is not None
 
 
 class EntityScorer:

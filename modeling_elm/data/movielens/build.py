@@ -28,7 +28,8 @@ from .tasks import get_tasks
 from ..corpus import FORMAT, save_task_splits, split_sizes_ok
 
 logger = logging.getLogger(__name__)
-CORPUS_VERSION = 3  # bump when the output of the same settings changes, so stale caches are not reused
+CORPUS_VERSION = 4  # bump when the output of the same settings changes, so stale caches are not reused
+# 4: the manifest says its kind and encoders (Corpus.text_encoder), as your own data's does
 # 3: concepts carry their class gap (strengths in the concept's units); users.parquet their favourite decades
 
 
@@ -124,7 +125,11 @@ def build_corpus(config: CorpusConfig, rebuild: bool = False) -> Path:
     if any(task.kind == "user" for task in get_tasks(config.tasks)):
         spaces["user"] = int(tables.user_vectors.shape[1])
         vectors["user"] = "user_behavioural"
+    encoder = config.encoder or "all-MiniLM-L6-v2"  # what semantic_embeddings loads for None
     manifest = {
+        "kind": "movielens",
+        "encoders": {"movie": encoder} if config.movie_space == "semantic" else {},
+        "answer_encoder": encoder,  # SC is measured in the semantic space, whichever space the model reads
         "cache_key": config.cache_key(),
         "version": CORPUS_VERSION,
         "format": FORMAT,
