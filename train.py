@@ -76,7 +76,7 @@ def train(elm_args: ElmArguments, corpus_config: CorpusConfig, sft_config: SFTCo
     # Stage 0: the base LM wrapped into an ELM, adapters untrained
     model, processor = assemble_stage0(elm_args, corpus, output_dir / "stage0", sft_config.main_process_first)
     data = tokenize_splits(elm_args, sft_config, corpus, processor)
-    sft_config = size_batches(elm_args, sft_config, data["train"], model.config.text_config._attn_implementation)
+    sft_config = size_batches(elm_args, sft_config, data.train, model.config.text_config._attn_implementation)
 
     # Stage 1: the adapters alone, LM frozen; stage 2: the whole model (or LoRA)
     records = {}

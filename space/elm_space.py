@@ -76,16 +76,16 @@ class ElmSpace:
         if not tables:
             raise ValueError("No vector tables: set ELM_TABLES to a corpus folder or a dataset repo id.")
         table_repo, table_revision = split_revision(tables)
-        self.tables = _local_or_download(table_repo, table_revision, "dataset",
+        self.corpus_folder = _local_or_download(table_repo, table_revision, "dataset",
                                          ["movies.parquet", "users.parquet", "manifest.json", "concepts/*",
                                           "vectors/*", "entities/*"])
-        manifest = json.loads((self.tables / "manifest.json").read_text())
+        manifest = json.loads((self.corpus_folder / "manifest.json").read_text())
         self.spaces = self.model.config.embedding_spaces
         if manifest.get("kind") == "byo":  # your own data: the first space's entities play the movies' part
             self.anchor = next(iter(manifest["spaces"]))
             self.movie_space = self.anchor
-            self.movies = pd.read_parquet(self.tables / "entities" / f"{self.anchor}.parquet")
-            self.movie_vectors = VectorTable.load(self.tables, manifest["vectors"][self.anchor]).lookup(
+            self.movies = pd.read_parquet(self.corpus_folder / "entities" / f"{self.anchor}.parquet")
+            self.movie_vectors = VectorTable.load(self.corpus_folder, manifest["vectors"][self.anchor]).lookup(
                 self.movies["id"])
             self.users = pd.DataFrame(columns=["user_id", "split", "n_ratings"])
             self.user_vectors = np.zeros((0, 1), np.float32)
@@ -97,12 +97,12 @@ class ElmSpace:
         else:
             self.anchor = "movie"
             self.movie_space = manifest["config"].get("movie_space", "semantic")
-            self.movies = pd.read_parquet(self.tables / "movies.parquet")
-            self.users = pd.read_parquet(self.tables / "users.parquet")
-            self.movie_vectors = VectorTable.load(self.tables, f"movie_{self.movie_space}").lookup(
+            self.movies = pd.read_parquet(self.corpus_folder / "movies.parquet")
+            self.users = pd.read_parquet(self.corpus_folder / "users.parquet")
+            self.movie_vectors = VectorTable.load(self.corpus_folder, f"movie_{self.movie_space}").lookup(
                 self.movies["movie_id"])
-            self.user_vectors = VectorTable.load(self.tables, "user_behavioural").lookup(self.users["user_id"])
-            self.concepts = _concepts(self.tables / "concepts" / self.movie_space)
+            self.user_vectors = VectorTable.load(self.corpus_folder, "user_behavioural").lookup(self.users["user_id"])
+            self.concepts = _concepts(self.corpus_folder / "concepts" / self.movie_space)
             # MiniLM of the movie's text made the semantic vectors: free text can become a movie vector too
             self.encoder_name = ((manifest["config"].get("encoder") or "all-MiniLM-L6-v2")
                                  if self.movie_space == "semantic" else None)

@@ -4,8 +4,8 @@ that fill it. Training (the collator), evaluation (reference NLL) and the benchm
 import torch
 
 
-def tokenize_rows(dataset, processor, tables: dict, max_length: int | None, num_proc: int | None = None):
-    """Corpus rows -> `input_ids`, `prompt_length`, `length` and, per space of `tables` ({space: VectorTable}),
+def tokenize_rows(dataset, processor, vector_tables: dict, max_length: int | None, num_proc: int | None = None):
+    """Corpus rows -> `input_ids`, `prompt_length`, `length` and, per space of `vector_tables` ({space: VectorTable}),
     `<space>_slot_index`: for each placeholder, the table rows whose mean vector fills it.
 
     Prompts are chat-formatted by the processor (`processor.prompt`: its system prompt, the LM's template), as
@@ -18,15 +18,15 @@ def tokenize_rows(dataset, processor, tables: dict, max_length: int | None, num_
     tokenizer = processor.tokenizer
     end = tokenizer.eos_token or ""
     placeholders = {name: (processor.embedding_spaces[name]["placeholder_token_id"],
-                           processor.embedding_spaces[name]["num_tokens"]) for name in tables}
+                           processor.embedding_spaces[name]["num_tokens"]) for name in vector_tables}
 
     def encode(batch, indices):
         prompts = [processor.expand_placeholders(processor.prompt(p)) for p in batch["prompt"]]
         prompt_ids = tokenizer(prompts, add_special_tokens=False)["input_ids"]
         target_ids = tokenizer([t + end for t in batch["target"]], add_special_tokens=False)["input_ids"]
         input_ids, prompt_lengths = [], []
-        slot_index = {name: [] for name in tables}
-        row_slots = {name: batch.get(f"{name}_slots") or [[]] * len(indices) for name in tables}
+        slot_index = {name: [] for name in vector_tables}
+        row_slots = {name: batch.get(f"{name}_slots") or [[]] * len(indices) for name in vector_tables}
         for j, (index, task, prompt, target) in enumerate(zip(indices, batch["task"], prompt_ids, target_ids)):
             where = f"Row {index} (task {task!r})"
             if max_length is not None and len(prompt) >= max_length:
@@ -34,7 +34,7 @@ def tokenize_rows(dataset, processor, tables: dict, max_length: int | None, num_
                     f"{where}: the prompt alone is {len(prompt)} tokens, max_length is {max_length}. "
                     "Raise max_length or shorten the prompt / system prompt; ELM never cuts a prompt, since that "
                     "could drop a placeholder.")
-            for name, table in tables.items():
+            for name, table in vector_tables.items():
                 slots = row_slots[name][j] or []
                 token_id, num_tokens = placeholders[name]
                 if prompt.count(token_id) != len(slots) * num_tokens:
@@ -58,7 +58,7 @@ def tokenize_rows(dataset, processor, tables: dict, max_length: int | None, num_
     # Declared, not inferred: a batch whose rows use no vector of a space would otherwise type that column `null`
     # and clash with the next batch's integer lists.
     features = Features({"input_ids": List(Value("int32")), "prompt_length": Value("int32"), "length": Value("int32"),
-                         **{f"{name}_slot_index": List(List(Value("int64"))) for name in tables}})
+                         **{f"{name}_slot_index": List(List(Value("int64"))) for name in vector_tables}})
     return dataset.map(encode, batched=True, with_indices=True, num_proc=num_proc, desc="Tokenizing",
                        remove_columns=dataset.column_names, features=features)
 
@@ -73,12 +73,12 @@ def gather_slots(table: torch.Tensor, slots: list[list[int]]) -> torch.Tensor:
     return torch.zeros(len(slots), table.shape[1]).index_add_(0, owner, gathered) / sizes[:, None]
 
 
-def batch_vectors(rows: list[dict], tables: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def batch_vectors(rows: list[dict], vectors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """{space: (placeholders in the batch, dim)}: the vectors of tokenised `rows`, in row and placeholder order (the
     order the model meets the placeholders, padded or packed); spaces no row uses are left out."""
-    vectors = {}
-    for name, table in tables.items():
+    gathered = {}
+    for name, table in vectors.items():
         slots = [slot for row in rows for slot in (row.get(f"{name}_slot_index") or [])]
         if slots:
-            vectors[name] = gather_slots(table, slots)
-    return vectors
+            gathered[name] = gather_slots(table, slots)
+    return gathered

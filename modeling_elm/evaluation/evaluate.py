@@ -94,7 +94,7 @@ class Evaluation:
         self.processor = load_processor(args.model, marker, **load)
         untrained = model_path / "stage0"
         self.untrained = load_elm(str(untrained), self.device) if untrained.is_dir() else None
-        self.tables = {space: self.corpus.vectors[space] for space in self.model.config.embedding_spaces}
+        self.vector_tables = {space: self.corpus.vectors[space] for space in self.model.config.embedding_spaces}
         self.anchor = next(iter(self.corpus.manifest["spaces"]))  # the space SC, retrieval and probes are about
         self.encoder_name, self.anchor_encoded = self.corpus.text_encoder(self.anchor)
         self.encoder = load_encoder(self.encoder_name, device=str(self.device)) if self.encoder_name else None
@@ -148,7 +148,7 @@ class EntityScorer:
         ev = self.ev
         if ev.encoder is None or not ev.anchor_encoded or not single_entity(rows, ev.anchor):
             return {}
-        sources = np.stack([row_vectors(r, ev.tables)[ev.anchor][0] for r in rows])
+        sources = np.stack([row_vectors(r, ev.vector_tables)[ev.anchor][0] for r in rows])
         return {"sc": semantic_consistency(ev.embed(texts), sources).tolist()}
 
     def text_only_prompts(self, rows):
@@ -221,7 +221,7 @@ def likelihood_nll(ev: Evaluation, task: str, rows, prompts, targets, vectors, p
 def evaluate_task(ev: Evaluation, task: str, rows: list[dict]) -> tuple[dict, dict, list]:
     """All conditions of one task: ({condition: {metric: ci}}, {metric: paired real-shuffled ci}, samples)."""
     prompts, targets = [r["prompt"] for r in rows], [r["target"] for r in rows]
-    vectors = [row_vectors(r, ev.tables) for r in rows]
+    vectors = [row_vectors(r, ev.vector_tables) for r in rows]
     texts = condition_texts(ev, task, rows, prompts, vectors)
     per_row = {condition: ev.scorer.metrics(answers, rows) for condition, answers in texts.items()}
     facts = ev.scorer.judge_facts(rows) if ev.judge is not None else None

@@ -9,7 +9,7 @@ from ..data.tokenization import batch_vectors, tokenize_rows
 from ..data.vector_table import VectorTable
 
 
-def score_batch(rows: list[dict], tables: dict[str, torch.Tensor], pad_token_id: int) -> dict:
+def score_batch(rows: list[dict], vectors: dict[str, torch.Tensor], pad_token_id: int) -> dict:
     """Tokenised rows -> a right-padded batch with labels on the targets and the vectors gathered. Scoring needs no
     packing, so plain padding does (the training collator, TRL's, would make evaluation depend on TRL)."""
     ids = [torch.as_tensor(row["input_ids"]) for row in rows]
@@ -18,9 +18,9 @@ def score_batch(rows: list[dict], tables: dict[str, torch.Tensor], pad_token_id:
     batch = {"input_ids": pad_sequence(ids, batch_first=True, padding_value=pad_token_id),
              "attention_mask": pad_sequence([torch.ones_like(i) for i in ids], batch_first=True, padding_value=0),
              "labels": pad_sequence(labels, batch_first=True, padding_value=-100)}
-    vectors = batch_vectors(rows, tables)
-    if vectors:
-        batch["vectors"] = vectors
+    gathered = batch_vectors(rows, vectors)
+    if gathered:
+        batch["vectors"] = gathered
     return batch
 
 
@@ -31,15 +31,15 @@ def reference_nll(model, processor, prompts: list[str], targets: list[str], vect
     import datasets
 
     # The given vectors become one ad-hoc table per space, each example's slots naming its own rows.
-    columns, tables = {"task": ["eval"] * len(prompts), "prompt": prompts, "target": targets}, {}
+    columns, vector_tables = {"task": ["eval"] * len(prompts), "prompt": prompts, "target": targets}, {}
     for space, spec in model.config.embedding_spaces.items():
         per_example = [np.asarray((v or {}).get(space, np.zeros((0, spec["dim"]))), np.float32).reshape(-1, spec["dim"])
                        for v in vectors]
         starts = np.cumsum([0] + [len(v) for v in per_example])
         columns[f"{space}_slots"] = [[[str(k)] for k in range(a, b)] for a, b in zip(starts[:-1], starts[1:])]
-        tables[space] = VectorTable(range(starts[-1]), np.concatenate(per_example), space)
-    rows = tokenize_rows(datasets.Dataset.from_dict(columns), processor, tables, None)
-    vector_sources = {space: torch.as_tensor(table.vectors) for space, table in tables.items()}
+        vector_tables[space] = VectorTable(range(starts[-1]), np.concatenate(per_example), space)
+    rows = tokenize_rows(datasets.Dataset.from_dict(columns), processor, vector_tables, None)
+    vector_sources = {space: torch.as_tensor(table.vectors) for space, table in vector_tables.items()}
     model.eval()
     nll = np.zeros(len(rows))
     for start in tqdm(range(0, len(rows), batch_size), desc=desc, unit="batch", leave=False):

@@ -145,20 +145,29 @@ def continue_from(trained: str, spaces: dict, folder: Path) -> None:
     logger.info("Stage 0: continuing from the trained ELM %s", trained)
 
 
-def tokenize_splits(elm_args: ElmArguments, sft_config, corpus, processor) -> dict:
-    """{"train", "eval" (when evaluating), "tables"}: the rows tokenised once, the vectors as tensors' sources."""
-    tables = {name: corpus.vectors[name] for name in corpus.spaces}
+@dataclass
+class TokenizedData:
+    """What every stage trains on: the rows tokenised once (each pointing into the vector arrays by row number) and
+    the vector arrays of each space, which the collator gathers from."""
+
+    train: "datasets.Dataset"  # noqa: F821
+    eval: "datasets.Dataset | None"  # noqa: F821 - held-out rows, when the run evaluates during training
+    vectors: dict[str, np.ndarray]  # {space: (n, dim)}
+
+
+def tokenize_splits(elm_args: ElmArguments, sft_config, corpus, processor) -> TokenizedData:
+    vector_tables = {name: corpus.vectors[name] for name in corpus.spaces}
     with sft_config.main_process_first(desc="tokenizing"):
         train = corpus.tasks["train"]
         if elm_args.max_train_rows and elm_args.max_train_rows < len(train):
             train = train.shuffle(seed=sft_config.seed).select(range(elm_args.max_train_rows))
-        data = {"tables": {name: table.vectors for name, table in tables.items()},
-                "train": tokenize_rows(train, processor, tables, sft_config.max_length)}
+        held_out = None
         if sft_config.eval_strategy != "no" and "test" in corpus.tasks:
             test = corpus.tasks["test"].shuffle(seed=sft_config.seed)
-            data["eval"] = tokenize_rows(test.select(range(min(elm_args.eval_rows, len(test)))), processor,
-                                         tables, sft_config.max_length)
-    return data
+            held_out = tokenize_rows(test.select(range(min(elm_args.eval_rows, len(test)))), processor,
+                                     vector_tables, sft_config.max_length)
+        return TokenizedData(train=tokenize_rows(train, processor, vector_tables, sft_config.max_length),
+                             eval=held_out, vectors={name: table.vectors for name, table in vector_tables.items()})
 
 
 def size_batches(elm_args: ElmArguments, sft_config, train_rows, attention: str):
@@ -186,8 +195,8 @@ def stage_config(sft_config, stage: Stage, output_dir: Path):
     )
 
 
-def run_stage(stage: Stage, model, processor, data: dict, sft_config, output_dir: Path, check_rank_sync: bool = True,
-              vector_noise: float = 0.0):
+def run_stage(stage: Stage, model, processor, data: TokenizedData, sft_config, output_dir: Path,
+              check_rank_sync: bool = True, vector_noise: float = 0.0):
     """Train one stage, resuming from its last complete checkpoint, or skip it when it already ended.
     Returns `(model to carry on with, trainer or None when skipped, record for the final marker)`."""
     final = stage.final_folder(output_dir)
@@ -210,9 +219,9 @@ def run_stage(stage: Stage, model, processor, data: dict, sft_config, output_dir
     callbacks += [ranks] if check_rank_sync else []
     callbacks += [StopAtLoss(stage.number, stage.stop_loss)] if stage.stop_loss is not None else []
     trainer = ElmSFTTrainer(
-        model=model, args=args, train_dataset=data["train"], eval_dataset=data.get("eval"),
+        model=model, args=args, train_dataset=data.train, eval_dataset=data.eval,
         processing_class=processor.tokenizer, callbacks=callbacks,
-        data_collator=ElmDataCollator(processor.tokenizer.pad_token_id, data["tables"],
+        data_collator=ElmDataCollator(processor.tokenizer.pad_token_id, data.vectors,
                                       padding_free=sft_config.padding_free, pad_to_multiple_of=args.pad_to_multiple_of,
                                       vector_noise=vector_noise, seed=sft_config.seed + stage.number),
         adapter_only_checkpoints=stage.adapter_only_checkpoints, peft_config=peft_config,

@@ -20,11 +20,11 @@ def training_vectors(train_split, table, space: str, max_rows: int = 20_000) -> 
     return table.slot_vectors(slots) if slots else np.empty((0, table.dim), np.float32)
 
 
-def standardize_adapters(model, train_split, tables: dict) -> None:
+def standardize_adapters(model, train_split, vector_tables: dict) -> None:
     """Set every adapter's input statistics from the training rows' vectors of its space. A space no training row
     reads (a users-only MovieLens corpus still declares its movie space) keeps the identity: nothing trains it."""
     for name, adapter in model.model.adapters.items():
-        vectors = training_vectors(train_split, tables[name], name)
+        vectors = training_vectors(train_split, vector_tables[name], name)
         if len(vectors) == 0:
             logger.info("No training row reads the %r space: its adapter is not standardised (nor trained).", name)
             continue

@@ -25,12 +25,12 @@ class ElmDataCollator:
     """TRL's language-modelling collator (padded, or padding-free: every row in one sequence with position ids),
     with the loss on the target only, plus each row's vectors gathered from the vector tables.
 
-    `tables`: {space: (n, dim) float tensor}, the rows `<space>_slot_index` points into. In a padding-free batch
+    `vectors`: {space: (n, dim) float tensor}, the rows `<space>_slot_index` points into. In a padding-free batch
     the placeholders of all rows sit in one sequence, in row order, which is the order the vectors are gathered in.
     """
 
     pad_token_id: int
-    tables: dict
+    vectors: dict
     padding_free: bool = False
     pad_to_multiple_of: int | None = None
     vector_noise: float = 0.0  # Gaussian noise on every vector, in units of each dimension's spread in its table
@@ -39,8 +39,8 @@ class ElmDataCollator:
     def __post_init__(self):
         from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
-        self.tables = {name: torch.as_tensor(t, dtype=torch.float32) for name, t in self.tables.items()}
-        self.spreads = {name: t.std(dim=0) for name, t in self.tables.items()} if self.vector_noise else {}
+        self.vectors = {name: torch.as_tensor(t, dtype=torch.float32) for name, t in self.vectors.items()}
+        self.spreads = {name: t.std(dim=0) for name, t in self.vectors.items()} if self.vector_noise else {}
         self.generator = torch.Generator().manual_seed(self.seed)
         self.language_modelling = DataCollatorForLanguageModeling(
             pad_token_id=self.pad_token_id, padding_free=self.padding_free, pad_to_multiple_of=self.pad_to_multiple_of)
@@ -54,7 +54,7 @@ class ElmDataCollator:
         # ids restarting) only when there is no cache, so with one the rows of a padding-free batch attend across
         # their boundaries without an error.
         batch["use_cache"] = False
-        vectors = batch_vectors(rows, self.tables)
+        vectors = batch_vectors(rows, self.vectors)
         if self.vector_noise:  # vec2text's robustness: the adapter also sees vectors near, not only on, the data
             vectors = {name: v + self.vector_noise * self.spreads[name]
                        * torch.randn(v.shape, generator=self.generator) for name, v in vectors.items()}

@@ -113,17 +113,17 @@ def build_corpus(config: CorpusConfig, rebuild: bool = False) -> Path:
             logger.info("Corpus cache hit: %s", folder)
             return folder
     timings, start = {}, time.perf_counter()
-    tables = build_entity_tables(config, folder, timings)
+    entity_tables = build_entity_tables(config, folder, timings)
     mark = time.perf_counter()
-    splits = build_task_splits(config, tables)
+    splits = build_task_splits(config, entity_tables)
     split_sizes_ok({split: len(rows) for split, rows in splits.items()}, f"corpus {folder}")
     timings["task_rows_s"] = round(time.perf_counter() - mark, 1)
     save_task_splits(folder, splits)
     timings["total_s"] = round(time.perf_counter() - start, 1)
-    spaces = {"movie": int(tables.movie_vectors.shape[1])}
+    spaces = {"movie": int(entity_tables.movie_vectors.shape[1])}
     vectors = {"movie": f"movie_{config.movie_space}"}
     if any(task.kind == "user" for task in get_tasks(config.tasks)):
-        spaces["user"] = int(tables.user_vectors.shape[1])
+        spaces["user"] = int(entity_tables.user_vectors.shape[1])
         vectors["user"] = "user_behavioural"
     encoder = config.encoder or "all-MiniLM-L6-v2"  # what semantic_embeddings loads for None
     manifest = {
@@ -135,14 +135,14 @@ def build_corpus(config: CorpusConfig, rebuild: bool = False) -> Path:
         "format": FORMAT,
         "vectors": vectors,
         "config": asdict(config),
-        "release": tables.release,
+        "release": entity_tables.release,
         "spaces": spaces,
         "counts": {
-            "movies": {split: int((tables.movies["split"] == split).sum()) for split in ("train", "test")},
-            "users": {split: int((tables.users["split"] == split).sum()) for split in ("train", "test")},
+            "movies": {split: int((entity_tables.movies["split"] == split).sum()) for split in ("train", "test")},
+            "users": {split: int((entity_tables.users["split"] == split).sum()) for split in ("train", "test")},
             "rows": {split: len(splits[split]) for split in splits},
         },
-        "embedding_quality": tables.quality,
+        "embedding_quality": entity_tables.quality,
         "timings": timings,
     }
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=2, default=_json_default))

@@ -267,20 +267,20 @@ def _load_csv_layout(store: _Store) -> dict:
     movies = _movies(movies_file, raw["movieId"].to_numpy(), raw["title"], [_genres(g) for g in raw["genres"]])
     ratings_file = store.file("ratings.csv")
     ratings = _ratings(ratings_file, _read(ratings_file, RATING_COLUMNS), movies, movies_file)
-    tables = {"ratings": ratings, "movies": movies}
+    frames = {"ratings": ratings, "movies": movies}
     if store.has("tags.csv"):
         tags_file = store.file("tags.csv", multiline=True)
         tags = _read(tags_file, {"userId": INT, "movieId": INT, "tag": TEXT, "timestamp": INT})
         _check_known(tags_file, tags["movieId"].to_numpy(), movies["movie_id"].to_numpy(), movies_file, "movie id")
-        tables["tags"] = tags.rename(columns=OUR_NAMES)
+        frames["tags"] = tags.rename(columns=OUR_NAMES)
     if store.has("genome-scores.csv") and store.has("genome-tags.csv"):
         names_file, scores_file = store.file("genome-tags.csv", multiline=True), store.file("genome-scores.csv")
         names = _read(names_file, {"tagId": INT, "tag": TEXT}).rename(columns=OUR_NAMES)
         scores = _read(scores_file, {"movieId": INT, "tagId": INT, "relevance": FLOAT})
         _check_known(scores_file, scores["movieId"].to_numpy(), movies["movie_id"].to_numpy(), movies_file, "movie id")
         _check_known(scores_file, scores["tagId"].to_numpy(), names["tag_id"].to_numpy(), names_file, "tag id")
-        tables.update(genome_scores=scores.rename(columns=OUR_NAMES), genome_tags=names)
-    return tables
+        frames.update(genome_scores=scores.rename(columns=OUR_NAMES), genome_tags=names)
+    return frames
 
 
 def _load_ml1m(store: _Store) -> dict:

@@ -25,24 +25,24 @@ def id_column(ids: list[list[str]]) -> pa.Array:
     return pa.array(ids, type=pa.list_(pa.string()))
 
 
-def _task_table(task: Task, anchors: np.ndarray, tables, writer) -> pa.Table:
+def _task_table(task: Task, anchors: np.ndarray, entity_tables, writer) -> pa.Table:
     """One row per anchor entity; rows name the ids that fill their placeholders (vectors live in vectors/)."""
     n = len(anchors)
-    movie_ids = tables.movies["movie_id"].astype(str).to_numpy()
-    user_ids = tables.users["user_id"].astype(str).to_numpy()
+    movie_ids = entity_tables.movies["movie_id"].astype(str).to_numpy()
+    user_ids = entity_tables.users["user_id"].astype(str).to_numpy()
     none = [[] for _ in anchors]
     movie_about, movie_slots, user_about, user_slots = none, none, none, none
     if task.kind == "user":
-        entities = [[tables.user_facts[u]] for u in anchors]
+        entities = [[entity_tables.user_facts[u]] for u in anchors]
         user_about = [[user_ids[u]] for u in anchors]
         user_slots = [[[user_ids[u]]] for u in anchors]
     elif task.kind == "one-movie":
-        entities = [[tables.movie_facts[a]] for a in anchors]
+        entities = [[entity_tables.movie_facts[a]] for a in anchors]
         movie_about = [[movie_ids[a]] for a in anchors]
         movie_slots = [[[movie_ids[a]]] for a in anchors]
     else:
-        partners = tables.neighbours[anchors, 0]
-        entities = [[tables.movie_facts[a], tables.movie_facts[b]] for a, b in zip(anchors, partners)]
+        partners = entity_tables.neighbours[anchors, 0]
+        entities = [[entity_tables.movie_facts[a], entity_tables.movie_facts[b]] for a, b in zip(anchors, partners)]
         movie_about = [[movie_ids[a], movie_ids[b]] for a, b in zip(anchors, partners)]
         if task.interpolates:  # the paper's interpolation: one placeholder, halfway between the two movies
             movie_slots = [[[movie_ids[a], movie_ids[b]]] for a, b in zip(anchors, partners)]
@@ -61,16 +61,16 @@ def _task_table(task: Task, anchors: np.ndarray, tables, writer) -> pa.Table:
     })
 
 
-def build_task_splits(config, tables) -> dict[str, pa.Table]:
+def build_task_splits(config, entity_tables) -> dict[str, pa.Table]:
     """The corpus' task rows, {"train": table, "test": table}, split by entity."""
     writer = make_writer(config)
     tasks = get_tasks(config.tasks)
     splits = {}
     for split in ("train", "test"):
-        movie_anchors = np.flatnonzero(tables.movies["split"].to_numpy() == split)
-        user_anchors = np.flatnonzero(tables.users["split"].to_numpy() == split)
+        movie_anchors = np.flatnonzero(entity_tables.movies["split"].to_numpy() == split)
+        user_anchors = np.flatnonzero(entity_tables.users["split"].to_numpy() == split)
         pieces = [
-            _task_table(task, user_anchors if task.kind == "user" else movie_anchors, tables, writer)
+            _task_table(task, user_anchors if task.kind == "user" else movie_anchors, entity_tables, writer)
             for task in tqdm(tasks, desc=f"Writing {split} targets", unit="task")
         ]
         splits[split] = pa.concat_tables(pieces)
