@@ -63,3 +63,11 @@ def test_a_curriculum_candidate_needs_its_first_step_and_points_train_at_its_mod
     train = [o.format(workdir="/w", seed=3) for o in module.CANDIDATES["paper-curriculum"]["train"]]
     assert train[train.index("--init_from") + 1] == "/w/k16-std-s3/model"
     assert module.CANDIDATES["paper-curriculum"]["requires"] in module.CANDIDATES
+
+
+def test_rows_measured_before_the_learning_rate_moved_keep_theirs():
+    module = bench()
+    k16 = module.train_options(module.CANDIDATES["k16-std"], "/w", 0)
+    assert k16[k16.index("--stage1_learning_rate") + 1] == "2e-3"
+    winner = module.train_options(module.CANDIDATES["k16-std-lr4e-3"], "/w", 0)
+    assert winner.count("--stage1_learning_rate") == 1 and winner[winner.index("--stage1_learning_rate") + 1] == "4e-3"
