@@ -1,8 +1,8 @@
-"""Fixtures shared by the test modules; the helpers they use are in elm_testing.py."""
+"""Fixtures shared by the test modules; the helpers they use are in helpers/."""
 
 import pytest
 
-from elm_testing import assemble, build_tiny_corpus, build_tokenizer, run_train, tiny_train_args, write_tiny_base_model
+from helpers.elm import assemble, build_tiny_corpus, build_tokenizer, run_train, tiny_train_args, write_tiny_base_model
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """`python -m modeling_elm.scripts.assemble`: wraps an LM once, saves it loadable, and answers with the checkpoint's own
 decoding settings (generate_texts), not a copy of them."""
 
-from elm_testing import write_tiny_base_model
+from helpers.elm import write_tiny_base_model
 
 
 def test_assemble_saves_a_loadable_elm_and_answers_with_its_decoding_defaults(tmp_path, capsys, monkeypatch):

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from elm_testing import ROOT
+from helpers.elm import ROOT
 
 
 def test_describe_accepts_the_spaces_labels_and_says_which_of_several_it_picked():

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import yaml
 
-from elm_testing import ROOT
-from fake_hub import FakeHub
-from hub_mock import mocked_hub_http
+from helpers.elm import ROOT
+from helpers.hub import FakeHub
+from helpers.hub import mocked_hub_http
 
 
 @pytest.fixture
@@ -130,7 +130,7 @@ def test_the_model_cards_snippet_sends_exactly_the_prompt_tokens_training_used(t
     from modeling_elm import ElmProcessor
     from modeling_elm.data.tokenization import tokenize_rows
     from modeling_elm.data.corpus import VectorTable
-    from elm_testing import build_tiny_corpus, tiny_train_args, write_tiny_base_model
+    from helpers.elm import build_tiny_corpus, tiny_train_args, write_tiny_base_model
 
     base, corpus = write_tiny_base_model(tmp_path / "base"), build_tiny_corpus(tmp_path)
     sys.path.insert(0, str(ROOT))

@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from modeling_elm.data.byo import DataConfig, build_byo_corpus, entity_vectors, read_table, SpaceSpec
-from elm_testing import run_train
-from elm_testing import write_tiny_base_model
+from helpers.elm import run_train
+from helpers.elm import write_tiny_base_model
 
 WORDS = ["love", "war", "space", "music", "family", "crime", "drama", "comedy", "horror", "romance", "story", "film"]
 

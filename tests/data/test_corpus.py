@@ -11,7 +11,7 @@ from modeling_elm.data.movielens.build import CorpusConfig, build_corpus
 from modeling_elm.data.corpus import load_corpus
 from modeling_elm.data.movielens.writers.grounded import GENRE_WORDS
 from modeling_elm.data.corpus import row_vectors
-from movielens_fixtures import write_ml25m_folder
+from helpers.movielens import write_ml25m_folder
 
 
 @pytest.fixture(scope="module")

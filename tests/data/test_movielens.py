@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from huggingface_hub import set_client_factory
 from huggingface_hub.utils._http import default_client_factory
-from movielens_fixtures import (
+from helpers.movielens import (
     SPECIAL_MOVIES, write_ml1m_folder, write_ml25m_folder, write_ml100k_folder, zip_folder,
 )
 

@@ -5,7 +5,7 @@ import pytest
 from modeling_elm.data.movielens.writers.grounded import GENRE_WORDS, GroundedWriter
 from modeling_elm.data.movielens.tasks import MOVIE_TASK_NAMES, TASKS, get_tasks
 
-from elm_testing import HEAT, OBSCURE, TOY_STORY, USER
+from helpers.elm import HEAT, OBSCURE, TOY_STORY, USER
 
 PAPER_ONE_MOVIE = [
     "summary", "positive_review", "negative_review", "neutral_review", "five_positive_characteristics",

@@ -2,11 +2,11 @@ import json
 
 import pytest
 
-from elm_testing import build_language_model, build_tokenizer
-from hub_mock import mocked_hub_http
+from helpers.elm import build_language_model, build_tokenizer
+from helpers.hub import mocked_hub_http
 from modeling_elm.data.movielens.tasks import TASKS
 from modeling_elm.data.movielens.writers.teacher import TeacherWriter, teacher_prompt
-from elm_testing import HEAT, TOY_STORY, USER
+from helpers.elm import HEAT, TOY_STORY, USER
 
 
 @pytest.fixture(scope="module")

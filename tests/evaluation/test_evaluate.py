@@ -7,7 +7,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from elm_testing import write_tiny_base_model
+from helpers.elm import write_tiny_base_model
 
 
 def evaluate(model, tmp_path, *extra):
@@ -96,7 +96,7 @@ def test_unknown_control_and_missing_corpus_are_clear_errors(tmp_path):
     write_tiny_base_model(tmp_path / "m")
     with pytest.raises(ValueError, match="holds a llama model, not a trained ELM"):  # --corpus would not help
         run(EvalArguments(model=str(tmp_path / "m")))
-    from elm_testing import assemble
+    from helpers.elm import assemble
 
     model, _ = assemble("llama")
     model.save_pretrained(tmp_path / "elm")  # an ELM saved by hand records no corpus: then --corpus is the fix
@@ -107,7 +107,7 @@ def test_unknown_control_and_missing_corpus_are_clear_errors(tmp_path):
 def test_an_llm_judge_scores_outputs_next_to_sc(trained, tmp_path):
     import httpx2
 
-    from hub_mock import mocked_hub_http
+    from helpers.hub import mocked_hub_http
     from modeling_elm.evaluation.judge import parse_scores
 
     asked = []

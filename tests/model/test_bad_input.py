@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from elm_testing import assemble
+from helpers.elm import assemble
 
 TEXT = "<|im_start|>user describe <movie> .<|im_end|>"
 

@@ -6,7 +6,7 @@ import warnings
 import pytest
 import torch
 
-from elm_testing import assemble
+from helpers.elm import assemble
 
 
 def _batch(processor, n_rows=2, seed=0):

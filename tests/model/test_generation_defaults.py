@@ -7,7 +7,7 @@ import json
 
 import torch
 
-from elm_testing import assemble
+from helpers.elm import assemble
 
 
 def test_a_checkpoint_saved_before_it_carried_decoding_defaults_gets_them_and_never_samples_a_placeholder(tmp_path):

@@ -2,7 +2,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from elm_testing import FAMILIES, assemble
+from helpers.elm import FAMILIES, assemble
 from modeling_elm import ElmForCausalLM
 
 PROMPT = "<|im_start|>user describe the movie <movie> .<|im_end|> <|im_start|>assistant"
@@ -75,7 +75,7 @@ def test_two_spaces_each_reach_their_own_positions():
 
 
 def test_adapter_output_starts_at_the_scale_of_token_embeddings():
-    from elm_testing import build_language_model, build_tokenizer
+    from helpers.elm import build_language_model, build_tokenizer
 
     tokenizer = build_tokenizer()
     lm = build_language_model("llama", len(tokenizer))

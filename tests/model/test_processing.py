@@ -3,7 +3,7 @@ import pytest
 import torch
 from transformers import AutoProcessor
 
-from elm_testing import assemble
+from helpers.elm import assemble
 from modeling_elm import ElmProcessor
 
 TEXT = "<|im_start|>user describe <movie> .<|im_end|>"

@@ -10,7 +10,7 @@ import textwrap
 
 import torch
 
-from elm_testing import ROOT, assemble
+from helpers.elm import ROOT, assemble
 
 FRESH_PROCESS = textwrap.dedent(
     """

@@ -10,7 +10,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from elm_testing import build_language_model, build_tokenizer
+from helpers.elm import build_language_model, build_tokenizer
 
 TINY = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
             head_dim=8, pad_token_id=0, bos_token_id=2, eos_token_id=3)

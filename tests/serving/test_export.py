@@ -8,7 +8,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
-from elm_testing import build_language_model, build_tokenizer
+from helpers.elm import build_language_model, build_tokenizer
 from modeling_elm import ElmForCausalLM
 from modeling_elm.serving import ElmServingClient, ServerError, export_for_serving
 from modeling_elm.serving.client import encode_embeddings

@@ -10,7 +10,7 @@ import sys
 import pytest
 import torch
 
-from elm_testing import ROOT
+from helpers.elm import ROOT
 
 
 def _train_module():
@@ -52,7 +52,7 @@ def test_help_says_which_options_are_refused(capsys):
 
 
 def test_a_max_length_too_short_for_the_prompt_is_found_before_the_corpus(tmp_path, monkeypatch):
-    from elm_testing import write_tiny_base_model
+    from helpers.elm import write_tiny_base_model
 
     base = write_tiny_base_model(tmp_path / "base")
     monkeypatch.setattr(_train_module(), "load_training_data", lambda *a: pytest.fail("built the corpus first"))

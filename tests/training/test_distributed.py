@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import load_file
 from trl import SFTConfig
 
-from elm_testing import build_tiny_corpus, tiny_train_args, write_tiny_base_model
+from helpers.elm import build_tiny_corpus, tiny_train_args, write_tiny_base_model
 from modeling_elm.training.launch import check_launch, describe_run
 
 ROOT = Path(__file__).resolve().parents[2]

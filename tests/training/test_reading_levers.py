@@ -121,7 +121,7 @@ def test_train_py_standardises_when_the_recipe_says_so(tmp_path):
 
     from safetensors.torch import load_file
 
-    from elm_testing import build_tiny_corpus, tiny_train_args, write_tiny_base_model
+    from helpers.elm import build_tiny_corpus, tiny_train_args, write_tiny_base_model
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     import train

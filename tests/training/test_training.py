@@ -19,7 +19,7 @@ from modeling_elm.data.tokenization import tokenize_rows
 from modeling_elm.training.stages import last_checkpoint
 from modeling_elm.training.trainer import ElmDataCollator
 from modeling_elm.data.corpus import VectorTable
-from elm_testing import assemble, build_tiny_corpus, run_train, tiny_train_args, write_tiny_base_model
+from helpers.elm import assemble, build_tiny_corpus, run_train, tiny_train_args, write_tiny_base_model
 
 ROOT = Path(__file__).resolve().parents[2]
 STATISTICS = ("input_mean", "input_std")  # adapter buffers: standardisation statistics, never trained
@@ -113,7 +113,7 @@ def test_rows_that_disagree_with_their_tables_are_refused_naming_the_row(tiny_el
 def test_a_space_unused_in_a_whole_tokenizing_batch_does_not_break_the_next():
     import datasets
 
-    from elm_testing import assemble
+    from helpers.elm import assemble
 
     _, processor = assemble("llama", spaces={"movie": {"dim": 8}, "user": {"dim": 4}})
     n = 1001  # datasets maps in batches of 1000: the first batch has no user slot at all
@@ -129,7 +129,7 @@ def test_a_space_unused_in_a_whole_tokenizing_batch_does_not_break_the_next():
 def test_packed_and_padded_batches_give_the_same_loss(attention, tmp_path):
     """Padding-free: every row in one sequence, position ids restarting per row; the placeholders of all rows are
     found inside it and the loss (fp32) equals the padded batch's, under each attention implementation."""
-    from elm_testing import assemble
+    from helpers.elm import assemble
     from modeling_elm import ElmForCausalLM
 
     model, processor = assemble("llama")

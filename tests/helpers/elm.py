@@ -10,9 +10,9 @@ from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import AutoModelForCausalLM, GPT2Config, LlamaConfig, PreTrainedTokenizerFast, Qwen2Config
 
 from modeling_elm.data.movielens.writers.grounded import MovieFacts, UserFacts
-from movielens_fixtures import write_ml25m_folder
+from helpers.movielens import write_ml25m_folder
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 WORDS = (
     "the a an of and to in is it that for on with as this movie film user about story love war space funny sad "
     "scary drama comedy action thriller horror romance crime family music old new good bad great best worst like "

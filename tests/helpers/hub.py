@@ -1,12 +1,29 @@
-"""An in-memory Hugging Face Hub behind huggingface_hub's real client (via `mocked_hub_http`): repositories, commits
-with their files, Space variables. Enough of the API for `hub.publish`, answered the way the Hub answers."""
+"""The Hub, offline: `mocked_hub_http` routes huggingface_hub's HTTP through an in-process handler (the real client
+code runs, no network is touched), and `FakeHub` is such a handler: an in-memory Hub with repositories, commits with
+their files and Space variables, enough of the API for `hub.publish`, answered the way the Hub answers."""
 
 import base64
+import contextlib
 import hashlib
 import json
 import re
 
 import httpx2
+from huggingface_hub.utils import _http
+
+
+@contextlib.contextmanager
+def mocked_hub_http(handler):
+    """`handler(request) -> httpx2.Response`; every request huggingface_hub makes goes to it."""
+    previous = _http._GLOBAL_CLIENT_FACTORY
+    _http.set_client_factory(lambda: httpx2.Client(transport=httpx2.MockTransport(handler)))
+    _http.close_session()
+    try:
+        yield
+    finally:
+        _http.set_client_factory(previous)
+        _http.close_session()
+
 
 PREFIX = {"model": "", "dataset": "datasets/", "space": "spaces/"}
 
