@@ -1,1 +1,2 @@
-"""What the tests share: tiny models and corpora (`elm`), MovieLens releases on disk (`movielens`), the Hub offline (`hub`)."""
+"""What the tests share: tiny models and corpora (`elm`), MovieLens releases on disk (`movielens`), the Hub
+offline (`hub`)."""

@@ -19,9 +19,10 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from .release import LIKED, NO_GENRES
+
 logger = logging.getLogger(__name__)
 
-LIKED = 4.0  # a held-out "positive": rated at least this, as in most MovieLens work (and facts.LIKED)
 # Between the half-star ratings 2.5 and 3, so no MovieLens rating is neutral: 3 stars is a weak "yes".
 NEUTRAL_RATING = 2.75
 WEIGHTINGS = ("signed", "confidence")
@@ -226,7 +227,7 @@ def evaluate_behavioural(ratings: pd.DataFrame, test_fraction: float = 0.1, k: i
 def movie_text(title: str, year: int | None = None, genres=None, tags=None) -> str:
     """The text a movie's semantic vector encodes: "Toy Story (1995). Genres: Animation, Children. Tags: pixar."."""
     text = f"{title} ({year})." if year is not None and not pd.isna(year) else f"{title}."
-    genres = [g for g in (genres if genres is not None else []) if g and g != "(no genres listed)"]
+    genres = [g for g in (genres if genres is not None else []) if g and g != NO_GENRES]
     if genres:
         text += " Genres: " + ", ".join(genres) + "."
     tags = list(tags) if tags is not None else []

@@ -25,6 +25,7 @@ from ...base_models import elm_cache_dir
 from .tables import build_entity_tables
 from .rows import build_task_splits
 from .tasks import get_tasks
+from ..embeddings import DEFAULT_ENCODER
 from ..corpus import FORMAT, save_task_splits, split_sizes_ok
 
 logger = logging.getLogger(__name__)
@@ -125,7 +126,7 @@ def build_corpus(config: CorpusConfig, rebuild: bool = False) -> Path:
     if any(task.kind == "user" for task in get_tasks(config.tasks)):
         spaces["user"] = int(entity_tables.user_vectors.shape[1])
         vectors["user"] = "user_behavioural"
-    encoder = config.encoder or "all-MiniLM-L6-v2"  # what semantic_embeddings loads for None
+    encoder = config.encoder or DEFAULT_ENCODER.split("/")[1]  # what semantic_embeddings loads for None
     manifest = {
         "kind": "movielens",
         "encoders": {"movie": encoder} if config.movie_space == "semantic" else {},

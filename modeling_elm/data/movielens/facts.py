@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from .release import LIKED
 from .writers.grounded import MovieFacts, UserFacts
 
-LIKED = 4.0  # a rating at or above this counts as "liked", as in most MovieLens work
 
 
 def genre_matrix(movies: pd.DataFrame) -> tuple[sp.csr_matrix, list[str]]:

