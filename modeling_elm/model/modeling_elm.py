@@ -21,7 +21,7 @@ from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutpu
 from transformers.modeling_utils import slice_logits_to_keep
 
 from .configuration_elm import ElmConfig
-from .processing_elm import ElmProcessor, _as_tensor, add_placeholder_tokens
+from .processing_elm import ElmProcessor, add_placeholder_tokens, check_vectors
 
 # How an ELM decodes unless a caller says otherwise, written into every checkpoint's generation_config. Greedy
 # decoding loops on small LMs ("comedy, comedy, ..."); banning repeated 4-grams stops that. Not 3-grams: SmolLM-style
@@ -171,101 +171,10 @@ class ElmModel(ElmPreTrainedModel):
     def check_vectors(
         self, input_ids: torch.Tensor | None, vectors: Vectors | None, on_host: bool | None = None
     ) -> dict[str, torch.Tensor]:
-        """Validate vectors against the placeholders in `input_ids` before any compute; return them by space.
-
-        Raises `ValueError` naming what was expected and what came for: an unknown space, a wrong vector size,
-        NaN/inf values, more or fewer vectors than placeholders, and vectors without `input_ids`.
-
-        The checks that read tensor values (placeholder counts, NaN/inf) raise those errors where the values already
-        sit on the host: CPU tensors in eager mode, or `on_host=True`. On an accelerator, or under `torch.compile`,
-        they become asynchronous device asserts instead, so a training step or a generated token never waits for
-        the host; the processor, the collator and the first generation step have checked the same on the host.
-        """
-        vectors = self._by_space(vectors)
-        if input_ids is None:
-            if any(v is not None and v.numel() for v in vectors.values()):
-                raise ValueError(
-                    "Vectors need `input_ids` to find their placeholder tokens; pass input_ids, not inputs_embeds."
-                )
-            return {}
-        if on_host is None:
-            on_host = input_ids.device.type == "cpu" and not torch.compiler.is_compiling()
-        if on_host:
-            input_ids = input_ids.cpu()
-        checked = {}
-        for name, space in self.config.embedding_spaces.items():
-            space_vectors = self._check_space(name, space, input_ids, vectors.get(name), on_host)
-            if space_vectors is not None:
-                checked[name] = space_vectors
-        return checked
-
-    def _by_space(self, vectors) -> dict:
-        """{space: vectors}; a bare tensor / array is the only space's, when the model reads one."""
-        spaces = self.config.embedding_spaces
-        if vectors is None:
-            return {}
-        if not isinstance(vectors, Mapping):  # a tensor (or array, or something that is not vectors at all)
-            if len(spaces) != 1:
-                raise ValueError(
-                    f"This model reads several embedding spaces {sorted(spaces)}; pass vectors as a dict "
-                    "{space name: tensor of shape (n, dim)}."
-                )
-            return {next(iter(spaces)): vectors}
-        unknown = set(vectors) - set(spaces)
-        if unknown:
-            raise ValueError(f"Unknown embedding space(s) {sorted(unknown)}; this model reads {sorted(spaces)}.")
-        return dict(vectors)
-
-    def _check_space(self, name: str, space: dict, input_ids: torch.Tensor, space_vectors, on_host: bool):
-        """One space's vectors against its placeholders: shape, finite values, one vector per `num_tokens` slots."""
-        token_id = space["placeholder_token_id"]
-        if token_id is None:
-            raise ValueError(
-                f"Embedding space {name!r} has no placeholder_token_id; assemble the model with "
-                "ElmForCausalLM.from_language_model, which adds the placeholder tokens."
-            )
-        n_slots = (input_ids == token_id).sum()
-        if space_vectors is None:
-            _require(n_slots == 0, on_host, lambda: (
-                f"The input has {int(n_slots)} {space['placeholder']} placeholder token(s) but no vectors for "
-                f"space {name!r}; pass vectors={{'{name}': tensor of shape "
-                f"({int(n_slots) // space['num_tokens']}, {space['dim']})}}."))
-            return None
-        space_vectors = self._checked_shape(name, space, _as_tensor(space_vectors, name))
-        if on_host:
-            space_vectors = space_vectors.cpu()
-        # Checked in the dtype the adapter computes in: 7e4 is finite in float32 but inf in float16.
-        adapter_dtype = self.adapters[name].fc1.weight.dtype
-        finite = torch.isfinite(space_vectors.to(adapter_dtype)).all(dim=-1)
-        _require(finite.all(), on_host, lambda: (
-            f"Vectors for space {name!r} contain NaN or inf"
-            + (f" once cast to the model's {adapter_dtype} (its largest value is "
-               f"{torch.finfo(adapter_dtype).max:.4g})" if torch.isfinite(space_vectors).all() else "")
-            + f" (vector index {(~finite).nonzero().flatten().tolist()[:10]})."))
-        expected = space_vectors.shape[0] * space["num_tokens"]
-        _require(n_slots == expected, on_host, lambda: (
-            f"Space {name!r}: {space_vectors.shape[0]} vector(s) need {expected} {space['placeholder']} "
-            f"placeholder token(s) ({space['num_tokens']} per vector), but the input has {int(n_slots)}."))
-        return space_vectors
-
-    @staticmethod
-    def _checked_shape(name: str, space: dict, space_vectors: torch.Tensor) -> torch.Tensor:
-        """(n, dim) floating vectors, or a ValueError; reads shapes only, never values."""
-        if space_vectors.is_meta:
-            raise ValueError(f"Vectors for space {name!r} are on the meta device (shapes without data); pass real "
-                             "values.")
-        if space_vectors.ndim == 0:
-            raise ValueError(f"Vectors for space {name!r} must have shape (n, {space['dim']}), got a single number.")
-        if space_vectors.ndim == 1:
-            raise ValueError(
-                f"Vectors for space {name!r} must have shape (n, {space['dim']}), got a single vector of shape "
-                f"{tuple(space_vectors.shape)}; add a leading dimension (vector[None])."
-            )
-        space_vectors = space_vectors.reshape(-1, space_vectors.shape[-1])
-        if space_vectors.shape[-1] != space["dim"]:
-            raise ValueError(f"Space {name!r} expects vectors of size {space['dim']}, "
-                             f"got size {space_vectors.shape[-1]}.")
-        return space_vectors if torch.is_floating_point(space_vectors) else space_vectors.float()
+        """Validate vectors against the placeholders in `input_ids` before any compute; return them by space
+        (`processing_elm.check_vectors` says what is refused, and where)."""
+        dtypes = {name: adapter.fc1.weight.dtype for name, adapter in self.adapters.items()}
+        return check_vectors(self.config.embedding_spaces, dtypes, input_ids, vectors, on_host)
 
     @torch.no_grad()
     def calibrate_adapters(self) -> None:
@@ -501,17 +410,6 @@ class ElmForCausalLM(ElmPreTrainedModel, GenerationMixin):
         model.complete_generation_config()
         model.config.name_or_path = language_model.config.name_or_path
         return model, ElmProcessor(tokenizer=tokenizer, embedding_spaces=config.embedding_spaces)
-
-
-def _require(condition: torch.Tensor, on_host: bool, message) -> None:
-    """A ValueError with `message()` when `condition` is false, checked on the host; otherwise a device assert that
-    does not synchronise (its message is the static part: the values live on the device)."""
-    if on_host:
-        if not bool(condition):
-            raise ValueError(message())
-    else:
-        torch._assert_async(condition, "ELM: vectors do not match the placeholders in input_ids (or hold NaN/inf); "
-                            "run the same inputs on the CPU for the detailed error.")
 
 
 __all__ = ["DECODING_DEFAULTS", "ElmAdapter", "ElmPreTrainedModel", "ElmModel", "ElmForCausalLM"]
