@@ -45,7 +45,11 @@ def main():
             buttons[0].click()
             answer = [a for a in page.get_by_label("ELM says").all() if a.is_visible()][0]
             page.wait_for_function("e => e.value.length > 0", arg=answer.element_handle(), timeout=120_000)
-            page.wait_for_timeout(2500)  # the map and the neighbours arrive next to the answer
+            settled, last = 0, None
+            while settled < 3:  # the answer streams in: shoot once it has stopped changing (a busy CPU is slow)
+                page.wait_for_timeout(1000)
+                settled, last = (settled + 1, last) if answer.input_value() == last else (0, answer.input_value())
+            page.wait_for_timeout(1500)  # the map and the neighbours arrive next to the answer
             slug = name.lower().replace(" ", "-").replace("?", "")
             path = ROOT / f"{args.prefix}-{k + 1}-{slug}.png"
             page.screenshot(path=str(path), full_page=True)
