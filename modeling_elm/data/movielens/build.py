@@ -88,8 +88,6 @@ class CorpusConfig:
 
     def cache_key(self) -> str:
         settings = {k: v for k, v in asdict(self).items() if k != "corpus_dir"}
-        if settings["titles"]:  # the default, added later: corpora built before it keep their cache key
-            del settings["titles"]
         source = Path(self.source).expanduser()
         if source.exists():  # a user's folder: a changed file must not hit a stale cache
             settings["source"] = [str(source.resolve()), *sorted(
