@@ -102,7 +102,7 @@ class ElmSpace:
             self.movie_vectors = VectorTable.load(self.corpus_folder, f"movie_{self.movie_space}").lookup(
                 self.movies["movie_id"])
             self.user_vectors = VectorTable.load(self.corpus_folder, "user_behavioural").lookup(self.users["user_id"])
-            self.concepts = _concepts(self.corpus_folder / "concepts" / self.movie_space)
+            self.concepts = _concepts(self.corpus_folder / "concepts" / f"movie_{self.movie_space}")
             # MiniLM of the movie's text made the semantic vectors: free text can become a movie vector too
             self.encoder_name = ((manifest["config"].get("encoder") or "all-MiniLM-L6-v2")
                                  if self.movie_space == "semantic" else None)

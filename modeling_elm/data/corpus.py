@@ -112,6 +112,14 @@ class Corpus:
     def is_movielens(self) -> bool:
         return self.manifest["kind"] == "movielens"
 
+    def concepts(self, space: str) -> dict:
+        """{name: Concept}: the directions fitted in the vectors `space` reads (concepts/<its vector table>;
+        MovieLens: genres of both movie tables), {} when the corpus has none."""
+        from .concepts import load_concepts
+
+        path = self.folder / "concepts" / self.manifest["vectors"][space]  # fitted per vector table
+        return load_concepts(path) if path.with_suffix(".json").is_file() else {}
+
     def text_encoder(self, space: str) -> tuple[str | None, bool]:
         """(the sentence encoder that re-embeds answers about `space`'s entities, or None; whether it also made
         `space`'s vectors, so that SC compares an answer with the very vector the model read). The manifest says:

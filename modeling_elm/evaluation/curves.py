@@ -66,9 +66,8 @@ def concept_curves(ev, top: int = 3) -> dict:
     in time)."""
     from ..data.concepts import concept_score, load_concepts, move_along
 
-    space = "semantic" if _movie_space_is_semantic(ev) else "behavioural"
-    concepts = load_concepts(ev.corpus.folder / "concepts" / space)
-    text_concepts = load_concepts(ev.corpus.folder / "concepts" / "semantic")  # scores the re-embedded text
+    concepts = ev.corpus.concepts("movie")  # fitted in the vectors the model reads
+    text_concepts = load_concepts(ev.corpus.folder / "concepts" / "movie_semantic")  # scores the re-embedded text
     # IMAX is a screen format, not something a description can state
     chosen = sorted((c for c in concepts.values() if c.name in text_concepts and c.name != "IMAX"),
                     key=lambda c: -c.accuracy)[:top]

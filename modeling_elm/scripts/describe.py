@@ -46,9 +46,9 @@ def find_movie(movies, query: str) -> tuple[int, list[str]]:
 
 def move_concept(corpus, space: str, vector, name: str, strength: float):
     """`vector` moved along the corpus' concept `name` (in `space`) by `strength` of the concept's own steps."""
-    from ..data.concepts import load_concepts, move_along
+    from ..data.concepts import move_along
 
-    concepts = load_concepts(corpus.folder / "concepts" / space)
+    concepts = corpus.concepts(space)
     if name not in concepts:
         close = [c for c in concepts if c.lower() == name.lower()]
         hint = f" Did you mean {close[0]!r}?" if close else ""
@@ -129,7 +129,9 @@ def main(argv=None) -> int:
         raise SystemExit(str(error)) from None
     marker = read_marker(args.model) or {}
     corpus = load_corpus(args.corpus or marker.get("corpus") or p.error("pass --corpus"))
-    space = "semantic" if corpus.manifest["config"].get("movie_space", "semantic") == "semantic" else "behavioural"
+    def movie_vector(row: int) -> np.ndarray:  # what the model's movie placeholder reads, from the corpus' table
+        return corpus.vectors["movie"].lookup([str(movies.iloc[row]["movie_id"])])[0]
+
     movies = corpus.movies
     if args.mix and not args.movie:
         p.error("--mix mixes a second movie into --movie: pass --movie too")
@@ -149,24 +151,24 @@ def main(argv=None) -> int:
                                 f"user {args.user}")
     elif args.movie:
         first, others = find_movie(movies, args.movie)
-        vector, about = movies.iloc[first][space], label(movies.iloc[first])
+        vector, about = movie_vector(first), label(movies.iloc[first])
         if others:
             print(f"{args.movie!r} matches several movies: picked {about}; others: {'; '.join(others)}",
                   file=sys.stderr)
         if args.mix:
             second, _ = find_movie(movies, args.mix)
-            vector = (1 - args.alpha) * vector + args.alpha * movies.iloc[second][space]
+            vector = (1 - args.alpha) * vector + args.alpha * movie_vector(second)
             about = f"{1 - args.alpha:.2f} x {about} + {args.alpha:.2f} x {label(movies.iloc[second])}"
         vectors, task = {"movie": np.asarray(vector, np.float32)[None]}, args.task or "summary"
     else:  # the best-known movie the model never saw in training
         test = np.flatnonzero(movies["split"].to_numpy() == "test")
         first = int(test[np.argmax(movies["n_ratings"].to_numpy()[test])])
-        vectors, task = {"movie": np.asarray(movies.iloc[first][space], np.float32)[None]}, args.task or "summary"
+        vectors, task = {"movie": np.asarray(movie_vector(first), np.float32)[None]}, args.task or "summary"
         about = f"{label(movies.iloc[first])}, held out from training"
     if args.concept:
         if "movie" not in vectors:
             p.error("--concept moves a movie's vector: pass --movie (or nothing, for the default movie), not --user")
-        vectors["movie"] = move_concept(corpus, space, vectors["movie"][0], args.concept, args.strength)[None]
+        vectors["movie"] = move_concept(corpus, "movie", vectors["movie"][0], args.concept, args.strength)[None]
         about = f"{about}, moved along {args.concept} by {args.strength:g} of its steps"
     if task == "summary" and args.task is None:  # by default, a task the model was trained on
         trained = [t for t in get_tasks(corpus.manifest["config"].get("tasks")) if t.kind == "one-movie"]

@@ -136,7 +136,7 @@ def test_behavioural_movie_space_and_a_card_with_licence_terms(release, tmp_path
     assert corpus.manifest["vectors"] == {"movie": "movie_behavioural"}
     card = (folder / "README.md").read_text()
     assert "no redistribution without separate permission" in card and "recall@10" in card
-    assert (folder / "concepts" / "semantic.safetensors").is_file()
+    assert (folder / "concepts" / "movie_semantic.safetensors").is_file()
 
 
 @pytest.mark.parametrize("bad, message", [
@@ -178,3 +178,18 @@ def test_the_corpus_says_which_encoder_reads_answers_about_a_space(manifest, exp
 def test_a_movielens_build_records_its_kind_and_encoders(built):
     assert built.manifest["kind"] == "movielens" and built.is_movielens
     assert built.text_encoder("movie") == (built.manifest["answer_encoder"], True)
+
+
+def test_the_corpus_gives_the_concepts_of_the_vectors_a_space_reads(tmp_path):
+    import numpy as np
+
+    from modeling_elm.data.concepts import Concept, save_concepts
+    from modeling_elm.data.corpus import Corpus
+
+    for kind in ("semantic", "behavioural"):
+        save_concepts({"Comedy": Concept("Comedy", kind, np.ones(4, np.float32), 0.0, 0.9, 5, 5, class_gap=1.0)},
+                      tmp_path / "concepts" / f"movie_{kind}")
+    manifest = {"vectors": {"movie": "movie_behavioural", "user": "user_behavioural"}}
+    corpus = Corpus(tmp_path, None, manifest, {})
+    assert corpus.concepts("movie")["Comedy"].space == "behavioural"  # the table the movie placeholder reads
+    assert corpus.concepts("user") == {}  # no directions were fitted for users

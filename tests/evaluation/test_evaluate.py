@@ -222,7 +222,7 @@ def test_describe_moves_a_movie_along_a_concept_in_the_concepts_own_steps(traine
     vectors = np.stack(movies["semantic"].to_numpy())
     funny = np.arange(len(movies)) % 2 == 0  # the tiny corpus has too few movies per genre for a real CAV
     concepts = concept_directions(vectors, {"Comedy": funny}, space="semantic", min_positive=2, test_fraction=0.4)
-    save_concepts(concepts, corpus / "concepts" / "semantic")
+    save_concepts(concepts, corpus / "concepts" / "movie_semantic")
     asked = []
     monkeypatch.setattr(inference, "generate_texts", lambda model, processor, prompts, vecs, **kw: asked.append(vecs)
                         or ["a comedy"])

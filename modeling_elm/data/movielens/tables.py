@@ -148,7 +148,8 @@ def save_vectors_and_concepts(folder: Path, movies: pd.DataFrame, movie_split: n
                               behavioural: np.ndarray, user_ids: np.ndarray, user_vectors: np.ndarray,
                               seed: int) -> None:
     """Every vector once, in vectors/ (the entity tables and the task rows name ids), and the genre concept
-    directions of both movie spaces, fitted on training movies only: evaluation moves held-out movies along them."""
+    directions of both movie tables (concepts/<vector table>, as `Corpus.concepts` finds them), fitted on
+    training movies only: evaluation moves held-out movies along them."""
     movie_keys = movies["movie_id"].astype(str).to_numpy()
     for name, ids, vectors in ((f"movie_{VECTOR_COLUMNS[0]}", movie_keys, semantic),
                                (f"movie_{VECTOR_COLUMNS[1]}", movie_keys, behavioural),
@@ -157,7 +158,8 @@ def save_vectors_and_concepts(folder: Path, movies: pd.DataFrame, movie_split: n
     train = movie_split == "train"
     labels = genre_labels(movies[train], movies["movie_id"].to_numpy()[train])
     for space, vectors in (("semantic", semantic), ("behavioural", behavioural)):
-        save_concepts(concept_directions(vectors[train], labels, space=space, seed=seed), folder / "concepts" / space)
+        concepts = concept_directions(vectors[train], labels, space=space, seed=seed)
+        save_concepts(concepts, folder / "concepts" / f"movie_{space}")
 
 
 def _align(ids: np.ndarray, vectors: np.ndarray, wanted: np.ndarray) -> np.ndarray:
