@@ -7,7 +7,7 @@ One folder comes out (cached: a second run with the same settings loads it inste
     vectors/          every vector once: movie_semantic, movie_behavioural, user_behavioural (.parquet: id, vector)
     movies.parquet    every movie: id, title, year, genres, text, split, rating stats
     users.parquet     every user: id, split, favourite genres and decades, rated movies and ratings
-    concepts/         concept directions (CAVs) for genres and frequent tags in both spaces
+    concepts/         genre directions (CAVs) per movie vector table: movie_semantic, movie_behavioural
     manifest.json     the settings, counts, embedding quality and timings; README.md: the dataset card
 The training recipes call `build_corpus` with the same `CorpusConfig`.
 """
