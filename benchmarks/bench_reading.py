@@ -110,6 +110,10 @@ CANDIDATES = {
     "users-lr4e-3": dict(help="title-free user profiles, stage-1 learning rate 4e-3 (the movie recipe's winner)",
                          recipe="recipes/quick-users.yaml", corpus={"titles": False},
                          train=["--num_tokens", "16", *STD, "--stage1_learning_rate", "4e-3"]),
+    "users-lr4e-3-s200": dict(help="title-free user profiles, stage-1 learning rate 4e-3, twice the stage-1 steps "
+                                   "(549 training users: ~6 epochs instead of ~3)",
+                              recipe="recipes/quick-users.yaml", corpus={"titles": False}, budget={"stage1_steps": 200},
+                              train=["--num_tokens", "16", *STD, "--stage1_learning_rate", "4e-3"]),
     "users-mix": dict(help="title-free user profiles sharing the steps with what_kind (as the issue measured)",
                       recipe="recipes/quick-users.yaml", corpus={"titles": False}, tasks=["what_kind", "user_profile"],
                       train=["--num_tokens", "16", "--standardize_inputs", "true"]),
@@ -133,16 +137,16 @@ def carve_validation(corpus: Path, n_movies: int, seed: int, out: Path, n_users:
     """
     import pandas as pd
 
-    from modeling_elm.data.corpus import VECTORS_DIR, load_task_splits, save_task_splits
+    from modeling_elm.data.corpus import ENTITIES_DIR, VECTORS_DIR, load_task_splits, save_task_splits
 
     if (out / "manifest.json").is_file():
         return out
     rng = np.random.default_rng(seed)
-    movies = pd.read_parquet(corpus / "movies.parquet")
-    users = pd.read_parquet(corpus / "users.parquet")
+    movies = pd.read_parquet(corpus / ENTITIES_DIR / "movie.parquet")
+    users = pd.read_parquet(corpus / ENTITIES_DIR / "user.parquet")
     chosen = {}
     for kind, table, n in (("movie", movies, n_movies), ("user", users, n_users)):
-        train_ids = table.loc[table["split"] == "train", f"{kind}_id"].astype(str).to_numpy()
+        train_ids = table.loc[table["split"] == "train", "id"].to_numpy()
         chosen[kind] = set(rng.choice(train_ids, size=min(n, len(train_ids)), replace=False).tolist()) if n else set()
     tasks = load_task_splits(corpus)
     about_chosen = [any(m in chosen["movie"] for m in movie_ids) or any(u in chosen["user"] for u in user_ids)
@@ -154,10 +158,10 @@ def carve_validation(corpus: Path, n_movies: int, seed: int, out: Path, n_users:
     partial.mkdir(parents=True)
     save_task_splits(partial, {"train": tasks["train"].select(keep), "test": tasks["train"].select(val)})
     shutil.copytree(corpus / VECTORS_DIR, partial / VECTORS_DIR)
+    (partial / ENTITIES_DIR).mkdir()
     for kind, table in (("movie", movies), ("user", users)):
-        split = np.where(table[f"{kind}_id"].astype(str).isin(chosen[kind]), "test",
-                         np.where(table["split"] == "test", "heldout", "train"))
-        table.assign(split=split).to_parquet(partial / f"{kind}s.parquet", index=False)
+        split = np.where(table["id"].isin(chosen[kind]), "test", np.where(table["split"] == "test", "heldout", "train"))
+        table.assign(split=split).to_parquet(partial / ENTITIES_DIR / f"{kind}.parquet", index=False)
     shutil.copytree(corpus / "concepts", partial / "concepts")
     manifest = json.loads((corpus / "manifest.json").read_text())
     manifest["validation_of"] = str(corpus)
@@ -218,7 +222,7 @@ def bench_one(name: str, seed: int, args) -> dict:
                 "--output_dir", str(where / "eval"), "--seed", str(seed)]
     run(eval_cmd, where / "eval.log")
     results = json.loads((where / "eval" / "results.json").read_text())
-    return row_of(name, seed, results, train_s, args)
+    return row_of(name, seed, results, train_s, args, steps if not args.evaluate_only else None)
 
 
 def train_options(candidate: dict, workdir: str, seed: int) -> list[str]:
@@ -244,7 +248,7 @@ def _recipe_corpus(recipe: str) -> dict:
     return {key: settings[key] for key in ("titles",) if key in settings}
 
 
-def row_of(name, seed, results, train_s, args) -> dict:
+def row_of(name, seed, results, train_s, args, steps: dict | None = None) -> dict:
     """One table row: means over the evaluated tasks, each with its condition."""
     def mean(condition, metric, source=None):
         tasks = (source or results["tasks"]).values()
@@ -254,8 +258,8 @@ def row_of(name, seed, results, train_s, args) -> dict:
     gaps = [g["nll"] for g in results["gap_real_minus_shuffled"].values() if "nll" in g]
     constant = {t: {"c": v} for t, v in results.get("constant_guess", {}).get("tasks", {}).items()}
     row = {"candidate": name, "seed": seed, "split": "test" if args.final else "validation",
-           "budget": (f"{args.stage1_steps}+{args.stage2_steps} steps x {args.batch_size} rows"
-                      f"{', bf16' if args.bf16 else ''}") if not args.evaluate_only else "its recipe's",
+           "budget": (f"{steps['stage1_steps']}+{steps['stage2_steps']} steps x {args.batch_size} rows"
+                      f"{', bf16' if args.bf16 else ''}") if steps else "its recipe's",
            "train_s": round(train_s), "n": min(t["real"]["nll"]["n"] for t in results["tasks"].values()),
            "nll_gap": gaps[0] if len(gaps) == 1 else {"mean": float(np.mean([g["mean"] for g in gaps])),
                                                       "low": float("nan"), "high": float("nan")}}

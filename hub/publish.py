@@ -24,8 +24,7 @@ MODEL_FILES = ("config.json", "generation_config.json", "model.safetensors", "mo
                "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
                "loss_stage1.png", "loss_stage2.png")
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
-DATASET_PATTERNS = ("tasks/*", "vectors/*", "entities/*", "movies.parquet", "users.parquet", "concepts/*",
-                    "manifest.json", "README.md")
+DATASET_PATTERNS = ("tasks/*", "vectors/*", "entities/*", "concepts/*", "manifest.json", "README.md")
 
 
 class PublishError(SystemExit):
@@ -153,10 +152,6 @@ def stage_model(folder: Path, staging: Path, repo_id: str, results: dict | None,
     # What the Space and users need to talk to it; never local paths.
     public_marker = {k: v for k, v in marker.items() if k != "corpus"}
     (staging / "elm_stage.json").write_text(json.dumps(public_marker, indent=2))
-    sys.path.insert(0, str(ROOT))
-    from modeling_elm.data.movielens.tasks import TASKS
-
-    (staging / "elm_tasks.json").write_text(json.dumps({n: t.prompt for n, t in TASKS.items()}, indent=1))
     if results:
         (staging / "eval").mkdir()
         (staging / "eval" / "results.json").write_text(json.dumps(results, indent=2))

@@ -4,9 +4,9 @@
     ELM_MODEL=user/elm-quick@<commit> ELM_TABLES=user/elm-movielens-tasks python space/app.py
 
 ELM_MODEL: a local folder or a Hub model id pinned to a revision (`id@commit`); ELM_TABLES: the corpus folder or
-dataset repo holding movies.parquet, users.parquet, vectors/ and concepts/ (default: the corpus the model trained
-on); ELM_DEVICE: cuda or cpu (default: the GPU when there is one). Every action is one API endpoint with named
-parameters (`Client.view_api()`).
+dataset repo holding its entities/, vectors/ and concepts/ (default: the corpus the model trained on); ELM_DEVICE:
+cuda or cpu (default: the GPU when there is one). Every action is one API endpoint with named parameters
+(`Client.view_api()`).
 """
 
 import functools
@@ -57,20 +57,20 @@ def make_handlers(space: ElmSpace, default_task: str | None) -> SimpleNamespace:
         yield from respond(space.meaning_vector(text), task)
 
     @friendly
-    def describe_movie(movie: str, task: str = default_task):
-        yield from respond(space.movie_vector(movie), task)
+    def describe_entity(entity: str, task: str = default_task):
+        yield from respond(space.entity_vector(entity), task)
 
     @friendly
-    def mix(movie_a: str, movie_b: str, share_of_b: float = 0.5):
-        yield from respond(space.mix(movie_a, movie_b, share_of_b), default_task)
+    def mix(entity_a: str, entity_b: str, share_of_b: float = 0.5):
+        yield from respond(space.mix(entity_a, entity_b, share_of_b), default_task)
 
     @friendly
-    def move(movie: str, concept: str, strength: float = 1.0):
-        yield from respond(space.move(movie, concept, strength), default_task)
+    def move(entity: str, concept: str, strength: float = 1.0):
+        yield from respond(space.move(entity, concept, strength), default_task)
 
     @friendly
     def describe_user(user: str):
-        vector, top = space.user_vector(user), space.user_top_movies(user)
+        vector, top = space.user_vector(user), space.user_top_rated(user)
         for text in space.stream(space.tasks["user_profile"], {"user": vector}):
             yield text, top
 
@@ -78,29 +78,30 @@ def make_handlers(space: ElmSpace, default_task: str | None) -> SimpleNamespace:
     def describe_vector(vector: str = "", file: str | None = None, task: str = default_task):
         yield from respond(space.parse_vector(vector, file), task)
 
-    return SimpleNamespace(describe_meaning=describe_meaning, describe_movie=describe_movie, mix=mix, move=move,
+    return SimpleNamespace(describe_meaning=describe_meaning, describe_entity=describe_entity, mix=mix, move=move,
                            describe_user=describe_user, describe_vector=describe_vector)
 
 
 def build_demo(space: ElmSpace) -> gr.Blocks:
     """The page, tab by tab as it renders (long because it is the layout, top to bottom; the logic is in
     `make_handlers` and `ElmSpace`)."""
-    titles, thing = space.titles, space.thing
-    tasks = [(space.task_label(t), t) for t in space.movie_tasks()]
+    labels, thing = space.labels, space.kind
+    tasks = [(space.task_label(t), t) for t in space.entity_tasks()]
     default_task = tasks[0][1] if tasks else None
-    counts = space.movies["n_ratings"].fillna(0).to_numpy() if "n_ratings" in space.movies else range(len(titles))
-    popular = [titles[i] for i in np.argsort(counts)[::-1][:2]]
+    entities = space.entities
+    counts = entities["n_ratings"].fillna(0).to_numpy() if "n_ratings" in entities else range(len(labels))
+    popular = [labels[i] for i in np.argsort(counts)[::-1][:2]]
 
     on = make_handlers(space, default_task)
 
     def pick(label, value, description):
-        return small_schema(gr.Dropdown(titles, value=value, label=label, filterable=True, allow_custom_value=True),
+        return small_schema(gr.Dropdown(labels, value=value, label=label, filterable=True, allow_custom_value=True),
                             description)
 
     def outputs(near_label=f"Nearest real {thing}s"):
         return [gr.Textbox(label="ELM says", lines=4), gr.Dataframe(label=near_label), gr.Plot()]
 
-    title_help = f"a {thing} as listed, e.g. {titles[0]!r}"
+    label_help = f"a {thing} as listed, e.g. {labels[0]!r}"
     with gr.Blocks(title="ELM: talk to your embedding vectors") as demo:
         gr.Markdown("# ELM: what does this vector mean?\n" + space.header())
         if space.encoder_name:
@@ -117,36 +118,36 @@ def build_demo(space: ElmSpace) -> gr.Blocks:
                          concurrency_limit=CONCURRENCY)
         with gr.Tab(f"Describe a {thing}"):
             with gr.Row():
-                movie = pick(thing.capitalize(), popular[0], title_help)
+                entity = pick(thing.capitalize(), popular[0], label_help)
                 task = gr.Dropdown(tasks, value=default_task, label="Task")
             go = gr.Button("Describe", variant="primary")
-            go.click(on.describe_movie, [movie, task], outputs(), api_name="describe_movie",
+            go.click(on.describe_entity, [entity, task], outputs(), api_name="describe_entity",
                      concurrency_limit=CONCURRENCY)
         with gr.Tab(f"Mix two {thing}s"):
             with gr.Row():
-                first = pick(f"{thing.capitalize()} A", popular[0], title_help)
-                second = pick(f"{thing.capitalize()} B", popular[-1], title_help)
+                first = pick(f"{thing.capitalize()} A", popular[0], label_help)
+                second = pick(f"{thing.capitalize()} B", popular[-1], label_help)
             alpha = gr.Slider(0, 1, value=0.5, step=0.05, label="Share of B: (1 - a) A + a B")
             go = gr.Button("Describe the mix", variant="primary")
             go.click(on.mix, [first, second, alpha], outputs(), api_name="mix", concurrency_limit=CONCURRENCY)
         concepts, default_concept = space.concept_choices()
         with gr.Tab("Move along a concept", visible=bool(concepts)):
             with gr.Row():
-                base = pick("Start from", popular[0], title_help)
+                base = pick("Start from", popular[0], label_help)
                 concept = gr.Dropdown(concepts, value=default_concept, label="Concept (a genre's direction)")
             strength = gr.Slider(-3, 3, value=1, step=0.1, label=(
-                "Strength, in the concept's own steps (1: as far as the typical movie with the genre lies from "
-                "one without it)"))
+                f"Strength, in the concept's own steps (1: as far as the typical {thing} with it lies from one "
+                "without it)"))
             go = gr.Button("Describe the moved vector", variant="primary")
             go.click(on.move, [base, concept, strength], outputs(), api_name="move", concurrency_limit=CONCURRENCY)
-        if "user" in space.spaces:
+        if "user" in space.spaces and space.users is not None:
             with gr.Tab("Describe a user"):
                 users = space.user_choices()
                 user = small_schema(gr.Dropdown(users, value=users[0], label="User (held-out users first)",
                                                 allow_custom_value=True), "a user id of the corpus")
                 go = gr.Button("Describe this user", variant="primary")
                 go.click(on.describe_user, [user], [gr.Textbox(label="ELM says", lines=4),
-                                                 gr.Dataframe(label="Their top-rated movies")],
+                                                 gr.Dataframe(label=f"Their top-rated {thing}s")],
                          api_name="describe_user", concurrency_limit=CONCURRENCY)
         with gr.Tab("Bring your own vector"):
             dim = space.spaces[space.anchor]["dim"]

@@ -1,5 +1,6 @@
-"""What the Space does, without the UI: load an ELM and its vector tables, turn user choices into vectors, check
-vectors people bring, generate (streaming), find the nearest movies, draw the 2-D map.
+"""What the Space does, without the UI: load an ELM and its corpus, turn user choices into vectors, check vectors
+people bring, generate (streaming), find the nearest entities, draw the 2-D map. Any corpus: it asks the corpus what
+its entities are called, what its concepts and prompts are and which encoder made its vectors.
 
 Built on the package (`modeling_elm`): on the Hub the Space installs the wheel `python -m hub.publish` built from the
 code it published (requirements.txt), so the model, its prompt format and the tables are read by the same code that
@@ -16,10 +17,9 @@ import pandas as pd
 import torch
 
 from modeling_elm.checkpoints import read_marker
-from modeling_elm.data.concepts import Concept, load_concepts, move_along
+from modeling_elm.data.concepts import Concept, move_along
 from modeling_elm.data.embeddings import load_encoder, vector_from_expression
-from modeling_elm.data.movielens.tasks import TASKS
-from modeling_elm.data.corpus import VectorTable
+from modeling_elm.data.corpus import load_corpus
 from modeling_elm.inference import load_elm, load_processor, pick_device
 
 DEFAULT_MODEL = "checkpoints/elm-quick"
@@ -50,11 +50,6 @@ def _evaluation(folder: Path) -> dict | None:
     return None
 
 
-def _concepts(stem: Path) -> dict[str, Concept]:
-    """The corpus' concept directions of a space; none when the corpus has too few entities per concept for them."""
-    return load_concepts(stem) if stem.with_name(stem.name + ".safetensors").is_file() else {}
-
-
 class ElmSpace:
     """The model, its tables and every operation a tab needs."""
 
@@ -69,61 +64,35 @@ class ElmSpace:
         self.processor = load_processor(str(folder), marker)  # older checkpoints: the system prompt of their marker
         self.stages = marker.get("stages") or {}
         self.evaluation = _evaluation(folder)
-        tasks_file = folder / "elm_tasks.json"
-        self.tasks = (json.loads(tasks_file.read_text()) if tasks_file.is_file() else
-                      {name: task.prompt for name, task in TASKS.items()})
         tables = tables or os.environ.get("ELM_TABLES") or marker.get("corpus")
         if not tables:
             raise ValueError("No vector tables: set ELM_TABLES to a corpus folder or a dataset repo id.")
         table_repo, table_revision = split_revision(tables)
         self.corpus_folder = _local_or_download(table_repo, table_revision, "dataset",
-                                         ["movies.parquet", "users.parquet", "manifest.json", "concepts/*",
-                                          "vectors/*", "entities/*"])
-        manifest = json.loads((self.corpus_folder / "manifest.json").read_text())
+                                                ["manifest.json", "concepts/*", "vectors/*", "entities/*"])
+        corpus = load_corpus(self.corpus_folder, with_tasks=False)
         self.spaces = self.model.config.embedding_spaces
-        if manifest.get("kind") == "byo":  # your own data: the first space's entities play the movies' part
-            self.anchor = next(iter(manifest["spaces"]))
-            self.movie_space = self.anchor
-            self.movies = pd.read_parquet(self.corpus_folder / "entities" / f"{self.anchor}.parquet")
-            self.movie_vectors = VectorTable.load(self.corpus_folder, manifest["vectors"][self.anchor]).lookup(
-                self.movies["id"])
-            self.users = pd.DataFrame(columns=["user_id", "split", "n_ratings"])
-            self.user_vectors = np.zeros((0, 1), np.float32)
-            self.concepts = {}
-            self.encoder_name = manifest.get("encoders", {}).get(self.anchor)
-            label = next((c for c in ("word", "name", "title", "lemmas") if c in self.movies.columns), "id")
-            self.titles = [f"{name} [{i}]" for name, i in zip(self.movies[label].astype(str), self.movies["id"])]
-            self.detail_column = next((c for c in ("gloss", "description", "genres") if c in self.movies.columns), None)
-        else:
-            self.anchor = "movie"
-            self.movie_space = manifest["config"].get("movie_space", "semantic")
-            self.movies = pd.read_parquet(self.corpus_folder / "movies.parquet")
-            self.users = pd.read_parquet(self.corpus_folder / "users.parquet")
-            self.movie_vectors = VectorTable.load(self.corpus_folder, f"movie_{self.movie_space}").lookup(
-                self.movies["movie_id"])
-            self.user_vectors = VectorTable.load(self.corpus_folder, "user_behavioural").lookup(self.users["user_id"])
-            self.concepts = _concepts(self.corpus_folder / "concepts" / f"movie_{self.movie_space}")
-            # MiniLM of the movie's text made the semantic vectors: free text can become a movie vector too
-            self.encoder_name = ((manifest["config"].get("encoder") or "all-MiniLM-L6-v2")
-                                 if self.movie_space == "semantic" else None)
-            self.titles = [f"{t} ({int(y)})" if pd.notna(y) else str(t)
-                           for t, y in zip(self.movies["title"], self.movies["year"])]
-            self.detail_column = "genres"
-        trained = [t for t in manifest["config"].get("tasks") or [] if t in self.tasks]
-        if manifest.get("kind") == "byo":
-            self.tasks = {**manifest["config"].get("prompts", {}),
-                          **{t["task"]: t["prompt"] for t in manifest["config"].get("templates", [])}}
-        else:
-            self.tasks = {**{t: self.tasks[t] for t in trained}, **self.tasks}  # what it trained on comes first
+        self.anchor = corpus.anchor  # the space one picks, mixes and moves entities of
+        self.space_name = corpus.manifest["vectors"][self.anchor]
+        self.entities = corpus.entities[self.anchor]
+        self.entity_vectors = corpus.entity_vectors(self.anchor)
+        self.labels, self.about = corpus.labels(self.anchor), corpus.about(self.anchor)
+        self.concepts = corpus.concepts(self.anchor)
+        encoder, made_the_vectors = corpus.text_encoder(self.anchor)
+        self.encoder_name = encoder if made_the_vectors else None  # free text becomes a vector only in its own space
+        self.tasks = corpus.prompts  # the corpus' own tasks first
+        self.users = corpus.entities.get("user") if "user" in corpus.vectors else None
+        self.user_vectors = corpus.entity_vectors("user") if self.users is not None else None
         self._encoder = None
-        self.title_index = {t: i for i, t in enumerate(self.titles)}
+        self.label_index = {label: i for i, label in enumerate(self.labels)}
         self._lock = threading.Lock()  # one generation at a time per model; the queue holds the rest
         self._fit_map()
 
     # ---- what the UI shows ---------------------------------------------------------------------------------
     @property
-    def thing(self) -> str:
-        return "movie" if self.anchor == "movie" else self.anchor
+    def kind(self) -> str:
+        """What one entity is called (movie, word, ...): the name of its space."""
+        return self.anchor
 
     def task_label(self, task: str) -> str:
         """A task as a person reads it: its prompt, the placeholder written as '…' ('convince1' says nothing)."""
@@ -142,14 +111,14 @@ class ElmSpace:
 
     def header(self) -> str:
         """What this model is and how well it reads its vectors, from its own evaluation and training record."""
-        lines = [f"Model `{self.model_name}`: {len(self.titles):,} {self.thing}s in the **{self.movie_space}** space. "
+        lines = [f"Model `{self.model_name}`: {len(self.labels):,} {self.kind}s in the **{self.space_name}** space. "
                  "The model reads only the vector; names are how you pick one."]
         summary = (self.evaluation or {}).get("summary", {})
         facts = []
         if summary.get("genre_f1_real") is not None:
             guess = (self.evaluation.get("constant_guess") or {}).get("tasks", {})
             constant = [t["genre_f1"]["mean"] for t in guess.values() if "genre_f1" in t]
-            facts.append(f"genre F1 {summary['genre_f1_real']:.2f} on held-out {self.thing}s"
+            facts.append(f"genre F1 {summary['genre_f1_real']:.2f} on held-out {self.kind}s"
                          + (f" (a constant guess: {np.mean(constant):.2f})" if constant else ""))
         if summary.get("nll_real") is not None and summary.get("nll_shuffled") is not None:
             facts.append(f"reference NLL {summary['nll_real']:.2f} with the right vector vs "
@@ -167,7 +136,8 @@ class ElmSpace:
         return "\n\n".join(lines)
 
     # ---- choices -> vectors -------------------------------------------------------------------------------
-    def movie_tasks(self) -> list[str]:
+    def entity_tasks(self) -> list[str]:
+        """Tasks that read one vector of the anchor space: what a picked, mixed or brought vector can be asked."""
         mark = self.spaces[self.anchor]["placeholder"]
         return [name for name, prompt in self.tasks.items() if prompt.count(mark) == 1 and prompt.count("<") == 1]
 
@@ -182,22 +152,22 @@ class ElmSpace:
             self._encoder = load_encoder(self.encoder_name, device=str(self.device))
         return vector_from_expression(text, self._encoder)
 
-    def movie_vector(self, title: str) -> np.ndarray:
-        if title not in self.title_index:
+    def entity_vector(self, label: str) -> np.ndarray:
+        if label not in self.label_index:
             import difflib
 
-            close = difflib.get_close_matches(str(title), self.titles, n=3, cutoff=0.5)
+            close = difflib.get_close_matches(str(label), self.labels, n=3, cutoff=0.5)
             hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else " Pick one from the list."
-            raise ValueError(f"Unknown {self.thing} {title!r}.{hint}")
-        return self.movie_vectors[self.title_index[title]]
+            raise ValueError(f"Unknown {self.kind} {label!r}.{hint}")
+        return self.entity_vectors[self.label_index[label]]
 
     def mix(self, first: str, second: str, alpha: float) -> np.ndarray:
-        return (1 - alpha) * self.movie_vector(first) + alpha * self.movie_vector(second)
+        return (1 - alpha) * self.entity_vector(first) + alpha * self.entity_vector(second)
 
-    def move(self, title: str, concept: str, strength: float) -> np.ndarray:
+    def move(self, label: str, concept: str, strength: float) -> np.ndarray:
         if concept not in self.concepts:
             raise ValueError(f"Unknown concept {concept!r}; choose one of {', '.join(sorted(self.concepts)[:12])}.")
-        return move_along(self.movie_vector(title), self.concepts[concept], strength)
+        return move_along(self.entity_vector(label), self.concepts[concept], strength)
 
     def parse_vector(self, text: str | None = None, file: str | None = None, space: str | None = None) -> np.ndarray:
         """A pasted JSON list or an uploaded .npy / .json file -> a checked vector for `space`."""
@@ -254,24 +224,20 @@ class ElmSpace:
             pass
         return result
 
-    # ---- context: nearest movies and the map ---------------------------------------------------------------
+    # ---- context: nearest entities and the map --------------------------------------------------------------
     def nearest(self, vector: np.ndarray, k: int = 5) -> pd.DataFrame:
-        table = self.movie_vectors / np.linalg.norm(self.movie_vectors, axis=1, keepdims=True)
+        table = self.entity_vectors / np.linalg.norm(self.entity_vectors, axis=1, keepdims=True)
         scores = table @ (vector / max(np.linalg.norm(vector), 1e-12))
         best = np.argsort(-scores)[:k]
-        def detail(i):
-            value = self.movies.iloc[i][self.detail_column] if self.detail_column else ""
-            return "|".join(value) if isinstance(value, (list, np.ndarray)) else str(value)[:80]
-
-        return pd.DataFrame({self.thing: [self.titles[i] for i in best], "about": [detail(i) for i in best],
+        return pd.DataFrame({self.kind: [self.labels[i] for i in best], "about": [self.about[i] for i in best],
                              "cosine": np.round(scores[best].astype(np.float64), 3)})
 
     def _fit_map(self):
-        centred = self.movie_vectors - self.movie_vectors.mean(axis=0)
+        centred = self.entity_vectors - self.entity_vectors.mean(axis=0)
         _, _, components = np.linalg.svd(centred[:: max(1, len(centred) // 5000)], full_matrices=False)
         self._axes = components[:2]
-        self._mean = self.movie_vectors.mean(axis=0)
-        self._points = (self.movie_vectors - self._mean) @ self._axes.T
+        self._mean = self.entity_vectors.mean(axis=0)
+        self._points = (self.entity_vectors - self._mean) @ self._axes.T
 
     def map_figure(self, vector: np.ndarray, label: str = "your vector"):
         import matplotlib
@@ -281,30 +247,34 @@ class ElmSpace:
 
         point = (vector - self._mean) @ self._axes.T
         fig, ax = plt.subplots(figsize=(5, 4), dpi=100)
-        ax.scatter(self._points[:, 0], self._points[:, 1], s=3, c="#bbbbbb", label=f"{self.thing}s")
+        ax.scatter(self._points[:, 0], self._points[:, 1], s=3, c="#bbbbbb", label=f"{self.kind}s")
         for _, row in self.nearest(vector, 3).iterrows():
-            x, y = self._points[self.title_index[row[self.thing]]]
-            ax.annotate(row[self.thing][:28], (x, y), fontsize=7)
+            x, y = self._points[self.label_index[row[self.kind]]]
+            ax.annotate(row[self.kind][:28], (x, y), fontsize=7)
         ax.scatter([point[0]], [point[1]], s=160, marker="*", c="#d62728", label=label, zorder=3)
-        ax.set(title=f"{self.movie_space} space, first two principal components", xticks=[], yticks=[])
+        ax.set(title=f"{self.space_name} space, first two principal components", xticks=[], yticks=[])
         ax.legend(loc="lower right", fontsize=7)
         fig.tight_layout()
         return fig
 
     def user_choices(self, limit: int = 200) -> list[str]:
         order = self.users.sort_values(["split", "n_ratings"], ascending=[True, False])  # held-out users first
-        return [str(u) for u in order["user_id"].head(limit)]
+        return [str(u) for u in order["id"].head(limit)]
 
-    def user_vector(self, user_id: str) -> np.ndarray:
-        rows = np.flatnonzero(self.users["user_id"].astype(str).to_numpy() == str(user_id))
+    def _user_row(self, user_id: str) -> int:
+        rows = np.flatnonzero(self.users["id"].to_numpy() == str(user_id))
         if not len(rows):
             raise ValueError(f"Unknown user {user_id!r}.")
-        return self.user_vectors[rows[0]]
+        return int(rows[0])
 
-    def user_top_movies(self, user_id: str, k: int = 8) -> pd.DataFrame:
-        user = self.users.iloc[np.flatnonzero(self.users["user_id"].astype(str).to_numpy() == str(user_id))[0]]
+    def user_vector(self, user_id: str) -> np.ndarray:
+        return self.user_vectors[self._user_row(user_id)]
+
+    def user_top_rated(self, user_id: str, k: int = 8) -> pd.DataFrame:
+        """The user's best-rated entities of the anchor space, as the data recorded them."""
+        user = self.users.iloc[self._user_row(user_id)]
         order = np.argsort(-np.asarray(user["ratings"]))[:k]
-        ids = np.asarray(user["rated_movie_ids"])[order]
-        index = {m: i for i, m in enumerate(self.movies["movie_id"])}
-        return pd.DataFrame({"movie": [self.titles[index[m]] if m in index else str(m) for m in ids],
+        ids = [str(i) for i in np.asarray(user["rated_movie_ids"])[order]]
+        index = {i: row for row, i in enumerate(self.entities["id"])}
+        return pd.DataFrame({self.kind: [self.labels[index[i]] if i in index else i for i in ids],
                              "rating": np.asarray(user["ratings"])[order]})

@@ -22,16 +22,17 @@ def test_validation_movies_and_users_come_from_training_and_leave_its_rows(train
 
     corpus = trained[1]
     out = bench().carve_validation(corpus, n_movies=3, seed=0, out=tmp_path / "validation", n_users=2)
-    movies, users = pd.read_parquet(out / "movies.parquet"), pd.read_parquet(out / "users.parquet")
-    original_movies, original_users = (pd.read_parquet(corpus / "movies.parquet"),
-                                       pd.read_parquet(corpus / "users.parquet"))
+    movies, users = (pd.read_parquet(out / "entities" / "movie.parquet"),
+                     pd.read_parquet(out / "entities" / "user.parquet"))
+    original_movies, original_users = (pd.read_parquet(corpus / "entities" / "movie.parquet"),
+                                       pd.read_parquet(corpus / "entities" / "user.parquet"))
     for carved, original, n in ((movies, original_movies, 3), (users, original_users, 2)):
         chosen = carved["split"] == "test"
         assert chosen.sum() == n and (original.loc[chosen.to_numpy(), "split"] == "train").all()
         assert ((carved["split"] == "heldout") == (original["split"] == "test")).all()  # the real test stays unseen
     splits = load_task_splits(out)
-    val_movies = set(movies.loc[movies["split"] == "test", "movie_id"].astype(str))
-    val_users = set(users.loc[users["split"] == "test", "user_id"].astype(str))
+    val_movies = set(movies.loc[movies["split"] == "test", "id"])
+    val_users = set(users.loc[users["split"] == "test", "id"])
     for row in splits["train"]:
         assert not set(row["movie_ids"]) & val_movies and not set(row["user_ids"]) & val_users
     tasks = set(splits["test"]["task"])

@@ -15,23 +15,24 @@ from helpers.elm import ROOT
 
 
 def test_describe_accepts_the_spaces_labels_and_says_which_of_several_it_picked():
-    import pandas as pd
+    from modeling_elm.scripts.describe import find_entity
 
-    from modeling_elm.scripts.describe import find_movie
-
-    movies = pd.DataFrame({"title": ["Titanic", "Titanic", "Toy Story", "Titanic Town"],
-                           "year": [1953, 1997, 1995, 1998], "n_ratings": [10, 100, 50, 5]})
-    assert find_movie(movies, "Titanic (1953)") == (0, [])  # the Space's own label, year and all
-    assert find_movie(movies, "titanic") == (1, ["Titanic (1953)"])  # the best-known exact title; the other named
-    assert find_movie(movies, "tita") == (1, ["Titanic (1953)", "Titanic Town (1998)"])
+    labels = ["Titanic (1953)", "Titanic (1997)", "Toy Story (1995)", "Titanic Town (1998)"]
+    names, popularity = ["Titanic", "Titanic", "Toy Story", "Titanic Town"], [10, 100, 50, 5]
+    find = lambda query: find_entity(labels, names, popularity, query)  # noqa: E731
+    assert find("Titanic (1953)") == (0, [])  # the Space's own label, year and all
+    assert find("titanic") == (1, ["Titanic (1953)"])  # the best-known exact title; the other named
+    assert find("tita") == (1, ["Titanic (1953)", "Titanic Town (1998)"])
     with pytest.raises(SystemExit, match="No movie in the corpus matches 'heat'"):
-        find_movie(movies, "heat")
+        find("heat")
     # a year no match has is not silently swapped for another year's movie, nor an empty query for the default one
     with pytest.raises(SystemExit, match=r"No movie 'Titanic' from 1887 .* Titanic \(1997\)"):
-        find_movie(movies, "Titanic (1887)")
+        find("Titanic (1887)")
     for empty in ("", "  ", "(1997)"):
-        with pytest.raises(SystemExit, match="names no title"):
-            find_movie(movies, empty)
+        with pytest.raises(SystemExit, match="names nothing"):
+            find(empty)
+    # your own data: a word is found by its name, whatever the label adds
+    assert find_entity(["dog [n1]", "dog [n2]", "cat [n3]"], ["dog", "dog", "cat"], [0, 0, 0], "cat", "word") == (2, [])
 
 
 def test_describe_says_when_it_extrapolates_and_refuses_what_the_model_cannot_read(trained, capsys, monkeypatch,
@@ -45,7 +46,7 @@ def test_describe_says_when_it_extrapolates_and_refuses_what_the_model_cannot_re
     assert "--alpha 2 is outside [0, 1], so the vector extrapolates" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         describe.main(["--model", str(model), "--mix", "Movie 2"])
-    assert "--mix mixes a second movie into --movie" in capsys.readouterr().err
+    assert "--mix mixes a second entity into --movie / --entity" in capsys.readouterr().err
     no_users = json.loads((model / "config.json").read_text())
     if "user" in no_users["embedding_spaces"]:  # the tiny model reads users: check the refusal on a copy without
         import shutil
@@ -59,13 +60,14 @@ def test_describe_says_when_it_extrapolates_and_refuses_what_the_model_cannot_re
         describe.main(["--model", str(model), "--corpus", str(corpus), "--user", "7"])
 
 
-def test_describe_lists_the_tasks_for_a_mistyped_one_and_shows_defaults(capsys):
+def test_describe_lists_the_tasks_for_a_mistyped_one_and_shows_defaults(trained, capsys):
     from modeling_elm.scripts.describe import main
 
     with pytest.raises(SystemExit) as stop:
-        main(["--task", "summry"])
+        main(["--model", str(trained[0]), "--task", "summry"])
     assert stop.value.code == 2
-    assert "unknown task 'summry'; choose one of: summary," in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert "unknown task 'summry'; choose one of: " in error and " summary," in error  # the corpus' own tasks
     with pytest.raises(SystemExit):
         main(["--help"])
     help_text = " ".join(capsys.readouterr().out.split())

@@ -49,7 +49,7 @@ def test_publish_pushes_model_dataset_and_a_pinned_space(hub, trained, evaluated
 
     files = hub.repo("model", "me/elm-tiny")["files"]
     assert {"config.json", "model.safetensors", "configuration_elm.py", "modeling_elm.py", "processor_config.json",
-            "tokenizer.json", "README.md", "elm_stage.json", "elm_tasks.json", "eval/results.json"} <= set(files)
+            "tokenizer.json", "README.md", "elm_stage.json", "eval/results.json"} <= set(files)
     assert not [name for name in files if name.endswith((".bin", ".pt", ".pth", ".pkl"))
                 or name.startswith(("stage0/", "stage1/", "stage2/"))]  # weights as safetensors, no checkpoints
     assert "corpus" not in json.loads(files["elm_stage.json"])  # no local paths leave the machine
@@ -61,7 +61,7 @@ def test_publish_pushes_model_dataset_and_a_pinned_space(hub, trained, evaluated
 
     dataset = hub.repo("dataset", "me/elm-tasks")
     assert dataset["private"]  # MovieLens may not be redistributed: private unless the user says otherwise
-    assert {"movies.parquet", "users.parquet", "manifest.json", "README.md"} <= set(dataset["files"])
+    assert {"entities/movie.parquet", "entities/user.parquet", "manifest.json", "README.md"} <= set(dataset["files"])
     assert any(name.startswith("tasks/") for name in dataset["files"])
     assert "no redistribution" in dataset["files"]["README.md"].decode().lower()
 

@@ -21,7 +21,7 @@ def space(trained):
     space = ElmSpace(str(trained[0]), device="cpu")
     assert space.device.type == "cpu" and space.model.device.type == "cpu"
     if not space.concepts:  # the tiny corpus has too few movies per genre for a CAV; give the tab one direction
-        direction = np.random.default_rng(0).standard_normal(space.movie_vectors.shape[1]).astype(np.float32)
+        direction = np.random.default_rng(0).standard_normal(space.entity_vectors.shape[1]).astype(np.float32)
         space.concepts["Comedy"] = Concept("Comedy", "semantic", direction / np.linalg.norm(direction), 0.0, 0.9,
                                            10, 10, class_gap=0.25)
     return space
@@ -41,17 +41,17 @@ def server(space):
 
 
 def test_vectors_from_choices(space):
-    a, b = space.titles[0], space.titles[1]
-    assert (np.allclose(space.mix(a, b, 0.0), space.movie_vector(a))
-            and np.allclose(space.mix(a, b, 1.0), space.movie_vector(b)))
+    a, b = space.labels[0], space.labels[1]
+    assert (np.allclose(space.mix(a, b, 0.0), space.entity_vector(a))
+            and np.allclose(space.mix(a, b, 1.0), space.entity_vector(b)))
     concept = next(iter(space.concepts))
-    assert np.allclose(space.move(a, concept, 0.0), space.movie_vector(a))
-    moved = space.move(a, concept, 2.0) - space.movie_vector(a)  # strength in the concept's class gaps
+    assert np.allclose(space.move(a, concept, 0.0), space.entity_vector(a))
+    moved = space.move(a, concept, 2.0) - space.entity_vector(a)  # strength in the concept's class gaps
     assert np.isclose(np.linalg.norm(moved), 2.0 * space.concepts[concept].class_gap, rtol=1e-4)
-    assert space.nearest(space.movie_vector(a), 3)["movie"].iloc[0] == a
-    assert space.user_top_movies(space.user_choices()[0])["rating"].is_monotonic_decreasing
+    assert space.nearest(space.entity_vector(a), 3)["movie"].iloc[0] == a
+    assert space.user_top_rated(space.user_choices()[0])["rating"].is_monotonic_decreasing
     with pytest.raises(ValueError, match="Unknown movie"):
-        space.movie_vector("No Such Movie (1900)")
+        space.entity_vector("No Such Movie (1900)")
     # free text and arithmetic become vectors of the space through the encoder that made it (MiniLM here)
     word = space.meaning_vector("love")
     arithmetic = space.meaning_vector("love - war + music")
@@ -81,8 +81,8 @@ def test_own_vectors_are_checked_before_the_model_sees_them(space, tmp_path):
 
 
 def test_answers_stream_and_the_map_marks_the_vector(space):
-    vector = space.movie_vector(space.titles[0])
-    parts = list(space.stream(space.tasks[space.movie_tasks()[0]], {"movie": vector}, max_new_tokens=6))
+    vector = space.entity_vector(space.labels[0])
+    parts = list(space.stream(space.tasks[space.entity_tasks()[0]], {"movie": vector}, max_new_tokens=6))
     assert parts and all(parts[i + 1].startswith(parts[i].rstrip()) for i in range(len(parts) - 1))
     figure = space.map_figure(vector)
     assert len(figure.axes[0].collections) == 2  # every movie, and the star for the vector
@@ -92,8 +92,8 @@ def test_gradio_client_and_16_concurrent_users(server, space):
     from gradio_client import Client
 
     client = Client(server, verbose=False)
-    title = space.titles[0]
-    text, near, _ = client.predict(movie=title, task=space.movie_tasks()[0], api_name="/describe_movie")
+    title = space.labels[0]
+    text, near, _ = client.predict(entity=title, task=space.entity_tasks()[0], api_name="/describe_entity")
     assert isinstance(text, str) and text and near["data"][0][0] == title
     text, top = client.predict(user=space.user_choices()[0], api_name="/describe_user")
     assert text and top["data"] and len(top["data"][0]) == 2
@@ -102,7 +102,7 @@ def test_gradio_client_and_16_concurrent_users(server, space):
     assert text
 
     def one_user(i):
-        return Client(server, verbose=False).predict(space.titles[i], space.titles[i + 1], 0.5, api_name="/mix")[0]
+        return Client(server, verbose=False).predict(space.labels[i], space.labels[i + 1], 0.5, api_name="/mix")[0]
 
     with ThreadPoolExecutor(16) as pool:
         answers = list(pool.map(one_user, range(16)))
@@ -116,10 +116,10 @@ def test_one_handler_per_action_with_named_parameters_and_a_small_schema(server,
 
     schema = Client(server, verbose=False).view_api(return_format="dict", print_info=False)
     endpoints = schema["named_endpoints"]
-    assert set(endpoints) == {"/describe_meaning", "/describe_movie", "/mix", "/move", "/describe_user",
+    assert set(endpoints) == {"/describe_meaning", "/describe_entity", "/mix", "/move", "/describe_user",
                               "/describe_vector"}  # no second "context" handler behind any button
     names = {e: [p["parameter_name"] for p in spec["parameters"]] for e, spec in endpoints.items()}
-    assert names["/mix"] == ["movie_a", "movie_b", "share_of_b"] and names["/describe_vector"][0] == "vector"
+    assert names["/mix"] == ["entity_a", "entity_b", "share_of_b"] and names["/describe_vector"][0] == "vector"
     assert not any(n.startswith("param_") for params in names.values() for n in params)
     assert len(json.dumps(schema)) < 20_000  # 513 KB when every title was listed
 
@@ -131,7 +131,7 @@ def test_a_users_mistake_is_one_short_message_without_a_traceback(server, space,
     client = Client(server, verbose=False)
     capfd.readouterr()
     for call, message in [
-        (dict(movie="No Such Film", task=space.movie_tasks()[0], api_name="/describe_movie"),
+        (dict(entity="No Such Film", task=space.entity_tasks()[0], api_name="/describe_entity"),
          "Unknown movie 'No Such Film'."),
         (dict(vector="hello", api_name="/describe_vector"), "That is not a vector"),
     ]:
@@ -142,7 +142,7 @@ def test_a_users_mistake_is_one_short_message_without_a_traceback(server, space,
 
 
 def test_labels_people_read_and_a_header_from_the_models_own_evaluation(space):
-    labels = [space.task_label(t) for t in space.movie_tasks()]
+    labels = [space.task_label(t) for t in space.entity_tasks()]
     assert all("_" not in label and "<movie>" not in label and "…" in label for label in labels)
     concepts, default = space.concept_choices()
     assert default == "Comedy" and concepts[0][1] in space.concepts and "accuracy" in concepts[0][0]

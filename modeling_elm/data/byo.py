@@ -26,7 +26,7 @@ from ..base_models import elm_cache_dir
 from .corpus import FORMAT, VectorTable, save_task_splits, slot_column, split_sizes_ok
 
 logger = logging.getLogger(__name__)
-BYO_VERSION = 2  # 2: rows name ids, vectors stored once in vectors/
+BYO_VERSION = 3  # 3: the manifest lists the prompts; 2: rows name ids, vectors stored once in vectors/
 
 
 @dataclass
@@ -388,6 +388,14 @@ def split_by_entity(config: DataConfig, rows: list[dict], anchor_space: str) -> 
     return columns, test, anchors
 
 
+def prompts_of(rows: list[dict]) -> dict[str, str]:
+    """{task: its first row's prompt}, in the order the tasks first appear."""
+    prompts: dict[str, str] = {}
+    for row in rows:
+        prompts.setdefault(row["task"], row["prompt"])
+    return prompts
+
+
 def build_byo_corpus(config: DataConfig, rebuild: bool = False) -> Path:
     """Validate, split by entity, write tasks/ + vectors/ + entities/ + manifest.json; a cache hit when nothing
     changed."""
@@ -436,6 +444,7 @@ def build_byo_corpus(config: DataConfig, rebuild: bool = False) -> Path:
         "vectors": {name: name for name in config.spaces},
         "spaces": {name: int(v.shape[1]) for name, v in vectors.items()},
         "placeholders": {name: config.placeholder(name) for name in config.spaces},
+        "prompts": prompts_of(rows),
         "encoders": {name: spec.encoder for name, spec in config.spaces.items()},
         "counts": {"entities": {n: len(t) for n, t in entities.items()}, "test_entities": len(test),
                    "rows": sizes},

@@ -2,7 +2,9 @@
 
     <corpus>/vectors/<table>.parquet   id (string), vector (float32 list); one row per entity
     <corpus>/tasks/<split>.parquet     task, kind, prompt, target, <space>_ids, <space>_slots
-    <corpus>/manifest.json             "vectors": {space: table}, e.g. {"movie": "movie_semantic", "user": ...}
+    <corpus>/entities/<kind>.parquet   id (string), label, split, and whatever else the data says about each entity
+    <corpus>/manifest.json             "vectors": {space: table}, e.g. {"movie": "movie_semantic", "user": ...};
+                                       "prompts": {task: prompt}, the tasks the rows were written for first
 
 `<space>_ids` lists the entities a row is about; `<space>_slots` lists, for each of the space's placeholders in the
 prompt (in order), the ids whose vectors fill it: their mean, so one id is that entity and two are the paper's
@@ -23,7 +25,10 @@ import pyarrow.parquet as pq
 from .vector_table import VECTORS_DIR, VectorTable  # noqa: F401 - the corpus format's vector tables
 
 TASKS_DIR = "tasks"
-FORMAT = "elm-corpus/2"  # the manifest's "format": rows name ids, vectors live in vectors/
+ENTITIES_DIR = "entities"
+NAME_COLUMNS = ("word", "name", "title", "lemmas")  # what your own data may call an entity's name, in that order
+ABOUT_COLUMNS = ("about", "gloss", "description", "genres")  # a short line on what the entity is
+FORMAT = "elm-corpus/3"  # the manifest's "format": rows name ids, vectors in vectors/, entities in entities/, prompts
 
 
 def load_vector_tables(folder: str | Path, manifest: dict | None = None) -> dict[str, VectorTable]:
@@ -40,7 +45,8 @@ KINDS = ("byo", "movielens")  # who built it: your own files (data/byo.py) or th
 def check_format(folder: Path, manifest: dict) -> None:
     if manifest.get("format") != FORMAT or manifest.get("kind") not in KINDS:
         raise ValueError(
-            f"{folder} is not a corpus of format {FORMAT!r} (vectors stored once, rows naming ids). Build it again: "
+            f"{folder} is not a corpus of format {FORMAT!r} (vectors and entities stored once, rows naming ids). "
+            "Build it again: "
             "`python -m modeling_elm.scripts.corpus` with the same options, or train.py without --corpus_path, writes "
             "a new folder; pass that one with --corpus to evaluate / describe, or as ELM_TABLES to the Space.")
 
@@ -91,15 +97,14 @@ def split_sizes_ok(sizes: dict[str, int], where: str) -> None:
 
 @dataclass
 class Corpus:
-    """A built corpus, whoever built it: its task splits, the vector table of each space, its manifest, and for
-    MovieLens the entity tables (`movies`, `users`) its extra metrics and the Space read."""
+    """A built corpus, whoever built it: its task splits, the vector table of each space, the entity tables, its
+    manifest. Evaluation, `describe` and the Space ask it what it holds instead of asking who built it."""
 
     folder: Path
-    tasks: "datasets.DatasetDict"  # noqa: F821
+    tasks: "datasets.DatasetDict | None"  # noqa: F821 - None when opened without them (the Space)
     manifest: dict
     vectors: dict  # {space: VectorTable}, what each placeholder of the rows reads
-    movies: "pd.DataFrame | None" = None  # noqa: F821
-    users: "pd.DataFrame | None" = None  # noqa: F821
+    entities: dict  # {kind: DataFrame}: id, label, split, ...; one row per entity (MovieLens: movie, user)
 
     @property
     def spaces(self) -> dict[str, dict]:
@@ -109,8 +114,50 @@ class Corpus:
                 for name, dim in self.manifest["spaces"].items()}
 
     @property
+    def anchor(self) -> str:
+        """The first space: the one rows are split by, and SC, retrieval, the Space's pickers and `describe` are
+        about."""
+        return next(iter(self.manifest["spaces"]))
+
+    @property
     def is_movielens(self) -> bool:
         return self.manifest["kind"] == "movielens"
+
+    @property
+    def prompts(self) -> dict[str, str]:
+        """{task: prompt} the corpus knows, the tasks its rows were written for first."""
+        return dict(self.manifest.get("prompts") or {})
+
+    def placeholder(self, space: str) -> str:
+        return self.spaces[space].get("placeholder", f"<{space}>")
+
+    def single_prompts(self, space: str) -> dict[str, str]:
+        """The prompts that read exactly one vector, of `space`: what one picked or mixed entity can be asked."""
+        mark = self.placeholder(space)
+        return {task: prompt for task, prompt in self.prompts.items()
+                if prompt.count(mark) == 1 and prompt.count("<") == 1}
+
+    def labels(self, kind: str) -> list[str]:
+        """How a person names each entity of `kind`: its `label`, else its name with the id (names repeat)."""
+        table = self.entities[kind]
+        if "label" in table.columns:
+            return table["label"].astype(str).tolist()
+        name = next((c for c in NAME_COLUMNS if c in table.columns), None)
+        if name is None:
+            return table["id"].astype(str).tolist()
+        return [f"{value} [{i}]" for value, i in zip(table[name].astype(str), table["id"])]
+
+    def about(self, kind: str) -> list[str]:
+        """One short line per entity of `kind` (its genres, its gloss...), empty when the data has none."""
+        table = self.entities[kind]
+        column = next((c for c in ABOUT_COLUMNS if c in table.columns), None)
+        if column is None:
+            return [""] * len(table)
+        return ["|".join(map(str, v)) if isinstance(v, (list, np.ndarray)) else str(v)[:80] for v in table[column]]
+
+    def entity_vectors(self, space: str) -> np.ndarray:
+        """(n, dim): the vector of each row of the entity table of `space`, in the table's order."""
+        return self.vectors[space].lookup(self.entities[space]["id"])
 
     def concepts(self, space: str) -> dict:
         """{name: Concept}: the directions fitted in the vectors `space` reads (concepts/<its vector table>;
@@ -129,17 +176,16 @@ class Corpus:
         return encoders.get(space) or self.manifest.get("answer_encoder"), encoders.get(space) is not None
 
 
-def load_corpus(folder: str | Path) -> Corpus:
-    """Open a built corpus folder (local): task splits, vector tables and, for MovieLens, the entity tables."""
+def load_corpus(folder: str | Path, with_tasks: bool = True) -> Corpus:
+    """Open a built corpus folder (local): task splits (unless `with_tasks` is false), vector and entity tables."""
+    import pandas as pd
+
     folder = Path(folder)
     if not (folder / "manifest.json").is_file():
         raise FileNotFoundError(f"{folder} is not a corpus folder (no manifest.json); build one with "
                                 "`python -m modeling_elm.scripts.corpus` or train with a `data:` section.")
     manifest = json.loads((folder / "manifest.json").read_text())
     check_format(folder, manifest)
-    corpus = Corpus(folder, load_task_splits(folder), manifest, load_vector_tables(folder, manifest))
-    if corpus.is_movielens:
-        from .movielens.tables import load_tables
-
-        corpus.movies, corpus.users = load_tables(folder)
-    return corpus
+    entities = {path.stem: pd.read_parquet(path) for path in sorted((folder / ENTITIES_DIR).glob("*.parquet"))}
+    return Corpus(folder, load_task_splits(folder) if with_tasks else None, manifest,
+                  load_vector_tables(folder, manifest), entities)

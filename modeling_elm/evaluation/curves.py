@@ -10,11 +10,8 @@ STRENGTHS = (0.0, 0.5, 1.0, 2.0, 3.0)  # in the concept's own units: 1 = the gap
 
 
 def describe_prompt(ev) -> str:
-    """The prompt of the first one-movie task the model was trained on (its corpus' tasks), else the summary's."""
-    from ..data.movielens.tasks import TASKS, get_tasks
-
-    trained = [t for t in get_tasks(ev.corpus.manifest["config"].get("tasks")) if t.kind == "one-movie"]
-    return (trained[0] if trained else TASKS["summary"]).prompt
+    """The first prompt of the corpus that reads one movie: a task the model was trained on when there is one."""
+    return next(iter(ev.corpus.single_prompts("movie").values()))
 
 
 def _movie_space_is_semantic(ev) -> bool:
@@ -28,14 +25,14 @@ def _vectors(ev):
 def _genres_and_year(ev, index: int) -> tuple[list[str], int | None]:
     from .metrics import year_of
 
-    movie = ev.corpus.movies.iloc[index]
+    movie = ev.scorer.movies.iloc[index]
     return list(movie["genres"]), year_of(movie["year"])
 
 
 def interpolation_curve(ev) -> dict:
     """SC of the description of (1 - a) * A + a * B to A and to B, for a from 0 to 1: the two should cross; and the
     genre F1 of what it states against A's genres and against B's, which should trade places the same way."""
-    test = np.flatnonzero(ev.corpus.movies["split"].to_numpy() == "test")
+    test = np.flatnonzero(ev.scorer.movies["split"].to_numpy() == "test")
     rng = np.random.default_rng(ev.args.seed + 7)
     pairs = (rng.choice(test, size=(ev.args.curve_examples, 2), replace=False)
              if len(test) >= 2 * ev.args.curve_examples else rng.choice(test, size=(ev.args.curve_examples, 2)))
@@ -54,8 +51,8 @@ def interpolation_curve(ev) -> dict:
             f1 = [fact_scores(t, facts[int(i)][0], None)["genre_f1"] for t, i in zip(texts, pairs[:, column])]
             curve[f"genre_f1_to_{side}"].append(bootstrap_ci(f1, seed=ev.args.seed))
         if alpha == 0.5:
-            curve["example_midpoint"] = {"a": str(ev.corpus.movies.iloc[pairs[0, 0]]["title"]),
-                                         "b": str(ev.corpus.movies.iloc[pairs[0, 1]]["title"]), "text": texts[0]}
+            curve["example_midpoint"] = {"a": str(ev.scorer.movies.iloc[pairs[0, 0]]["title"]),
+                                         "b": str(ev.scorer.movies.iloc[pairs[0, 1]]["title"]), "text": texts[0]}
     return curve
 
 
@@ -71,7 +68,7 @@ def concept_curves(ev, top: int = 3) -> dict:
     # IMAX is a screen format, not something a description can state
     chosen = sorted((c for c in concepts.values() if c.name in text_concepts and c.name != "IMAX"),
                     key=lambda c: -c.accuracy)[:top]
-    movies, vectors = ev.corpus.movies, _vectors(ev)
+    movies, vectors = ev.scorer.movies, _vectors(ev)
     test = np.flatnonzero(movies["split"].to_numpy() == "test")
     out = {"strength": list(STRENGTHS), "concepts": {}}
     for concept in chosen:

@@ -23,13 +23,14 @@ class MovieLensScorer:
     likelihood_retrieval = False  # retrieval here ranks every movie by SC (hits@1/10), not a few by likelihood
 
     def __init__(self, ev):
+        from ..data.movielens.tables import movielens_tables
+
         self.ev = ev
-        movies = ev.corpus.movies
-        self.movies = movies
-        self.movie_index = {str(m): i for i, m in enumerate(movies["movie_id"])}
-        self.semantic = np.stack(movies["semantic"].to_numpy())
-        self.behavioural = np.stack(movies["behavioural"].to_numpy())
-        self.user_index = {str(u): i for i, u in enumerate(ev.corpus.users["user_id"])}
+        self.movies, self.users = movielens_tables(ev.corpus)
+        self.movie_index = {m: i for i, m in enumerate(self.movies["id"])}
+        self.semantic = np.stack(self.movies["semantic"].to_numpy())
+        self.behavioural = np.stack(self.movies["behavioural"].to_numpy())
+        self.user_index = {u: i for i, u in enumerate(self.users["id"])}
 
     @staticmethod
     def ids(rows: list[dict]) -> list[list[str]]:
@@ -63,7 +64,7 @@ class MovieLensScorer:
     def user_metrics(self, texts: list[str], user_ids: list[list[str]]) -> dict:
         """BC over each user's own rated movies and over one fixed sample of movies, and what the profile says
         against the user's favourite genres and decade (corpora from version 3 on record the decades)."""
-        users, args = self.ev.corpus.users, self.ev.args
+        users, args = self.users, self.ev.args
         profile_vectors = self.ev.embed(texts)
         sample = np.random.default_rng(args.seed).choice(len(self.semantic), min(args.bc_sample, len(self.semantic)),
                                                          replace=False)
@@ -83,7 +84,7 @@ class MovieLensScorer:
         return values
 
     def favourites(self, user_id: str) -> tuple[list[str], list[str]]:
-        user = self.ev.corpus.users.iloc[self.user_index[user_id]]
+        user = self.users.iloc[self.user_index[user_id]]
         decades = user["favourite_decades"] if "favourite_decades" in user.index else None
         return list(user["favourite_genres"]), list(decades) if decades is not None else []
 
@@ -136,7 +137,7 @@ class MovieLensScorer:
 
     def constant_profile(self, rows: list[dict]) -> dict:
         """The best vector-free profile (the training users' commonest favourites), scored like the model's."""
-        users = self.ev.corpus.users
+        users = self.users
         train = users[users["split"] == "train"]
         decades = train["favourite_decades"] if "favourite_decades" in train.columns else []
         taste = constant_taste([list(g) for g in train["favourite_genres"]], [list(d) for d in decades])

@@ -1,12 +1,13 @@
-"""Ask a trained ELM about a movie or a user of its corpus, from the command line.
+"""Ask a trained ELM about an entity of its corpus (a movie, a user, a word of your own data) from the command line.
 
     python -m modeling_elm.scripts.describe --model checkpoints/elm-quick                  # a movie it never trained on
     python -m modeling_elm.scripts.describe --model checkpoints/elm-quick --movie "toy story"
     python -m modeling_elm.scripts.describe --movie "Titanic (1997)" --task positive_review   # the default model
     python -m modeling_elm.scripts.describe --model checkpoints/elm-quick --movie "toy story" --mix "alien" --alpha 0.5
     python -m modeling_elm.scripts.describe --model checkpoints/elm-quick --movie "heat" --concept Comedy --strength 1
+    python -m modeling_elm.scripts.describe --model checkpoints/elm-wordnet --entity "dog"     # your own data
 
-The model reads only the movie's vector, never its title: the title is used here to look the vector up.
+The model reads only the entity's vector, never its name: the name is used here to look the vector up.
 """
 
 import argparse
@@ -17,31 +18,35 @@ import sys
 # load once the arguments are known to be good.
 
 
-def find_movie(movies, query: str) -> tuple[int, list[str]]:
-    """The row of the movie `query` names, and the other titles it could have meant.
+def find_entity(labels: list[str], names: list[str], popularity, query: str, kind: str = "movie") -> tuple[int, list]:
+    """The row of the entity `query` names, and the other labels it could have meant.
 
-    Accepts a title, part of one, or a label with its year ("Titanic (1997)"); among several matches the exact title
-    (and year, when given) wins, then the best-known movie.
+    Accepts a label as the Space shows it ("Titanic (1997)"), a name ("titanic") or part of one; among several
+    matches an exact name wins, then the best-known entity (highest `popularity`, e.g. MovieLens' rating counts).
+    A label whose name matches but whose qualifier does not ("Titanic (1887)") is refused, not swapped for another.
     """
     import numpy as np
 
-    match = re.fullmatch(r"\s*(.*?)\s*\((\d{4})\)\s*", query)
-    title, year = (match.group(1), int(match.group(2))) if match else (query.strip(), None)
-    if not title:
-        raise SystemExit(f"--movie {query!r} names no title; give a title, part of one, or 'Title (year)'.")
-    titles = movies["title"].astype(str).str.lower()
-    exact = titles == title.lower()
-    hits = np.flatnonzero(exact) if exact.any() else np.flatnonzero(titles.str.contains(title.lower(), regex=False))
-    if year is not None and len(hits):
-        same_year = hits[movies["year"].to_numpy()[hits] == year]
-        if not len(same_year):  # another year's movie would be a silent substitution
-            found = "; ".join(label(movies.iloc[i]) for i in hits[:5])
-            raise SystemExit(f"No movie {title!r} from {year} in the corpus; it has: {found}. Pass one of these.")
-        hits = same_year
+    query = query.strip()
+    lowered = [label.lower() for label in labels]
+    if query.lower() in lowered:
+        return lowered.index(query.lower()), []
+    qualified = re.fullmatch(r"(.*?)\s*\((.+)\)", query)
+    name = qualified.group(1) if qualified else query
+    if not name:
+        raise SystemExit(f"--{kind} {query!r} names nothing; give a name, part of one, or a label such as the "
+                         "Space shows.")
+    names = np.asarray([n.lower() for n in names])
+    exact = names == name.lower()
+    hits = np.flatnonzero(exact) if exact.any() else np.flatnonzero([name.lower() in n for n in names])
+    if qualified and len(hits):  # "Titanic (1887)": the name is there, the qualifier is not
+        found = "; ".join(labels[i] for i in hits[:5])
+        raise SystemExit(f"No {kind} {name!r} from {qualified.group(2)} in the corpus; it has: {found}. "
+                         "Pass one of these.")
     if not len(hits):
-        raise SystemExit(f"No movie in the corpus matches {query!r}; try part of its title.")
-    ranked = hits[np.argsort(-movies["n_ratings"].to_numpy()[hits], kind="stable")]
-    return int(ranked[0]), [label(movies.iloc[i]) for i in ranked[1:6]]
+        raise SystemExit(f"No {kind} in the corpus matches {query!r}; try part of its name.")
+    ranked = hits[np.argsort(-np.asarray(popularity)[hits], kind="stable")]
+    return int(ranked[0]), [labels[i] for i in ranked[1:6]]
 
 
 def move_concept(corpus, space: str, vector, name: str, strength: float):
@@ -53,7 +58,7 @@ def move_concept(corpus, space: str, vector, name: str, strength: float):
         close = [c for c in concepts if c.lower() == name.lower()]
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise SystemExit(f"No concept {name!r} in the corpus' {space} space.{hint} "
-                         f"Known: {', '.join(sorted(concepts))}.")
+                         f"Known: {', '.join(sorted(concepts)) or 'none'}.")
     return move_along(vector, concepts[name], strength)
 
 
@@ -66,12 +71,6 @@ def read_config_spaces(model: str) -> dict | None:
     return json.loads(config.read_text()).get("embedding_spaces") if config.is_file() else None
 
 
-def label(movie) -> str:
-    import pandas as pd
-
-    return f"{movie['title']} ({int(movie['year'])})" if pd.notna(movie["year"]) else str(movie["title"])
-
-
 class _Defaults(argparse.ArgumentDefaultsHelpFormatter):
     """Shows a default where there is one; 'None' says nothing the help text does not."""
 
@@ -80,25 +79,24 @@ class _Defaults(argparse.ArgumentDefaultsHelpFormatter):
 
 
 def parser() -> argparse.ArgumentParser:
-    from ..data.movielens.tasks import TASKS
-
     p = argparse.ArgumentParser(prog="python -m modeling_elm.scripts.describe", description=__doc__.split("\n\n")[0],
                                 formatter_class=_Defaults)
     p.add_argument("--model", default="checkpoints/elm-quick", help="trained ELM folder (or Hub id)")
     p.add_argument("--corpus", default=None, help="corpus folder (default: the one the model trained on)")
-    p.add_argument("--movie", help=("title, part of one, or 'Title (year)' of a corpus movie (default: the best-known "
-                                    "held-out one)"))
-    p.add_argument("--mix", help="a second movie: describe the mix of the two vectors")
+    p.add_argument("--entity", "--movie", dest="entity", help=(
+        "the label the Space shows ('Titanic (1997)'), a name or part of one, of an entity of the corpus' first space "
+        "(default: the best-known held-out one)"))
+    p.add_argument("--mix", help="a second entity: describe the mix of the two vectors")
     p.add_argument("--alpha", type=float, default=0.5, help="share of --mix in the mixed vector")
-    p.add_argument("--concept", help=("a concept of the corpus (a genre such as Comedy): describe the movie moved "
+    p.add_argument("--concept", help=("a concept of the corpus (a genre such as Comedy): describe the entity moved "
                                       "along its direction"))
     p.add_argument("--strength", type=float, default=1.0, help=(
-        "how far to move along --concept, in the concept's own steps: 1 moves the movie as far as the typical movie "
-        "with the genre lies from one without it; negative moves away"))
+        "how far to move along --concept, in the concept's own steps: 1 moves the entity as far as the typical one "
+        "with the concept lies from one without it; negative moves away"))
     p.add_argument("--user", help="a corpus user id (models with a user space)")
     p.add_argument("--task", default=None, help=(
-        f"a task name ({', '.join(TASKS)}) or your own prompt with <movie> (default: the first one-movie task the "
-        "model trained on)"))
+        "a task of the corpus (summary, what_kind, ... for MovieLens; the corpus lists them) or your own prompt with "
+        "the placeholder, e.g. <movie> (default: the first one-vector task the model trained on)"))
     p.add_argument("--max_new_tokens", "--max-new-tokens", type=int, default=60, help="tokens to generate")
     p.add_argument("--device", default=None, help=(
         "cuda, mps or cpu (default: the GPU when there is one, in bf16; else the CPU, float32)"))
@@ -108,74 +106,93 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv=None) -> int:
-    from ..data.movielens.tasks import TASKS
+def pick(corpus, kind: str, query: str):
+    """(row, label) of the entity of `kind` that `query` names; says on stderr which of several it took."""
+    from ..data.corpus import NAME_COLUMNS
 
-    p = parser()
-    args = p.parse_args(argv)
-    if args.task is not None and args.task not in TASKS and "<" not in args.task:
-        p.error(f"unknown task {args.task!r}; choose one of: {', '.join(TASKS)} (or write a prompt with <movie>)")
+    table, labels = corpus.entities[kind], corpus.labels(kind)
+    name = next((c for c in NAME_COLUMNS if c in table.columns), None)
+    names = table[name].astype(str).tolist() if name else labels
+    popularity = table["n_ratings"].to_numpy() if "n_ratings" in table.columns else [0] * len(table)
+    row, others = find_entity(labels, names, popularity, query, kind)
+    if others:
+        print(f"{query!r} matches several: picked {labels[row]}; others: {'; '.join(others)}", file=sys.stderr)
+    return row, labels[row]
 
+
+def user_vectors(args, corpus) -> tuple[dict, str]:
+    spaces = read_config_spaces(args.model) or {}
+    if (spaces and "user" not in spaces) or "user" not in corpus.vectors:
+        raise SystemExit(f"{args.model} reads no user vectors (its spaces: {', '.join(spaces or corpus.vectors)}); "
+                         "describe an entity, or train a model with user profiles (recipes/quick-users.yaml) and "
+                         "pass that one.")
+    if args.user not in set(corpus.entities["user"]["id"]):
+        raise SystemExit(f"No user {args.user!r} in the corpus.")
+    return {"user": corpus.vectors["user"].lookup([args.user])}, f"user {args.user}"
+
+
+def anchor_vectors(args, corpus) -> tuple[dict, str]:
+    """The vector of the entity (or mix) asked about, in the corpus' first space, and how to name it."""
     import numpy as np
 
-    from ..data.corpus import load_corpus
-    from ..inference import generate_texts, load_elm, load_processor
-    from ..data.movielens.tasks import get_tasks
+    space = corpus.anchor
+    vectors = corpus.vectors[space]
+    table = corpus.entities[space]
+    if args.entity:
+        first, about = pick(corpus, space, args.entity)
+        vector = vectors.lookup([table["id"].iloc[first]])[0]
+        if args.mix:
+            second, other = pick(corpus, space, args.mix)
+            vector = (1 - args.alpha) * vector + args.alpha * vectors.lookup([table["id"].iloc[second]])[0]
+            about = f"{1 - args.alpha:.2f} x {about} + {args.alpha:.2f} x {other}"
+    else:  # the best-known entity the model never saw in training
+        test = np.flatnonzero(table["split"].to_numpy() == "test")
+        popularity = table["n_ratings"].to_numpy()[test] if "n_ratings" in table.columns else np.zeros(len(test))
+        first = int(test[np.argmax(popularity)])
+        vector = vectors.lookup([table["id"].iloc[first]])[0]
+        about = f"{corpus.labels(space)[first]}, held out from training"
+    if args.concept:
+        vector = move_concept(corpus, space, vector, args.concept, args.strength)
+        about = f"{about}, moved along {args.concept} by {args.strength:g} of its steps"
+    return {space: np.asarray(vector, np.float32)[None]}, about
+
+
+def main(argv=None) -> int:
+    p = parser()
+    args = p.parse_args(argv)
+    if args.mix and not args.entity:
+        p.error("--mix mixes a second entity into --movie / --entity: pass that one too")
+    if args.user and (args.entity or args.concept):
+        p.error("--user describes a user; --movie / --entity / --concept are about the corpus' first space")
+    if not 0 <= args.alpha <= 1:
+        print(f"Note: --alpha {args.alpha:g} is outside [0, 1], so the vector extrapolates beyond the two entities "
+              "instead of mixing them; models are trained on real vectors only.", file=sys.stderr)
+
     from ..checkpoints import check_trained_elm, read_marker
+    from ..data.corpus import load_corpus
 
     try:
         check_trained_elm(args.model)
     except ValueError as error:
         raise SystemExit(str(error)) from None
     marker = read_marker(args.model) or {}
-    corpus = load_corpus(args.corpus or marker.get("corpus") or p.error("pass --corpus"))
-    def movie_vector(row: int) -> np.ndarray:  # what the model's movie placeholder reads, from the corpus' table
-        return corpus.vectors["movie"].lookup([str(movies.iloc[row]["movie_id"])])[0]
+    corpus = load_corpus(args.corpus or marker.get("corpus") or p.error("pass --corpus"), with_tasks=False)
+    prompts = corpus.prompts
+    if args.task is not None and args.task not in prompts and "<" not in args.task:
+        p.error(f"unknown task {args.task!r}; choose one of: {', '.join(prompts)} (or write a prompt with a "
+                "placeholder such as <movie>)")
+    vectors, about = user_vectors(args, corpus) if args.user else anchor_vectors(args, corpus)
+    space = next(iter(vectors))
+    task = args.task or next(iter(corpus.single_prompts(space)), None)
+    if task is None:
+        raise SystemExit(f"The corpus has no task that reads one {space} vector; pass --task with your own prompt.")
+    prompt = prompts.get(task, task)
+    if prompt.count(corpus.placeholder(space)) != 1:
+        raise SystemExit(f"Task {task!r} does not read exactly one {corpus.placeholder(space)}; use a one-vector task "
+                         "(or --mix for a blend).")
 
-    movies = corpus.movies
-    if args.mix and not args.movie:
-        p.error("--mix mixes a second movie into --movie: pass --movie too")
-    if not 0 <= args.alpha <= 1:
-        print(f"Note: --alpha {args.alpha:g} is outside [0, 1], so the vector extrapolates beyond the two movies "
-              "instead of mixing them; models are trained on real vectors only.", file=sys.stderr)
-    if args.user:
-        spaces = (read_config_spaces(args.model) or {})
-        if spaces and "user" not in spaces:
-            raise SystemExit(f"{args.model} reads no user vectors (its spaces: {', '.join(spaces)}); describe a movie, "
-                             "or train a model with user profiles (recipes/quick-users.yaml) and pass that one.")
-        users = corpus.users
-        row = users.index[users["user_id"].astype(str) == args.user]
-        if not len(row):
-            raise SystemExit(f"No user {args.user!r} in the corpus.")
-        vectors, task, about = ({"user": users.loc[row[0], "behavioural"][None]}, args.task or "user_profile",
-                                f"user {args.user}")
-    elif args.movie:
-        first, others = find_movie(movies, args.movie)
-        vector, about = movie_vector(first), label(movies.iloc[first])
-        if others:
-            print(f"{args.movie!r} matches several movies: picked {about}; others: {'; '.join(others)}",
-                  file=sys.stderr)
-        if args.mix:
-            second, _ = find_movie(movies, args.mix)
-            vector = (1 - args.alpha) * vector + args.alpha * movie_vector(second)
-            about = f"{1 - args.alpha:.2f} x {about} + {args.alpha:.2f} x {label(movies.iloc[second])}"
-        vectors, task = {"movie": np.asarray(vector, np.float32)[None]}, args.task or "summary"
-    else:  # the best-known movie the model never saw in training
-        test = np.flatnonzero(movies["split"].to_numpy() == "test")
-        first = int(test[np.argmax(movies["n_ratings"].to_numpy()[test])])
-        vectors, task = {"movie": np.asarray(movie_vector(first), np.float32)[None]}, args.task or "summary"
-        about = f"{label(movies.iloc[first])}, held out from training"
-    if args.concept:
-        if "movie" not in vectors:
-            p.error("--concept moves a movie's vector: pass --movie (or nothing, for the default movie), not --user")
-        vectors["movie"] = move_concept(corpus, "movie", vectors["movie"][0], args.concept, args.strength)[None]
-        about = f"{about}, moved along {args.concept} by {args.strength:g} of its steps"
-    if task == "summary" and args.task is None:  # by default, a task the model was trained on
-        trained = [t for t in get_tasks(corpus.manifest["config"].get("tasks")) if t.kind == "one-movie"]
-        task = trained[0].name if trained else task
-    prompt = TASKS[task].prompt if task in TASKS else task
-    if prompt.count("<movie>") > 1:
-        raise SystemExit(f"Task {task!r} takes two movies; use a one-movie task (or --mix for a blend).")
+    from ..inference import generate_texts, load_elm, load_processor
+
     model, processor = load_elm(args.model, args.device), load_processor(args.model, marker)
     if args.server:
         from ..serving import ElmServingClient, ServerError

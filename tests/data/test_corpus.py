@@ -32,9 +32,18 @@ def built(release, tmp_path_factory):
     return load_corpus(build_corpus(config_for(release, tmp_path_factory.mktemp("out"))))
 
 
+@pytest.fixture(scope="module")
+def tables(built):
+    """MovieLens' movies and users with their vectors joined back, as its metrics read them."""
+    from modeling_elm.data.movielens.tables import movielens_tables
+
+    return movielens_tables(built)
+
+
 def test_no_test_entity_appears_in_any_training_row(built):
-    test_movies = set(built.movies.loc[built.movies["split"] == "test", "movie_id"].astype(str))
-    test_users = set(built.users.loc[built.users["split"] == "test", "user_id"].astype(str))
+    movies, users = built.entities["movie"], built.entities["user"]
+    test_movies = set(movies.loc[movies["split"] == "test", "id"])
+    test_users = set(users.loc[users["split"] == "test", "id"])
     assert test_movies and test_users
     train = built.tasks["train"]
     assert not {m for ids in train["movie_ids"] for m in ids} & test_movies
@@ -43,14 +52,15 @@ def test_no_test_entity_appears_in_any_training_row(built):
     assert test_anchor == test_movies
 
 
-def test_every_entity_gets_every_task_with_vectors_in_placeholder_order(built):
+def test_every_entity_gets_every_task_with_vectors_in_placeholder_order(built, tables):
     counts = built.manifest["counts"]
     for split in ("train", "test"):
         rows = built.tasks[split]
         assert len(rows) == counts["movies"][split] * 24 + counts["users"][split]
         assert sorted(set(rows["task"])) == sorted(t.name for t in corpus_module.get_tasks(["all"]))
-    semantic = dict(zip(built.movies["movie_id"].astype(str), built.movies["semantic"]))
-    behavioural = dict(zip(built.users["user_id"].astype(str), built.users["behavioural"]))
+    movies, users = tables
+    semantic = dict(zip(movies["id"], movies["semantic"]))
+    behavioural = dict(zip(users["id"], users["behavioural"]))
     for row in built.tasks["test"]:
         vectors = row_vectors(row, built.vectors)
         assert len(vectors.get("movie", [])) == row["prompt"].count("<movie>")
@@ -67,7 +77,7 @@ def test_every_entity_gets_every_task_with_vectors_in_placeholder_order(built):
 
 
 def test_targets_state_only_the_true_genres_and_years(built):
-    movies = built.movies.set_index(built.movies["movie_id"].astype(str))
+    movies = built.entities["movie"].set_index("id")
     rows = built.tasks["train"].filter(lambda r: r["task"] in ("summary", "diff_than_nn", "interpolation"))
     assert len(rows) > 0
     for row in rows:
@@ -87,11 +97,12 @@ def test_every_vector_is_stored_once_and_rows_name_ids(built):
     assert not any("vector" in c for c in built.tasks["train"].column_names)  # rows carry ids only
     import pandas as pd
 
-    assert not {"semantic", "behavioural"} & set(pd.read_parquet(folder / "movies.parquet").columns)
-    assert not {"behavioural"} & set(pd.read_parquet(folder / "users.parquet").columns)
+    assert not {"semantic", "behavioural"} & set(pd.read_parquet(folder / "entities" / "movie.parquet").columns)
+    assert not {"behavioural"} & set(pd.read_parquet(folder / "entities" / "user.parquet").columns)
     assert sorted(p.name for p in (folder / "vectors").iterdir()) == [
         "movie_behavioural.parquet", "movie_semantic.parquet", "user_behavioural.parquet"]
-    assert len(built.vectors["movie"]) == len(built.movies) and len(built.vectors["user"]) == len(built.users)
+    assert (len(built.vectors["movie"]) == len(built.entities["movie"])
+            and len(built.vectors["user"]) == len(built.entities["user"]))
     assert built.manifest["vectors"] == {"movie": "movie_semantic", "user": "user_behavioural"}
 
 
@@ -104,7 +115,7 @@ def test_a_corpus_of_another_format_is_refused_with_the_fix(built, tmp_path):
     manifest = json.loads((old / "manifest.json").read_text())
     del manifest["format"]
     (old / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(ValueError, match="not a corpus of format 'elm-corpus/2'.*pass that one with --corpus"):
+    with pytest.raises(ValueError, match="not a corpus of format 'elm-corpus/3'.*pass that one with --corpus"):
         load_corpus(old)
 
 
@@ -172,7 +183,7 @@ def test_the_corpus_says_which_encoder_reads_answers_about_a_space(manifest, exp
     from modeling_elm.data.corpus import Corpus
 
     space = "movie" if manifest["kind"] == "movielens" else "word"
-    assert Corpus(tmp_path, None, manifest, {}).text_encoder(space) == expected
+    assert Corpus(tmp_path, None, manifest, {}, {}).text_encoder(space) == expected
 
 
 def test_a_movielens_build_records_its_kind_and_encoders(built):
@@ -190,6 +201,31 @@ def test_the_corpus_gives_the_concepts_of_the_vectors_a_space_reads(tmp_path):
         save_concepts({"Comedy": Concept("Comedy", kind, np.ones(4, np.float32), 0.0, 0.9, 5, 5, class_gap=1.0)},
                       tmp_path / "concepts" / f"movie_{kind}")
     manifest = {"vectors": {"movie": "movie_behavioural", "user": "user_behavioural"}}
-    corpus = Corpus(tmp_path, None, manifest, {})
+    corpus = Corpus(tmp_path, None, manifest, {}, {})
     assert corpus.concepts("movie")["Comedy"].space == "behavioural"  # the table the movie placeholder reads
     assert corpus.concepts("user") == {}  # no directions were fitted for users
+
+
+def test_the_corpus_says_what_its_entities_are_called_and_what_can_be_asked(built, tmp_path):
+    """Evaluation, describe and the Space ask the corpus instead of asking who built it: MovieLens and your own
+    data answer through the same files (entities/<kind>.parquet, the manifest's prompts)."""
+    import pandas as pd
+
+    from modeling_elm.data.corpus import Corpus
+
+    movies = built.entities["movie"]
+    first = movies.iloc[0]
+    assert built.labels("movie")[0] == f"{first['title']} ({int(first['year'])})" and built.anchor == "movie"
+    assert built.about("movie")[0] == "|".join(first["genres"])
+    assert list(built.prompts)[:3] == ["summary", "positive_review", "negative_review"]  # its own tasks first
+    single = built.single_prompts("movie")
+    assert "summary" in single and "similarities" not in single and "user_profile" not in single
+    assert list(built.single_prompts("user")) == ["user_profile"]
+    np.testing.assert_array_equal(built.entity_vectors("movie")[0], built.vectors["movie"].lookup([first["id"]])[0])
+
+    words = pd.DataFrame({"id": ["n1", "n2"], "word": ["dog", "dog"], "gloss": ["a pet", "a " + "long " * 30]})
+    own = Corpus(tmp_path, None, {"kind": "byo", "spaces": {"word": 4}, "placeholders": {"word": "<w>"},
+                                  "prompts": {"define": "Define <w>.", "compare": "<w> or <w>?"}}, {}, {"word": words})
+    assert own.labels("word") == ["dog [n1]", "dog [n2]"]  # names repeat: the id tells them apart
+    assert own.about("word")[0] == "a pet" and len(own.about("word")[1]) == 80
+    assert own.single_prompts("word") == {"define": "Define <w>."}

@@ -215,10 +215,11 @@ def test_describe_moves_a_movie_along_a_concept_in_the_concepts_own_steps(traine
     from modeling_elm import inference
     from modeling_elm.data.concepts import concept_directions, move_along, save_concepts
     from modeling_elm.data.corpus import load_corpus
+    from modeling_elm.data.movielens.tables import movielens_tables
 
     corpus = tmp_path / "corpus"
     shutil.copytree(trained[1], corpus)
-    movies = load_corpus(corpus).movies
+    movies, _ = movielens_tables(load_corpus(corpus))
     vectors = np.stack(movies["semantic"].to_numpy())
     funny = np.arange(len(movies)) % 2 == 0  # the tiny corpus has too few movies per genre for a real CAV
     concepts = concept_directions(vectors, {"Comedy": funny}, space="semantic", min_positive=2, test_fraction=0.4)

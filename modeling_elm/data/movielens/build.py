@@ -5,8 +5,8 @@ One folder comes out (cached: a second run with the same settings loads it inste
     tasks/            train.parquet, test.parquet, split by entity; columns task, kind, prompt, target, movie_ids,
                       movie_slots, user_ids, user_slots (the ids filling each placeholder; see data/corpus.py)
     vectors/          every vector once: movie_semantic, movie_behavioural, user_behavioural (.parquet: id, vector)
-    movies.parquet    every movie: id, title, year, genres, text, split, rating stats
-    users.parquet     every user: id, split, favourite genres and decades, rated movies and ratings
+    entities/         movie.parquet: id, label, title, year, genres, text, split, rating stats;
+                      user.parquet: id, label, split, favourite genres and decades, rated movies and ratings
     concepts/         genre directions (CAVs) per movie vector table: movie_semantic, movie_behavioural
     manifest.json     the settings, counts, embedding quality and timings; README.md: the dataset card
 The training recipes call `build_corpus` with the same `CorpusConfig`.
@@ -24,12 +24,13 @@ import numpy as np
 from ...base_models import elm_cache_dir
 from .tables import build_entity_tables
 from .rows import build_task_splits
-from .tasks import get_tasks
+from .tasks import TASKS, get_tasks
 from ..embeddings import DEFAULT_ENCODER
 from ..corpus import FORMAT, save_task_splits, split_sizes_ok
 
 logger = logging.getLogger(__name__)
-CORPUS_VERSION = 4  # bump when the output of the same settings changes, so stale caches are not reused
+CORPUS_VERSION = 5  # bump when the output of the same settings changes, so stale caches are not reused
+# 5: entities/ as every corpus writes them (was movies.parquet, users.parquet); the manifest lists the prompts
 # 4: the manifest says its kind and encoders (Corpus.text_encoder), as your own data's does
 # 3: concepts carry their class gap (strengths in the concept's units); users.parquet their favourite decades
 
@@ -133,6 +134,7 @@ def build_corpus(config: CorpusConfig, rebuild: bool = False) -> Path:
         "version": CORPUS_VERSION,
         "format": FORMAT,
         "vectors": vectors,
+        "prompts": prompts(config.tasks),
         "config": asdict(config),
         "release": entity_tables.release,
         "spaces": spaces,
@@ -148,6 +150,12 @@ def build_corpus(config: CorpusConfig, rebuild: bool = False) -> Path:
     (folder / "README.md").write_text(dataset_card(manifest))
     logger.info("Corpus written to %s (%s)", folder, manifest["counts"]["rows"])
     return folder
+
+
+def prompts(tasks: list[str] | None) -> dict[str, str]:
+    """{task: prompt}: the corpus' own tasks first, then every other task of the paper (a model may be asked them)."""
+    own = {task.name: task.prompt for task in get_tasks(tasks)}
+    return {**own, **{name: task.prompt for name, task in TASKS.items() if name not in own}}
 
 
 def _json_default(value):

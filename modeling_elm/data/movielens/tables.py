@@ -15,6 +15,7 @@ from ..embeddings import load_encoder, semantic_embeddings
 from .behavioural import behavioural_embeddings, evaluate_behavioural, movie_text
 from .writers.grounded import MovieFacts, UserFacts
 from .release import load_movielens
+from ..corpus import ENTITIES_DIR
 from ..vector_table import VECTORS_DIR, VectorTable
 
 logger = logging.getLogger(__name__)
@@ -134,9 +135,7 @@ def build_entity_tables(config, folder: Path, timings: dict) -> EntityTables:
         "favourite_genres": favourites["favourite_genres"], "favourite_decades": favourites["favourite_decades"],
         "rated_movie_ids": rated["rated_movie_ids"].to_numpy(), "ratings": rated["ratings"].to_numpy(),
     })
-    folder.mkdir(parents=True, exist_ok=True)
-    movies.to_parquet(folder / "movies.parquet", index=False)
-    users.to_parquet(folder / "users.parquet", index=False)
+    save_entities(folder, movies, users)
     save_vectors_and_concepts(folder, movies, movie_split, semantic, behaviour_movies, user_ids, user_vectors,
                               config.corpus_seed)
     _timed(timings, "concepts_s", start)
@@ -169,13 +168,24 @@ def _align(ids: np.ndarray, vectors: np.ndarray, wanted: np.ndarray) -> np.ndarr
     return np.ascontiguousarray(vectors[rows], dtype=np.float32)
 
 
-def load_tables(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """movies and users, with their vectors joined back from vectors/ as columns `semantic` / `behavioural`."""
-    movies = pd.read_parquet(folder / "movies.parquet")
-    users = pd.read_parquet(folder / "users.parquet")
-    for table, key, kind in ((movies, "movie_id", "movie"), (users, "user_id", "user")):
+def save_entities(folder: Path, movies: pd.DataFrame, users: pd.DataFrame) -> None:
+    """entities/movie.parquet and entities/user.parquet, as every corpus writes its entities: `id` (the string the
+    vector tables and rows use) and `label` (how a person names it) first, then MovieLens' own columns."""
+    (folder / ENTITIES_DIR).mkdir(parents=True, exist_ok=True)
+    labels = [f"{t} ({int(y)})" if pd.notna(y) else str(t) for t, y in zip(movies["title"], movies["year"])]
+    for kind, table, key, label in (("movie", movies, "movie_id", labels),
+                                    ("user", users, "user_id", [f"user {u}" for u in users["user_id"]])):
+        table.insert(0, "label", label)
+        table.insert(0, "id", table[key].astype(str))
+        table.to_parquet(folder / ENTITIES_DIR / f"{kind}.parquet", index=False)
+
+
+def movielens_tables(corpus) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The corpus' movies and users with their vectors joined back from vectors/ as columns `semantic` /
+    `behavioural`: what the MovieLens metrics compare answers with."""
+    movies, users = corpus.entities["movie"].copy(), corpus.entities["user"].copy()
+    for table, kind in ((movies, "movie"), (users, "user")):
         for column in VECTOR_COLUMNS:
-            if (folder / VECTORS_DIR / f"{kind}_{column}.parquet").is_file():
-                vectors = VectorTable.load(folder, f"{kind}_{column}")
-                table[column] = list(vectors.lookup(table[key].astype(str)))
+            if (corpus.folder / VECTORS_DIR / f"{kind}_{column}.parquet").is_file():
+                table[column] = list(VectorTable.load(corpus.folder, f"{kind}_{column}").lookup(table["id"]))
     return movies, users
