@@ -72,19 +72,12 @@ CANDIDATES = {
     "k16-std-noise": dict(help="k=16, standardised, Gaussian noise of 0.3 spreads on every training vector (vec2text's "
                                "robustness off the data, where moves and mixes land)",
                           train=["--num_tokens", "16", *STD, "--vector_noise", "0.3"]),
-    "k16-std-s2x20": dict(help="k=16, standardised, stage 2 four times longer (20 steps)",
-                          train=["--num_tokens", "16", *STD], budget={"stage2_steps": 20}),
-    "k16-std-lora": dict(help="k=16, standardised, stage 2 as LoRA (r 16) + the adapters instead of every weight",
-                         train=["--num_tokens", "16", *STD, "--stage2", "lora", "--stage2_learning_rate", "2e-4"]),
-    "k16-std-mix-paper": dict(help="k=16, standardised, what_kind sharing the steps with the paper's two tasks",
-                              train=["--num_tokens", "16", *STD], tasks=["what_kind", "summary", "movie_to_viewer"],
-                              corpus={"titles": False}),
-    "k16-std-mix-recon": dict(help="k=16, standardised, what_kind sharing the steps with reconstruct (the text the "
-                                   "vector encodes)", train=["--num_tokens", "16", *STD],
-                              tasks=["what_kind", "reconstruct"]),
     # Measured and removed because they did not pay (rows in docs/results.md; code in git history, commit 56cbdf1
     # and its successors): "k4-std-distill" (--distill_weight 0.5, KL to the frozen LM reading the movie's text) and
-    # "k4-std-warm" (--warm_start, ridge regression of the adapter's output layer onto the text's embeddings).
+    # "k4-std-warm" (--warm_start, ridge regression of the adapter's output layer onto the text's embeddings);
+    # "k16-std-s2x20" (stage 2 for 20 steps), "k16-std-lora" (stage 2 as LoRA, --stage2 lora), and the multi-task
+    # mixes "k16-std-mix-paper" (what_kind + summary + movie_to_viewer), "k16-std-mix-recon" (what_kind + reconstruct)
+    # and "users-mix" (what_kind + user_profile): options of train.py, no code of their own.
     # The paper's title-led tasks (a second recipe): same levers, other targets.
     "paper-k1": dict(help="summary + movie_to_viewer, k=1", recipe="recipes/quick-paper.yaml",
                      corpus={"titles": True}, train=["--num_tokens", "1", "--standardize_inputs", "false"]),
@@ -114,9 +107,6 @@ CANDIDATES = {
                                    "(549 training users: ~6 epochs instead of ~3)",
                               recipe="recipes/quick-users.yaml", corpus={"titles": False}, budget={"stage1_steps": 200},
                               train=["--num_tokens", "16", *STD, "--stage1_learning_rate", "4e-3"]),
-    "users-mix": dict(help="title-free user profiles sharing the steps with what_kind (as the issue measured)",
-                      recipe="recipes/quick-users.yaml", corpus={"titles": False}, tasks=["what_kind", "user_profile"],
-                      train=["--num_tokens", "16", "--standardize_inputs", "true"]),
 }
 METRICS = ("nll", "sc", "hits@10", "mrr", "genre_f1", "decade_accuracy", "repeat_free", "no_invented_title",
            "bc_rated")
