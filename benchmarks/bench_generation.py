@@ -26,10 +26,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from modeling_elm import ElmProcessor  # noqa: E402
 from modeling_elm.data.corpus import load_corpus  # noqa: E402
 from modeling_elm.evaluation.evaluate import control_vectors  # noqa: E402
 from modeling_elm.inference import (  # noqa: E402
-    default_batch_size, generate_texts, load_elm, load_processor, pick_device,
+    default_batch_size, generate_texts, load_elm, pick_device,
 )
 from modeling_elm.checkpoints import read_marker  # noqa: E402
 from modeling_elm.evaluation.nll import reference_nll  # noqa: E402
@@ -101,7 +102,7 @@ def main():
     marker = read_marker(args.model) or {}
     corpus = load_corpus(args.corpus or marker["corpus"])
     model = load_elm(args.model, device)
-    processor = load_processor(args.model, marker)
+    processor = ElmProcessor.from_pretrained(args.model)
     measure = evaluation_load if args.evaluation else speedup
     report = {
         "machine": (f"{platform.machine()}, " + (f"GPU {torch.cuda.get_device_name()}" if device.type == "cuda"

@@ -29,7 +29,8 @@ sys.path.insert(0, str(ROOT))
 
 from modeling_elm.checkpoints import read_marker  # noqa: E402
 from modeling_elm.data.corpus import load_corpus, row_vectors  # noqa: E402
-from modeling_elm.inference import _per_example_vectors, load_elm, load_processor  # noqa: E402
+from modeling_elm import ElmProcessor  # noqa: E402
+from modeling_elm.inference import _per_example_vectors, load_elm  # noqa: E402
 from modeling_elm.serving import ElmServingClient, export_for_serving  # noqa: E402
 from modeling_elm.serving.client import encode_embeddings  # noqa: E402
 from modeling_elm.serving.engine import start_engine, stop_engine  # noqa: E402
@@ -103,7 +104,7 @@ def main() -> int:
     marker = read_marker(args.model) or {}
     corpus = load_corpus(marker["corpus"])
     prompts, vectors = held_out_requests(corpus, args.task, args.requests)
-    model, processor = load_elm(args.model, "cpu"), load_processor(args.model, marker)
+    model, processor = load_elm(args.model, "cpu"), ElmProcessor.from_pretrained(args.model)
 
     # transformers: its best batch size on a sample, then every request
     sample = min(32, len(prompts))

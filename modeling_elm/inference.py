@@ -34,18 +34,7 @@ def load_elm(path: str, device: str | torch.device | None = None, **load_kwargs)
 
     device = pick_device(str(device) if device is not None else None)
     model = ElmForCausalLM.from_pretrained(path, dtype=inference_dtype(device), **load_kwargs)
-    return model.to(device).eval()  # from_pretrained completes an older checkpoint's decoding defaults
-
-
-def load_processor(path: str, marker: dict | None = None, **load_kwargs):
-    """The checkpoint's processor; a checkpoint saved before processors held the system prompt gets the one its
-    training marker recorded."""
-    from .model.processing_elm import ElmProcessor
-
-    processor = ElmProcessor.from_pretrained(path, **load_kwargs)
-    if processor.system_prompt is None and (marker or {}).get("system_prompt"):
-        processor.system_prompt = marker["system_prompt"]
-    return processor
+    return model.to(device).eval()
 
 
 def _per_example_vectors(vectors: dict | None) -> dict | None:

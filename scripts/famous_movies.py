@@ -28,7 +28,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     from modeling_elm.data.corpus import load_corpus
-    from modeling_elm.inference import generate_texts, load_elm, load_processor
+    from modeling_elm import ElmProcessor
+    from modeling_elm.inference import generate_texts, load_elm
     from modeling_elm.evaluation.metrics import stated_decade, stated_genres
     from modeling_elm.data.movielens.tasks import TASKS, get_tasks
     from modeling_elm.checkpoints import read_marker
@@ -36,7 +37,7 @@ def main(argv=None) -> int:
     marker = read_marker(args.model) or {}
     corpus = load_corpus(args.corpus or marker["corpus"])
     model = load_elm(args.model, "cpu")
-    processor = load_processor(args.model, marker)
+    processor = ElmProcessor.from_pretrained(args.model)
     task = args.task or next(t.name for t in get_tasks(corpus.manifest["config"]["tasks"]) if t.kind == "one-movie")
     space = "semantic" if corpus.manifest["config"].get("movie_space", "semantic") == "semantic" else "behavioural"
     movies = corpus.movies

@@ -20,7 +20,8 @@ from modeling_elm.checkpoints import read_marker
 from modeling_elm.data.concepts import Concept, move_along
 from modeling_elm.data.embeddings import load_encoder, vector_from_expression
 from modeling_elm.data.corpus import load_corpus
-from modeling_elm.inference import load_elm, load_processor, pick_device
+from modeling_elm.inference import load_elm, pick_device
+from modeling_elm.model.processing_elm import ElmProcessor
 
 DEFAULT_MODEL = "checkpoints/elm-quick"
 __all__ = ["Concept", "ElmSpace", "split_revision"]
@@ -61,7 +62,7 @@ class ElmSpace:
         self.device = pick_device(device or os.environ.get("ELM_DEVICE") or None)
         marker = read_marker(folder) or {}
         self.model = load_elm(str(folder), self.device)  # bf16 on a GPU, the checkpoint's decoding defaults
-        self.processor = load_processor(str(folder), marker)  # older checkpoints: the system prompt of their marker
+        self.processor = ElmProcessor.from_pretrained(str(folder))
         self.stages = marker.get("stages") or {}
         self.evaluation = _evaluation(folder)
         tables = tables or os.environ.get("ELM_TABLES") or marker.get("corpus")

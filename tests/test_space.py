@@ -185,28 +185,6 @@ def test_a_real_browser_runs_a_generation(server, tmp_path):
     assert text and (tmp_path / "space.png").stat().st_size > 10_000
 
 
-def test_a_checkpoint_from_before_prompt_ownership_still_gets_its_trained_prompt(space, trained, tmp_path):
-    """Processors saved before they held the system prompt: the Space, built on the package's loaders, takes the
-    prompt the training marker recorded, so it asks exactly what training taught."""
-    import json
-
-    from elm_space import ElmSpace
-
-    old = tmp_path / "old"
-    shutil.copytree(trained[0], old, ignore=shutil.ignore_patterns("stage*"))
-    config = json.loads((old / "processor_config.json").read_text())
-    config.pop("system_prompt", None)
-    (old / "processor_config.json").write_text(json.dumps(config))
-    marker = json.loads((old / "elm_stage.json").read_text())
-    (old / "elm_stage.json").write_text(json.dumps({**marker, "system_prompt": "You describe movies."}))
-    processor = ElmSpace(str(old), device="cpu").processor
-    assert processor.system_prompt == "You describe movies."
-    expected = space.processor.tokenizer.apply_chat_template(
-        [{"role": "system", "content": "You describe movies."}, {"role": "user", "content": "describe <movie> ."}],
-        add_generation_prompt=True, tokenize=False)
-    assert processor.prompt("describe <movie> .") == expected
-
-
 def modules_the_space_loads(root: Path) -> list[Path]:
     """app.py, elm_space.py and every package module their module-level imports reach (with the packages'
     __init__ files, which importing a submodule runs), followed statically through the AST."""

@@ -74,7 +74,8 @@ class Evaluation:
         from ..checkpoints import check_trained_elm, read_marker
         from ..data.embeddings import load_encoder
         from ..data.corpus import load_corpus
-        from ..inference import default_batch_size, load_elm, load_processor, pick_device
+        from ..inference import default_batch_size, load_elm, pick_device
+        from ..model.processing_elm import ElmProcessor
 
         self.args = args
         self.device = pick_device(args.device)
@@ -91,7 +92,7 @@ class Evaluation:
         self.corpus = load_corpus(corpus)
         load = dict(revision=args.revision) if args.revision else {}
         self.model = load_elm(args.model, self.device, **load)
-        self.processor = load_processor(args.model, marker, **load)
+        self.processor = ElmProcessor.from_pretrained(args.model, **load)
         untrained = model_path / "stage0"
         self.untrained = load_elm(str(untrained), self.device) if untrained.is_dir() else None
         self.vector_tables = {space: self.corpus.vectors[space] for space in self.model.config.embedding_spaces}

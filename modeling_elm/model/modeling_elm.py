@@ -303,23 +303,6 @@ class ElmForCausalLM(ElmPreTrainedModel, GenerationMixin):
         experts = getattr(text_config, "num_local_experts", None) or getattr(text_config, "num_experts")
         return balance(router_logits, experts, text_config.num_experts_per_tok, attention_mask)
 
-    @classmethod
-    def from_pretrained(cls, *args, **kwargs):
-        model = super().from_pretrained(*args, **kwargs)
-        model.complete_generation_config()
-        return model
-
-    def complete_generation_config(self) -> None:
-        """What every ELM generates with, also for checkpoints saved before the checkpoint carried it: the decoding
-        defaults (when none were saved) and the placeholders suppressed (a sampled placeholder asks for a vector
-        nobody gave). `from_pretrained` calls it, so AutoModelForCausalLM users get the same."""
-        config = self.generation_config
-        if config.no_repeat_ngram_size is None:
-            config.update(**DECODING_DEFAULTS)
-        placeholders = {i for i in self.config.placeholder_token_ids.values() if i is not None}
-        if not placeholders <= set(config.suppress_tokens or []):
-            config.suppress_tokens = sorted(set(config.suppress_tokens or []) | placeholders)
-
     def save_pretrained(self, save_directory, *args, **kwargs):
         # The Hub loads the backbone through AutoModel too; `register_for_auto_class` records only the saving class.
         if getattr(self, "_auto_class", None) is not None:
@@ -402,12 +385,15 @@ class ElmForCausalLM(ElmPreTrainedModel, GenerationMixin):
         model.tie_weights()
         model.model.calibrate_adapters()
 
-        model.generation_config = language_model.generation_config
-        model.generation_config.update(**DECODING_DEFAULTS)  # the LM's own (sampling, ...) would win otherwise
-        if model.generation_config.pad_token_id is None:
-            model.generation_config.pad_token_id = tokenizer.pad_token_id
+        # Written into the checkpoint's generation_config, so every loader (Auto classes, the Hub, vLLM's export)
+        # decodes the same way: the LM's own defaults (sampling, ...) would win otherwise.
+        generation = model.generation_config = language_model.generation_config
+        generation.update(**DECODING_DEFAULTS)
+        if generation.pad_token_id is None:
+            generation.pad_token_id = tokenizer.pad_token_id
         # A generated placeholder would ask for a vector nobody gave: never sample one.
-        model.complete_generation_config()
+        placeholders = {i for i in config.placeholder_token_ids.values() if i is not None}
+        generation.suppress_tokens = sorted(set(generation.suppress_tokens or []) | placeholders)
         model.config.name_or_path = language_model.config.name_or_path
         return model, ElmProcessor(tokenizer=tokenizer, embedding_spaces=config.embedding_spaces)
 

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import torch
 
-from ..base_models import DEFAULT_BASE_MODEL, resolve_base_model
+from ..base_models import DEFAULT_BASE_MODEL
 from ..model.modeling_elm import ElmForCausalLM
 from ..model.processing_elm import ElmProcessor
+from ..training.stages import build_stage0
 
 
 def parse_space(text: str) -> tuple[str, dict]:
@@ -33,24 +34,14 @@ def parse_space(text: str) -> tuple[str, dict]:
     return parts[0], settings
 
 
-def assemble(base_model: str, spaces: dict[str, dict], output: Path, dtype=torch.float32):
-    """Assemble and save an ELM; returns `(model, processor)`."""
-    model, processor = ElmForCausalLM.from_language_model(resolve_base_model(base_model), spaces, dtype=dtype)
-    model.config.base_model = base_model
-    model.save_pretrained(output)
-    processor.save_pretrained(output)
-    return model, processor
-
-
-def describe(model: ElmForCausalLM, processor: ElmProcessor, question: str, vectors: dict,
-             max_new_tokens: int = 40) -> str:
+def describe(model: ElmForCausalLM, processor: ElmProcessor, question: str, vectors: dict) -> str:
     """Ask `question` (with placeholders) about `vectors` ({space: one vector}), decoding as the checkpoint says
-    (`generation_config`: greedy, no repeated 4-grams), through the same batched path evaluation uses."""
+    (`generation_config`: greedy, no repeated 4-grams, its answer length), through the path evaluation uses."""
     from ..inference import generate_texts
 
     rows = {name: torch.as_tensor(vector, dtype=torch.float32).reshape(1, -1).numpy()
             for name, vector in vectors.items()}
-    return generate_texts(model, processor, [question], [rows], max_new_tokens=max_new_tokens)[0]
+    return generate_texts(model, processor, [question], [rows])[0]
 
 
 def main(argv=None) -> int:
@@ -75,7 +66,7 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     spaces = dict(args.spaces)
-    model, processor = assemble(args.base_model, spaces, args.output)
+    model, processor = build_stage0(args.base_model, spaces, args.output)  # the same stage 0 train.py starts from
     name, space = next(iter(model.config.embedding_spaces.items()))
     question = args.question or f"Summarize in one sentence what {space['placeholder']} is."
     vector = torch.nn.functional.normalize(torch.randn(space["dim"], generator=torch.Generator().manual_seed(0)), dim=0)

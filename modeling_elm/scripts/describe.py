@@ -191,9 +191,10 @@ def main(argv=None) -> int:
         raise SystemExit(f"Task {task!r} does not read exactly one {corpus.placeholder(space)}; use a one-vector task "
                          "(or --mix for a blend).")
 
-    from ..inference import generate_texts, load_elm, load_processor
+    from ..inference import generate_texts, load_elm
+    from ..model.processing_elm import ElmProcessor
 
-    model, processor = load_elm(args.model, args.device), load_processor(args.model, marker)
+    model, processor = load_elm(args.model, args.device), ElmProcessor.from_pretrained(args.model)
     if args.server:
         from ..serving import ElmServingClient, ServerError
 

@@ -52,7 +52,7 @@ class ElmServingClient:
     def from_export(cls, export_dir: str | Path, url: str, **kwargs) -> "ElmServingClient":
         from transformers.utils import logging as hf_logging
 
-        from ..inference import load_processor
+        from ..model.processing_elm import ElmProcessor
         from ..model.modeling_elm import ElmForCausalLM
         from .export import INPUT_FOLDER
 
@@ -66,7 +66,7 @@ class ElmServingClient:
             model = ElmForCausalLM.from_pretrained(folder, dtype=torch.float32)
         finally:
             hf_logging.set_verbosity(verbosity)
-        return cls(model, load_processor(str(folder)), url, **kwargs)
+        return cls(model, ElmProcessor.from_pretrained(str(folder)), url, **kwargs)
 
     # ---- prompt embeddings -------------------------------------------------------------------------------------
     @torch.no_grad()

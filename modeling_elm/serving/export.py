@@ -48,14 +48,14 @@ def input_state(model) -> dict[str, torch.Tensor]:
 
 def export_for_serving(model_path: str, output_dir: str | Path) -> Path:
     """Write `<output_dir>/lm` and `<output_dir>/input` from the trained ELM at `model_path` (module docstring)."""
-    from ..checkpoints import check_trained_elm, read_marker
-    from ..inference import load_processor
+    from ..checkpoints import check_trained_elm
     from ..model.modeling_elm import ElmForCausalLM
+    from ..model.processing_elm import ElmProcessor
 
     check_trained_elm(model_path)
     output_dir = Path(output_dir)
     model = ElmForCausalLM.from_pretrained(model_path, dtype=torch.float32)
-    processor = load_processor(model_path, read_marker(model_path) if Path(model_path).is_dir() else None)
+    processor = ElmProcessor.from_pretrained(model_path)
 
     lm = language_model_of(model)
     lm.generation_config = model.generation_config  # the ELM's decoding defaults, placeholders suppressed

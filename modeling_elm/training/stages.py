@@ -110,18 +110,28 @@ def assemble_stage0(elm_args: ElmArguments, corpus, folder: Path, main_process_f
             spaces = {name: {**space, "num_tokens": elm_args.num_tokens,
                              **({"adapter_hidden_size": elm_args.adapter_hidden_size}
                                 if elm_args.adapter_hidden_size else {})} for name, space in corpus.spaces.items()}
-            model, processor = ElmForCausalLM.from_language_model(resolve_base_model(elm_args.base_model), spaces,
-                                                                  dtype=torch.float32, **attention)
-            if elm_args.standardize_inputs:
-                standardize_adapters(model, corpus.tasks["train"], corpus.vectors)
-            model.config.base_model = elm_args.base_model
-            model.save_pretrained(folder)
-            processor.save_pretrained(folder)
-            write_marker(folder, stage=0, base_model=elm_args.base_model)
-            logger.info("Stage 0: assembled %s into an ELM at %s", elm_args.base_model, folder)
+            standardize = ((lambda model: standardize_adapters(model, corpus.tasks["train"], corpus.vectors))
+                           if elm_args.standardize_inputs else None)
+            build_stage0(elm_args.base_model, spaces, folder, prepare=standardize, **attention)
     model = ElmForCausalLM.from_pretrained(folder, dtype=torch.float32, **attention)
     processor = ElmProcessor.from_pretrained(folder)
     processor.system_prompt = elm_args.system_prompt or None  # the prompt format travels with the final processor
+    return model, processor
+
+
+def build_stage0(base_model: str, spaces: dict[str, dict], folder: Path, prepare=None, **load_kwargs):
+    """The base LM wrapped into an ELM with untrained adapters, saved to `folder` as stage 0 (loadable, with its
+    marker); `prepare(model)` runs before the save (e.g. the adapters' input statistics). Returns (model, processor).
+    """
+    model, processor = ElmForCausalLM.from_language_model(resolve_base_model(base_model), spaces,
+                                                          dtype=torch.float32, **load_kwargs)
+    if prepare is not None:
+        prepare(model)
+    model.config.base_model = base_model
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    write_marker(folder, stage=0, base_model=base_model)
+    logger.info("Stage 0: assembled %s into an ELM at %s", base_model, folder)
     return model, processor
 
 

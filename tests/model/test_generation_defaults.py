@@ -1,7 +1,6 @@
 """The decoding defaults an ELM checkpoint carries in its generation_config: greedy decoding, no repeated 4-grams
-and the placeholder tokens suppressed so that an answer never samples one. A checkpoint saved without them gets them
-when loaded through ElmForCausalLM or the Auto class, and the 4-gram limit is loose enough for a tokenizer that
-writes numbers digit by digit to name two decades in one answer, which a trigram limit forbids."""
+and the placeholder tokens suppressed so that an answer never samples one. The 4-gram limit is loose enough for a
+tokenizer that writes numbers digit by digit to name two decades in one answer, which a trigram limit forbids."""
 
 import json
 
@@ -10,21 +9,19 @@ import torch
 from helpers.elm import assemble
 
 
-def test_a_checkpoint_saved_before_it_carried_decoding_defaults_gets_them_and_never_samples_a_placeholder(tmp_path):
-    """Such checkpoints have a generation_config.json without no_repeat_ngram_size and without the placeholders
-    in suppress_tokens: loading (through ElmForCausalLM or the Auto class) completes both."""
+def test_a_saved_checkpoint_carries_its_decoding_defaults_and_never_samples_a_placeholder(tmp_path):
+    """The defaults live in generation_config.json, where every loader finds them: ElmForCausalLM, the Auto class and
+    the Hub's remote code read the file, nothing completes it after loading."""
     from transformers import AutoModelForCausalLM
 
     from modeling_elm import ElmForCausalLM
 
     model, _ = assemble("llama")
     model.save_pretrained(tmp_path)
-    path = tmp_path / "generation_config.json"
-    old = json.loads(path.read_text())
-    for key in ("no_repeat_ngram_size", "suppress_tokens", "max_new_tokens", "do_sample"):
-        old.pop(key, None)
-    path.write_text(json.dumps(old))
+    saved = json.loads((tmp_path / "generation_config.json").read_text())
     placeholder = model.config.embedding_spaces["movie"]["placeholder_token_id"]
+    assert saved["no_repeat_ngram_size"] == 4 and saved["do_sample"] is False
+    assert placeholder in saved["suppress_tokens"]
     for cls in (ElmForCausalLM, AutoModelForCausalLM):
         loaded = cls.from_pretrained(tmp_path)
         assert loaded.generation_config.no_repeat_ngram_size == 4 and loaded.generation_config.do_sample is False
