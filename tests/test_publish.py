@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 import yaml
 
-from helpers.elm import ROOT
 from helpers.hub import FakeHub
 from helpers.hub import mocked_hub_http
 
@@ -133,8 +132,7 @@ def test_the_model_cards_snippet_sends_exactly_the_prompt_tokens_training_used(t
     from helpers.elm import build_tiny_corpus, tiny_train_args, write_tiny_base_model
 
     base, corpus = write_tiny_base_model(tmp_path / "base"), build_tiny_corpus(tmp_path)
-    sys.path.insert(0, str(ROOT))
-    import train
+    from modeling_elm.scripts import train
 
     out = tmp_path / "elm"
     train.main(tiny_train_args(base, corpus, out, stage1_max_steps=1, stage2="none",

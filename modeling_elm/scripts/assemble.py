@@ -17,7 +17,7 @@ import torch
 from ..base_models import DEFAULT_BASE_MODEL
 from ..model.modeling_elm import ElmForCausalLM
 from ..model.processing_elm import ElmProcessor
-from ..training.stages import build_stage0
+from ..training.stage0 import build_stage0
 
 
 def parse_space(text: str) -> tuple[str, dict]:

@@ -22,13 +22,13 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
-from ..base_models import resolve_base_model
 from ..checkpoints import read_marker, write_marker
 from ..data.tokenization import tokenize_rows
 from ..model.modeling_elm import ElmForCausalLM
 from ..model.processing_elm import ElmProcessor
 from .arguments import ElmArguments
 from .callbacks import CheckRanksAgree, CheckTrainableParameters, MarkCompleteCheckpoints, StopAtLoss
+from .stage0 import build_stage0
 from .standardize import standardize_adapters
 from .trainer import ADAPTER_WEIGHTS, ElmDataCollator, ElmSFTTrainer, adapter_state, is_adapter, load_adapter_state
 
@@ -116,22 +116,6 @@ def assemble_stage0(elm_args: ElmArguments, corpus, folder: Path, main_process_f
     model = ElmForCausalLM.from_pretrained(folder, dtype=torch.float32, **attention)
     processor = ElmProcessor.from_pretrained(folder)
     processor.system_prompt = elm_args.system_prompt or None  # the prompt format travels with the final processor
-    return model, processor
-
-
-def build_stage0(base_model: str, spaces: dict[str, dict], folder: Path, prepare=None, **load_kwargs):
-    """The base LM wrapped into an ELM with untrained adapters, saved to `folder` as stage 0 (loadable, with its
-    marker); `prepare(model)` runs before the save (e.g. the adapters' input statistics). Returns (model, processor).
-    """
-    model, processor = ElmForCausalLM.from_language_model(resolve_base_model(base_model), spaces,
-                                                          dtype=torch.float32, **load_kwargs)
-    if prepare is not None:
-        prepare(model)
-    model.config.base_model = base_model
-    model.save_pretrained(folder)
-    processor.save_pretrained(folder)
-    write_marker(folder, stage=0, base_model=base_model)
-    logger.info("Stage 0: assembled %s into an ELM at %s", base_model, folder)
     return model, processor
 
 

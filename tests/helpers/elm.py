@@ -2,7 +2,6 @@
 word-level tokenizer, a tiny ELM, a tiny base-model folder and corpus for train.py, and entity facts for the writers.
 All built offline."""
 
-import sys
 from pathlib import Path
 
 import torch
@@ -114,8 +113,7 @@ def tiny_train_args(base_model: Path, corpus: Path, output_dir: Path, **override
 
 def run_train(args: list[str]) -> Path:
     """train.py's main, in this process; returns the output folder."""
-    sys.path.insert(0, str(ROOT))
-    import train
+    from modeling_elm.scripts import train
 
     train.main(args)
     return Path(args[args.index("--output_dir") + 1])

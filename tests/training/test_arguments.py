@@ -5,7 +5,6 @@ built; a data: section and --corpus_path together are an error rather than a sil
 requirement is a range that keeps a user's torch while the set-up script pins the exact wheel."""
 
 import re
-import sys
 
 import pytest
 import torch
@@ -14,8 +13,7 @@ from helpers.elm import ROOT
 
 
 def _train_module():
-    sys.path.insert(0, str(ROOT))
-    import train
+    from modeling_elm.scripts import train
 
     return train
 

@@ -116,15 +116,10 @@ def test_a_space_no_training_row_reads_keeps_the_identity_and_the_others_are_sta
 
 
 def test_train_py_standardises_when_the_recipe_says_so(tmp_path):
-    import sys
-    from pathlib import Path
-
     from safetensors.torch import load_file
 
     from helpers.elm import build_tiny_corpus, tiny_train_args, write_tiny_base_model
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-    import train
+    from modeling_elm.scripts import train
 
     base, corpus = write_tiny_base_model(tmp_path / "base"), build_tiny_corpus(tmp_path, tasks=("summary",))
     for flag in ("true", "false"):

@@ -350,8 +350,7 @@ def test_recipes_parse_into_the_three_argument_groups(recipe):
     from modeling_elm.data.movielens.build import CorpusConfig
     from modeling_elm.training.arguments import ElmArguments
 
-    sys.path.insert(0, str(ROOT))
-    import train
+    from modeling_elm.scripts import train
 
     parser = TrlParser((ElmArguments, CorpusConfig, SFTConfig))
     elm_args, corpus_config, sft_config = parser.parse_args_and_config(

@@ -1,0 +1,124 @@
+"""Train an ELM: build (or reuse) the task corpus, assemble the base LM, stage 1 (adapters), stage 2 (whole model).
+
+    # CPU (this is what the README's main job runs; about 15 minutes on 2 cores)
+    accelerate launch --cpu train.py --config recipes/quick.yaml       # or: elm-train --config ...
+    # one GPU
+    accelerate launch --config_file configs/accelerate/single_gpu.yaml train.py --config recipes/movielens-semantic.yaml
+    # several GPUs: DDP, FSDP2 or DeepSpeed ZeRO-3
+    accelerate launch --config_file configs/accelerate/ddp.yaml train.py --config recipes/movielens-behavioral.yaml
+    accelerate launch --config_file configs/accelerate/fsdp2.yaml train.py --config recipes/movielens-semantic.yaml
+    accelerate launch --config_file configs/accelerate/zero3.yaml train.py --config recipes/movielens-semantic.yaml
+    # several CPU processes (DDP over gloo), e.g. to check distributed behaviour without a GPU
+    accelerate launch --config_file configs/accelerate/cpu_ddp.yaml --num_processes 2 \
+        train.py --config recipes/quick.yaml
+    torchrun --nproc_per_node 2 train.py --config recipes/quick.yaml --use_cpu true
+
+The run says at start what it is (processes, DDP/FSDP/ZeRO, device, dtype), and refuses a launch that would quietly
+be something else: `accelerate launch --cpu --num_processes 2` (one process) or an FSDP/ZeRO config on CPUs (DDP).
+
+Any option of the recipe can be overridden on the command line (`--stage1_max_steps 50`); `--help` lists them all:
+the model and stage options (ElmArguments), the corpus options (CorpusConfig) and TRL's SFTConfig. Killed runs
+resume: run the same command again and it continues from the last checkpoint, in the right stage.
+
+`train.py` at the repository root, `elm-train` (installed with the package) and
+`accelerate launch -m modeling_elm.scripts.train` all run this module's `main`.
+"""
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import torch
+from transformers import set_seed
+from trl import SFTConfig, TrlParser
+
+from ..checkpoints import read_marker
+from ..data.movielens.build import CorpusConfig
+from ..training.arguments import (
+    STAGE_OWNED_OPTIONS, ElmArguments, check_prompt_lengths, refuse_ignored_options,
+)
+from ..training.launch import check_launch
+from ..training.stages import (
+    assemble_stage0, load_training_data, run_stage, save_final, size_batches, tokenize_splits, training_stages,
+)
+
+logger = logging.getLogger("train")
+EPILOG = "SFTConfig options an ELM run refuses (each stage sets its own, or they have no meaning for ELM rows):\n" + \
+    "\n".join(f"  --{name}: {fix}" for name, fix in STAGE_OWNED_OPTIONS)
+
+
+def has_accelerator() -> bool:
+    return torch.cuda.is_available() or (hasattr(torch, "xpu") and torch.xpu.is_available())
+
+
+def with_cpu_defaults(argv: list[str]) -> list[str]:
+    """Without a GPU, SFTConfig's defaults (bf16) refuse to start: train on CPU in float32 unless told otherwise."""
+    if has_accelerator() or "--use_cpu" in argv or "--help" in argv or "-h" in argv:
+        return argv
+    logger.warning("No GPU found: training on CPU in float32 (pass --use_cpu / --bf16 to choose yourself).")
+    return [*argv, "--use_cpu", "true", *([] if "--bf16" in argv else ["--bf16", "false"])]
+
+
+def train(elm_args: ElmArguments, corpus_config: CorpusConfig, sft_config: SFTConfig) -> Path:
+    """Dataset -> stage 0 (assemble) -> stage 1 (adapters) -> stage 2 (whole model or LoRA) -> save. Safe to rerun:
+    each step finds what an earlier (killed) run of the same command finished and goes on from there."""
+    output_dir = Path(sft_config.output_dir)
+    done = read_marker(output_dir)
+    if done is not None and done.get("complete"):
+        logger.info("%s already holds a finished ELM (stage %s); nothing to do.", output_dir, done["stage"])
+        return output_dir
+    set_seed(sft_config.seed)
+    refuse_ignored_options(sft_config)  # before any work: options this run would ignore are errors
+    check_launch(sft_config, elm_args.stage2)  # so is a launch that would quietly be another run (one process, DDP)
+    check_prompt_lengths(elm_args, corpus_config, sft_config.max_length)
+
+    # Dataset: task rows and the vector tables they name (yours, or MovieLens built from the corpus options)
+    corpus = load_training_data(elm_args, corpus_config, sft_config.main_process_first)
+
+    # Stage 0: the base LM wrapped into an ELM, adapters untrained
+    model, processor = assemble_stage0(elm_args, corpus, output_dir / "stage0", sft_config.main_process_first)
+    data = tokenize_splits(elm_args, sft_config, corpus, processor)
+    sft_config = size_batches(elm_args, sft_config, data.train, model.config.text_config._attn_implementation)
+
+    # Stage 1: the adapters alone, LM frozen; stage 2: the whole model (or LoRA)
+    records = {}
+    for stage in training_stages(elm_args):
+        trainer = None  # the previous stage's trainer (its optimizer state) goes before the next one builds its own
+        model, trainer, records[stage.name] = run_stage(stage, model, processor, data, sft_config, output_dir,
+                                                        elm_args.check_rank_sync, elm_args.vector_noise)
+
+    # Save: from_pretrained-ready, with the marker recording the stages, the corpus and the system prompt
+    save_final(model, processor, output_dir, records, trainer, corpus.folder, elm_args.system_prompt)
+    return output_dir
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    # allow_abbrev=False: `--stage1_max_step 3` must be an error, as the same typo is in a recipe YAML.
+    parser = TrlParser((ElmArguments, CorpusConfig, SFTConfig), description=__doc__.split("\n\n")[0],
+                       epilog=EPILOG, allow_abbrev=False, formatter_class=argparse.RawDescriptionHelpFormatter)
+    elm_args, corpus_config, sft_config = parser.parse_args_and_config(
+        args=with_cpu_defaults(list(sys.argv[1:] if argv is None else argv)))
+
+    output_dir = train(elm_args, corpus_config, sft_config)
+
+    if sft_config.push_to_hub and sft_config.process_index == 0:
+        from .. import ElmForCausalLM, ElmProcessor
+
+        ElmForCausalLM.from_pretrained(output_dir).push_to_hub(sft_config.hub_model_id or output_dir.name)
+        ElmProcessor.from_pretrained(output_dir).push_to_hub(sft_config.hub_model_id or output_dir.name)
+    if sft_config.process_index == 0:
+        ask = (f"python -m modeling_elm.scripts.evaluate --model {output_dir} --probes \"a word or phrase\"  "
+               "(spaces with an encoder), or python space/app.py" if elm_args.data else
+               f"python -m modeling_elm.scripts.describe --model {output_dir} --movie \"toy story\"")
+        print(f"\nTrained ELM: {output_dir.resolve()}\n"
+              f"  ask it:      {ask}\n"
+              f"  evaluate it: python -m modeling_elm.scripts.evaluate --model {output_dir}\n"
+              f"  load it:     AutoModelForCausalLM.from_pretrained({str(output_dir)!r}), "
+              f"AutoProcessor.from_pretrained({str(output_dir)!r})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
