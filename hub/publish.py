@@ -219,7 +219,7 @@ def publish(model: Path, repo_id: str, eval_dir: Path | None = None, dataset_rep
             api.create_repo(space_repo, repo_type="space", space_sdk="gradio", private=private, exist_ok=True)
             api.add_space_variable(space_repo, "ELM_MODEL", model_ref)
             if dataset_repo:
-                api.add_space_variable(space_repo, "ELM_TABLES", f"{dataset_repo}@{commits['dataset']}")
+                api.add_space_variable(space_repo, "ELM_CORPUS", f"{dataset_repo}@{commits['dataset']}")
             commits["space"] = api.upload_folder(repo_id=space_repo, repo_type="space", folder_path=staging,
                                                  commit_message="Upload ELM Space (python -m hub.publish)").oid
     return commits

@@ -1,9 +1,9 @@
 """The ELM Space: pick, mix or bring a vector and read what the model says about it.
 
     python space/app.py                                   # locally, on the main job's checkpoints/elm-quick
-    ELM_MODEL=user/elm-quick@<commit> ELM_TABLES=user/elm-movielens-tasks python space/app.py
+    ELM_MODEL=user/elm-quick@<commit> ELM_CORPUS=user/elm-movielens-tasks python space/app.py
 
-ELM_MODEL: a local folder or a Hub model id pinned to a revision (`id@commit`); ELM_TABLES: the corpus folder or
+ELM_MODEL: a local folder or a Hub model id pinned to a revision (`id@commit`); ELM_CORPUS: the corpus folder or
 dataset repo holding its entities/, vectors/ and concepts/ (default: the corpus the model trained on); ELM_DEVICE:
 cuda or cpu (default: the GPU when there is one). Every action is one API endpoint with named parameters
 (`Client.view_api()`).

@@ -52,9 +52,9 @@ def _evaluation(folder: Path) -> dict | None:
 
 
 class ElmSpace:
-    """The model, its tables and every operation a tab needs."""
+    """The model, its corpus (entities and their vectors) and every operation a tab needs."""
 
-    def __init__(self, model: str | None = None, tables: str | None = None, device: str | None = None):
+    def __init__(self, model: str | None = None, corpus: str | None = None, device: str | None = None):
         model = model or os.environ.get("ELM_MODEL") or DEFAULT_MODEL
         repo, revision = split_revision(model)
         folder = _local_or_download(repo, revision, "model", ["*.json", "*.safetensors", "*.jinja", "*.txt"])
@@ -65,11 +65,11 @@ class ElmSpace:
         self.processor = ElmProcessor.from_pretrained(str(folder))
         self.stages = marker.get("stages") or {}
         self.evaluation = _evaluation(folder)
-        tables = tables or os.environ.get("ELM_TABLES") or marker.get("corpus")
-        if not tables:
-            raise ValueError("No vector tables: set ELM_TABLES to a corpus folder or a dataset repo id.")
-        table_repo, table_revision = split_revision(tables)
-        self.corpus_folder = _local_or_download(table_repo, table_revision, "dataset",
+        corpus = corpus or os.environ.get("ELM_CORPUS") or marker.get("corpus")
+        if not corpus:
+            raise ValueError("No corpus: set ELM_CORPUS to a corpus folder or a dataset repo id (`id@commit`).")
+        corpus_repo, corpus_revision = split_revision(corpus)
+        self.corpus_folder = _local_or_download(corpus_repo, corpus_revision, "dataset",
                                                 ["manifest.json", "concepts/*", "vectors/*", "entities/*"])
         corpus = load_corpus(self.corpus_folder, with_tasks=False)
         self.spaces = self.model.config.embedding_spaces

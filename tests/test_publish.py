@@ -69,7 +69,7 @@ def test_publish_pushes_model_dataset_and_a_pinned_space(hub, trained, evaluated
             and {"app.py", "elm_space.py", "requirements.txt", "README.md"} <= set(space["files"]))
     assert front_matter(space["files"]["README.md"].decode())["models"] == ["me/elm-tiny"]
     assert space["variables"]["ELM_MODEL"] == f"me/elm-tiny@{commits['model']}"  # the Space pins the model commit
-    assert space["variables"]["ELM_TABLES"] == f"me/elm-tasks@{commits['dataset']}"
+    assert space["variables"]["ELM_CORPUS"] == f"me/elm-tasks@{commits['dataset']}"
     # the package travels with the Space: the files it imports, byte for byte the ones that trained the model
     package = Path(__file__).resolve().parents[1] / "modeling_elm"
     for name in ("inference.py", "model/modeling_elm.py", "data/corpus.py", "data/concepts.py"):

@@ -48,7 +48,7 @@ def check_format(folder: Path, manifest: dict) -> None:
             f"{folder} is not a corpus of format {FORMAT!r} (vectors and entities stored once, rows naming ids). "
             "Build it again: "
             "`python -m modeling_elm.scripts.corpus` with the same options, or train.py without --corpus_path, writes "
-            "a new folder; pass that one with --corpus to evaluate / describe, or as ELM_TABLES to the Space.")
+            "a new folder; pass that one with --corpus to evaluate / describe, or as ELM_CORPUS to the Space.")
 
 
 def save_task_splits(folder: str | Path, splits: dict) -> None:
