@@ -89,6 +89,9 @@ CANDIDATES = {
                          corpus={"titles": True}, train=["--num_tokens", "4", "--standardize_inputs", "true"]),
     "paper-k16-std": dict(help="summary + movie_to_viewer, k=16, standardised, title-free targets (the recipe)",
                           recipe="recipes/quick-paper.yaml", train=["--num_tokens", "16", *STD]),
+    "paper-k16-std-lr4e-3": dict(help="the paper recipe with the main job's stage-1 learning rate (4e-3)",
+                                 recipe="recipes/quick-paper.yaml",
+                                 train=["--num_tokens", "16", *STD, "--stage1_learning_rate", "4e-3"]),
     "paper-curriculum": dict(help="the paper's tasks continued from the k16-std what_kind model of the same seed "
                                   "(run k16-std first): what_kind first, then the paper's tasks, same budget again",
                              recipe="recipes/quick-paper.yaml", requires="k16-std",
