@@ -69,10 +69,6 @@ CANDIDATES = {
                                       "finalists combined",
                                  train=["--num_tokens", "16", *STD, "--system_prompt", "",
                                         "--stage1_learning_rate", "4e-3"]),
-    "k16-std-lr4e-3-noise": dict(help="the main job's recipe (k=16, standardised, stage-1 lr 4e-3) with noise of 0.3 "
-                                      "spreads on every training vector: noise alone gave the best hits@10",
-                                 train=["--num_tokens", "16", *STD, "--stage1_learning_rate", "4e-3",
-                                        "--vector_noise", "0.3"]),
     "k16-std-noise": dict(help="k=16, standardised, Gaussian noise of 0.3 spreads on every training vector (vec2text's "
                                "robustness off the data, where moves and mixes land)",
                           train=["--num_tokens", "16", *STD, "--vector_noise", "0.3"]),
@@ -81,7 +77,8 @@ CANDIDATES = {
     # "k4-std-warm" (--warm_start, ridge regression of the adapter's output layer onto the text's embeddings);
     # "k16-std-s2x20" (stage 2 for 20 steps), "k16-std-lora" (stage 2 as LoRA, --stage2 lora), and the multi-task
     # mixes "k16-std-mix-paper" (what_kind + summary + movie_to_viewer), "k16-std-mix-recon" (what_kind + reconstruct)
-    # and "users-mix" (what_kind + user_profile): options of train.py, no code of their own.
+    # and "users-mix" (what_kind + user_profile); "k16-std-lr4e-3-noise" (the main job with --vector_noise 0.3):
+    # options of train.py, no code of their own.
     # The paper's title-led tasks (a second recipe): same levers, other targets.
     "paper-k1": dict(help="summary + movie_to_viewer, k=1", recipe="recipes/quick-paper.yaml",
                      corpus={"titles": True}, train=["--num_tokens", "1", "--standardize_inputs", "false"]),
