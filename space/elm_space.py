@@ -82,6 +82,7 @@ class ElmSpace:
         encoder, made_the_vectors = corpus.text_encoder(self.anchor)
         self.encoder_name = encoder if made_the_vectors else None  # free text becomes a vector only in its own space
         self.tasks = corpus.prompts  # the corpus' own tasks first
+        self._entity_tasks = list(corpus.single_prompts(self.anchor))
         self.users = corpus.entities.get("user") if "user" in corpus.vectors else None
         self.user_vectors = corpus.entity_vectors("user") if self.users is not None else None
         self._encoder = None
@@ -139,8 +140,7 @@ class ElmSpace:
     # ---- choices -> vectors -------------------------------------------------------------------------------
     def entity_tasks(self) -> list[str]:
         """Tasks that read one vector of the anchor space: what a picked, mixed or brought vector can be asked."""
-        mark = self.spaces[self.anchor]["placeholder"]
-        return [name for name, prompt in self.tasks.items() if prompt.count(mark) == 1 and prompt.count("<") == 1]
+        return self._entity_tasks
 
     def meaning_vector(self, text: str) -> np.ndarray:
         """Free text, or arithmetic over texts ('king - man + woman'), embedded with the encoder of the space."""

@@ -137,15 +137,21 @@ class Corpus:
         return {task: prompt for task, prompt in self.prompts.items()
                 if prompt.count(mark) == 1 and prompt.count("<") == 1}
 
+    def names(self, kind: str) -> list[str] | None:
+        """Each entity's name (its first column of NAME_COLUMNS: a word, a title...), None when the data has none."""
+        table = self.entities[kind]
+        column = next((c for c in NAME_COLUMNS if c in table.columns), None)
+        return table[column].astype(str).tolist() if column else None
+
     def labels(self, kind: str) -> list[str]:
         """How a person names each entity of `kind`: its `label`, else its name with the id (names repeat)."""
         table = self.entities[kind]
         if "label" in table.columns:
             return table["label"].astype(str).tolist()
-        name = next((c for c in NAME_COLUMNS if c in table.columns), None)
-        if name is None:
+        names = self.names(kind)
+        if names is None:
             return table["id"].astype(str).tolist()
-        return [f"{value} [{i}]" for value, i in zip(table[name].astype(str), table["id"])]
+        return [f"{name} [{i}]" for name, i in zip(names, table["id"])]
 
     def about(self, kind: str) -> list[str]:
         """One short line per entity of `kind` (its genres, its gloss...), empty when the data has none."""

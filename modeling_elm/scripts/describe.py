@@ -108,11 +108,8 @@ def parser() -> argparse.ArgumentParser:
 
 def pick(corpus, kind: str, query: str):
     """(row, label) of the entity of `kind` that `query` names; says on stderr which of several it took."""
-    from ..data.corpus import NAME_COLUMNS
-
     table, labels = corpus.entities[kind], corpus.labels(kind)
-    name = next((c for c in NAME_COLUMNS if c in table.columns), None)
-    names = table[name].astype(str).tolist() if name else labels
+    names = corpus.names(kind) or labels
     popularity = table["n_ratings"].to_numpy() if "n_ratings" in table.columns else [0] * len(table)
     row, others = find_entity(labels, names, popularity, query, kind)
     if others:
