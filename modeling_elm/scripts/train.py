@@ -40,7 +40,8 @@ from ..training.arguments import (
 )
 from ..training.launch import check_launch
 from ..training.stages import (
-    assemble_stage0, load_training_data, run_stage, save_final, size_batches, tokenize_splits, training_stages,
+    assemble_stage0, load_training_data, remove_checkpoints, run_stage, save_final, size_batches, tokenize_splits,
+    training_stages,
 )
 
 logger = logging.getLogger("train")
@@ -90,6 +91,8 @@ def train(elm_args: ElmArguments, corpus_config: CorpusConfig, sft_config: SFTCo
 
     # Save: from_pretrained-ready, with the marker recording the stages, the corpus and the system prompt
     save_final(model, processor, output_dir, records, trainer, corpus.folder, elm_args.system_prompt)
+    if not elm_args.keep_checkpoints:
+        remove_checkpoints(output_dir)
     return output_dir
 
 

@@ -66,6 +66,9 @@ class ElmArguments:
     lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha (stage2=lora)"})
     lora_target_modules: list[str] = field(default_factory=lambda: ["all-linear"], metadata={"help": (
         "LoRA targets; the ELM adapters are always excluded and trained fully instead")})
+    keep_checkpoints: bool = field(default=False, metadata={"help": (
+        "keep the stage checkpoints once the run is complete (by default they are removed: they only serve resuming "
+        "a killed run, and a stage-2 checkpoint with its optimizer state is ~3x the model's size)")})
     check_rank_sync: bool = field(default=True, metadata={"help": (
         "after each stage, compare a fingerprint of every rank's weights and fail if they differ")})
 

@@ -65,6 +65,16 @@ class MarkCompleteCheckpoints(TrainerCallback):
             write_marker(folder, stage=self.stage, global_step=state.global_step)
 
 
+class NoCheckpointAtTheEnd(TrainerCallback):
+    """Cancels the Trainer's checkpoint at the last step (kept when it falls on `save_steps`): the stage saves its
+    result right after, so that checkpoint would only write the weights twice and the optimizer state (twice the
+    model's size) once more. A run killed in between resumes from the last periodic checkpoint."""
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step >= state.max_steps > 0 and state.save_steps and state.global_step % state.save_steps:
+            control.should_save = False
+
+
 class CheckRanksAgree(TrainerCallback):
     """At the end of a stage with several processes: all-gathers a fingerprint of the weights and fails loudly if the
     ranks disagree (DDP desynchronises silently otherwise); `result` then goes into the stage's marker."""

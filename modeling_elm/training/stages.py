@@ -8,12 +8,14 @@ continues where it stopped:
     <output_dir>/stage0/            the assembled ELM (untrained adapters) + processor   [elm_stage.json when done]
     <output_dir>/stage1/checkpoint-N  adapter-only checkpoints; stage1/final/ the trained adapters
     <output_dir>/stage2/checkpoint-N  full (or LoRA) checkpoints
+                                    (checkpoints are removed once the run is complete, unless --keep_checkpoints)
     <output_dir>/                   the trained ELM + processor, `from_pretrained`-ready  [elm_stage.json when done]
     <output_dir>/loss_stage{1,2}.png
 """
 
 import dataclasses
 import logging
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +29,9 @@ from ..data.tokenization import tokenize_rows
 from ..model.modeling_elm import ElmForCausalLM
 from ..model.processing_elm import ElmProcessor
 from .arguments import ElmArguments
-from .callbacks import CheckRanksAgree, CheckTrainableParameters, MarkCompleteCheckpoints, StopAtLoss
+from .callbacks import (
+    CheckRanksAgree, CheckTrainableParameters, MarkCompleteCheckpoints, NoCheckpointAtTheEnd, StopAtLoss,
+)
 from .stage0 import build_stage0
 from .standardize import standardize_adapters
 from .trainer import ADAPTER_WEIGHTS, ElmDataCollator, ElmSFTTrainer, adapter_state, is_adapter, load_adapter_state
@@ -209,7 +213,8 @@ def run_stage(stage: Stage, model, processor, data: TokenizedData, sft_config, o
         for name, parameter in model.named_parameters():
             parameter.requires_grad_(stage.trainable(name))
     ranks = CheckRanksAgree(stage.number)
-    callbacks = [CheckTrainableParameters(stage.number, stage.trainable), MarkCompleteCheckpoints(stage.number)]
+    callbacks = [CheckTrainableParameters(stage.number, stage.trainable), MarkCompleteCheckpoints(stage.number),
+                 NoCheckpointAtTheEnd()]
     callbacks += [ranks] if check_rank_sync else []
     callbacks += [StopAtLoss(stage.number, stage.stop_loss)] if stage.stop_loss is not None else []
     trainer = ElmSFTTrainer(
@@ -264,6 +269,22 @@ def save_final(model, processor, output_dir: Path, records: dict, trainer, corpu
                      system_prompt=system_prompt or None)  # generation must use the prompt training used
         logger.info("Trained ELM saved to %s", output_dir)
     state.wait_for_everyone()
+
+
+def remove_checkpoints(output_dir: Path) -> None:
+    """Once the run is complete, its stage checkpoints only served resuming it: remove them (the main process does,
+    after the final save). stage0/ stays (evaluation's untrained baseline), and so do stage1/final/ and the plots."""
+    from accelerate import PartialState
+
+    if not PartialState().is_main_process:
+        return
+    folders = [p for stage in ("stage1", "stage2") for p in (output_dir / stage).glob("checkpoint-*") if p.is_dir()]
+    size = sum(f.stat().st_size for folder in folders for f in folder.rglob("*") if f.is_file())
+    for folder in folders:
+        shutil.rmtree(folder)
+    if folders:
+        logger.info("Removed %d checkpoints of the finished run (%.1f GB; pass --keep_checkpoints true to keep "
+                    "them).", len(folders), size / 1e9)
 
 
 def last_checkpoint(stage_dir: str | Path) -> str | None:

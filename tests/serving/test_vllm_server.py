@@ -3,6 +3,7 @@ ELM's prompt embeddings token for token as `ElmForCausalLM.generate` does: tiny 
 and the real SmolLM2-135M-Instruct, two vectors in one prompt and two embedding spaces; a server stopped mid-run
 gives one clear error instead of a hang."""
 
+import shutil
 import socket
 import threading
 
@@ -51,6 +52,8 @@ def served(request, tmp_path_factory):
         yield ElmForCausalLM.from_pretrained(source).eval(), ElmServingClient.from_export(export, url), process
     finally:
         stop_engine(process)
+        for models in (folder / "elm", folder / "export"):  # server.log stays for a failure's reading
+            shutil.rmtree(models, ignore_errors=True)
 
 
 def requests(n_single=6, seed=0):

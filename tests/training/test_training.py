@@ -187,7 +187,7 @@ def test_resume_ignores_a_checkpoint_whose_save_did_not_finish(tmp_path):
 
 
 def test_stage1_trains_the_adapters_only(inputs, tmp_path):
-    out = run_train(tiny_train_args(*inputs, tmp_path / "out", stage2="none"))
+    out = run_train(tiny_train_args(*inputs, tmp_path / "out", stage2="none", keep_checkpoints="true"))
     stage0, final = weights(out / "stage0"), weights(out)
     adapters0, lm0 = split(stage0)
     adapters1, lm1 = split(final)
@@ -220,7 +220,7 @@ def test_stage2_full_trains_adapters_and_lm_and_the_result_loads(inputs, tmp_pat
 
 def test_padding_free_batches_by_tokens_through_both_stages(inputs, tmp_path):
     out = run_train(tiny_train_args(*inputs, tmp_path / "out", padding_free="true", batch_tokens=200,
-                                    stage1_max_steps=2, stage2_max_steps=2, save_steps=2))
+                                    stage1_max_steps=2, stage2_max_steps=2, save_steps=2, keep_checkpoints="true"))
     for stage in (1, 2):
         state = json.loads((Path(last_checkpoint(out / f"stage{stage}")) / "trainer_state.json").read_text())
         rows = state["train_batch_size"]
@@ -241,6 +241,20 @@ def test_stage2_lora_merges_into_a_plain_elm(inputs, tmp_path):
     lora_targets = changed(lm0, lm2)
     assert lora_targets and all("proj" in k for k in lora_targets)  # merged LoRA: only linear layers moved
     assert not any("embed_tokens" in k or "norm" in k for k in lora_targets)
+
+
+def test_a_finished_run_keeps_the_model_not_the_checkpoints(inputs, tmp_path):
+    # Checkpoints only serve resuming; a stage-2 one holds the optimizer state too (~3x the model on disk).
+    kept = run_train(tiny_train_args(*inputs, tmp_path / "kept", stage1_max_steps=5, stage2_max_steps=5,
+                                     save_steps=2, keep_checkpoints="true"))
+    for stage in ("stage1", "stage2"):  # periodic ones stay; none at the last step, which the final save writes
+        assert sorted(p.name for p in (kept / stage).glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
+    out = run_train(tiny_train_args(*inputs, tmp_path / "out", stage1_max_steps=5, stage2_max_steps=5, save_steps=2))
+    assert not list(out.glob("stage*/checkpoint-*"))
+    assert (out / "stage1" / "final" / "elm_adapters.safetensors").is_file() and (out / "stage0").is_dir()
+    final, final_kept = weights(out), weights(kept)
+    assert final.keys() == final_kept.keys() and all(torch.equal(final[k], final_kept[k]) for k in final)
+    assert json.loads((out / "elm_stage.json").read_text())["complete"]
 
 
 def test_a_run_that_finished_is_not_trained_again(inputs, tmp_path):
@@ -273,7 +287,8 @@ def kill_when(process: subprocess.Popen, path_glob: tuple[Path, str], timeout: f
 @pytest.mark.slow
 def test_sigkill_in_either_stage_resumes_in_that_stage_and_loses_no_finished_work(inputs, tmp_path):
     out = tmp_path / "out"
-    args = tiny_train_args(*inputs, out, stage1_max_steps=60, stage2_max_steps=60, save_steps=5)
+    args = tiny_train_args(*inputs, out, stage1_max_steps=60, stage2_max_steps=60, save_steps=5,
+                           keep_checkpoints="true")
     kill_when(start(args), (out / "stage1", "checkpoint-*/elm_stage.json"))
     assert not (out / "stage1" / "final").exists()
 
