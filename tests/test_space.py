@@ -22,8 +22,8 @@ def space(trained):
     assert space.device.type == "cpu" and space.model.device.type == "cpu"
     if not space.concepts:  # the tiny corpus has too few movies per genre for a CAV; give the tab one direction
         direction = np.random.default_rng(0).standard_normal(space.entity_vectors.shape[1]).astype(np.float32)
-        space.concepts["Comedy"] = Concept("Comedy", "semantic", direction / np.linalg.norm(direction), 0.0, 0.9,
-                                           10, 10, class_gap=0.25)
+        direction /= np.linalg.norm(direction)
+        space.concepts["Comedy"] = Concept("Comedy", "semantic", direction, 0.0, 0.9, 10, 10, step=0.25 * direction)
     return space
 
 
@@ -46,8 +46,8 @@ def test_vectors_from_choices(space):
             and np.allclose(space.mix(a, b, 1.0), space.entity_vector(b)))
     concept = next(iter(space.concepts))
     assert np.allclose(space.move(a, concept, 0.0), space.entity_vector(a))
-    moved = space.move(a, concept, 2.0) - space.entity_vector(a)  # strength in the concept's class gaps
-    assert np.isclose(np.linalg.norm(moved), 2.0 * space.concepts[concept].class_gap, rtol=1e-4)
+    moved = space.move(a, concept, 2.0) - space.entity_vector(a)  # strength in the concept's steps
+    assert np.allclose(moved, 2.0 * space.concepts[concept].step, atol=1e-5)
     assert space.nearest(space.entity_vector(a), 3)["movie"].iloc[0] == a
     assert space.user_top_rated(space.user_choices()[0])["rating"].is_monotonic_decreasing
     with pytest.raises(ValueError, match="Unknown movie"):

@@ -5,12 +5,15 @@
     labels = {"Comedy": is_comedy, ...}                            # a bool array per concept, aligned with rows
     concepts = concept_directions(vectors, labels, space="semantic")
     concepts["Comedy"].accuracy                                     # held-out balanced accuracy
-    funnier = move_along(vectors[0], concepts["Comedy"], strength=1.0)  # one typical step toward comedy
+    funnier = move_along(vectors[0], concepts["Comedy"], strength=1.0)  # the comedies' mean minus the rest's
     concept_score(funnier, concepts["Comedy"]) > concept_score(vectors[0], concepts["Comedy"])   # True
     save_concepts(concepts, "concepts/semantic")                   # semantic.safetensors + semantic.json
 
 The ELM paper moves an entity's vector along such a direction and asks the LM to describe the new, hypothetical
-entity; evaluation then checks that the concept's score of the description's embedding went up.
+entity; evaluation then checks that the concept's score of the description's embedding went up. A concept scores
+along its classifier's normal (`direction`) but moves along the difference of its class means (`step`): the normal
+leans on whatever separates the classes best, low-spread coordinates included, so a step along it leaves the
+region the model was trained on; the mean difference is the change a typical entity shows when it has the concept.
 """
 
 import json
@@ -28,9 +31,9 @@ class Concept:
     """A linear classifier for one concept, in the original vector space.
 
     score(x) = direction . x + bias is the signed distance to the decision boundary (positive: has the concept);
-    the classifier's probability is sigmoid(scale * score(x)). `class_gap` is the concept's own unit of movement:
-    how far apart the means of the vectors with and without it lie along `direction`, on the vectors it was fitted
-    on; `move_along` steps in multiples of it. `norm_scale` is the median norm of those vectors.
+    the classifier's probability is sigmoid(scale * score(x)). `step` is the concept's own unit of movement: the
+    mean of the vectors with it minus the mean of those without, on the vectors it was fitted on; `move_along` adds
+    multiples of it. `norm_scale` is the median norm of those vectors.
     """
 
     name: str
@@ -42,7 +45,12 @@ class Concept:
     n_negative: int
     scale: float = 1.0
     norm_scale: float = 1.0
-    class_gap: float | None = None  # None: saved before strengths were in the concept's units (corpus version < 3)
+    step: np.ndarray | None = None  # None: saved before moves followed the class means (concepts format < 3)
+
+    @property
+    def step_size(self) -> float | None:
+        """The length of one unit of movement (the distance between the class means)."""
+        return None if self.step is None else float(np.linalg.norm(self.step))
 
 
 def _check_vectors(vectors: np.ndarray, what: str = "vectors") -> np.ndarray:
@@ -64,7 +72,7 @@ def concept_directions(vectors: np.ndarray, labels: dict, space: str, seed: int 
     standardised vectors (so its regularisation treats every dimension alike, whatever ALS made of their scales)
     with balanced class weights (genres are rare), on a stratified (1 - test_fraction) of the rows; `accuracy` is
     that same model's balanced accuracy on the rest. The weights are mapped back to the original space, where
-    `direction` is their unit vector. Concepts with fewer than `min_positive` positives or negatives are skipped
+    `direction` is their unit vector; `step` is the difference of the class means over every fitted row. Concepts with fewer than `min_positive` positives or negatives are skipped
     and named in a warning.
     """
     from sklearn.linear_model import LogisticRegression
@@ -106,10 +114,10 @@ def concept_directions(vectors: np.ndarray, labels: dict, space: str, seed: int 
             skipped[name] = (n_positive, n_negative)
             continue
         direction = (weight / scale).astype(np.float32)
-        along = vectors.astype(np.float64) @ direction.astype(np.float64)
-        class_gap = float(along[label].mean() - along[~label].mean())
+        step = np.where(informative, vectors[label].mean(axis=0, dtype=np.float64)
+                        - vectors[~label].mean(axis=0, dtype=np.float64), 0.0).astype(np.float32)
         concepts[name] = Concept(name, space, direction, intercept / scale, float(accuracy), n_positive, n_negative,
-                                 scale, norm_scale, class_gap)
+                                 scale, norm_scale, step)
     if skipped:
         logger.warning("Skipped %d of %d concepts in the %s space, too few positives or negatives (< %d) or no "
                        "signal: %s", len(skipped), len(labels), space, min_positive,
@@ -129,12 +137,12 @@ def concept_score(vectors: np.ndarray, concept: Concept, probability: bool = Fal
 
 
 def move_along(vector: np.ndarray, concept: Concept, strength: float) -> np.ndarray:
-    """`vector` + strength * class_gap * direction: strength is in the concept's own units.
+    """`vector` + strength * step: strength is in the concept's own units.
 
-    Strength 1 moves a vector as far along the concept as the typical entity with the concept lies from the typical
-    one without it (the gap between the two class means along the direction, on the vectors the concept was fitted
-    on): one typical step, which keeps a moved vector among the kind of vectors a model was trained on. Strength 2
-    is twice that, negative strengths move away from the concept. Works on one vector or on rows of a matrix.
+    Strength 1 adds the difference between the mean entity with the concept and the mean one without it (on the
+    vectors the concept was fitted on): one typical step, the change the concept makes in the data itself, which
+    keeps a moved vector among the kind of vectors a model was trained on. Strength 2 is twice that, negative
+    strengths move away from the concept. Works on one vector or on rows of a matrix.
     """
     vector = np.asarray(vector, dtype=np.float32)
     if vector.shape[-1] != len(concept.direction):
@@ -144,11 +152,11 @@ def move_along(vector: np.ndarray, concept: Concept, strength: float) -> np.ndar
         raise ValueError("vector has NaN or infinity; a concept cannot move it.")
     if not np.isfinite(strength):
         raise ValueError(f"strength must be a finite number, got {strength!r}.")
-    if concept.class_gap is None:
-        raise ValueError(f"Concept {concept.name!r} was saved without its class gap (a corpus built before concept "
-                         "strengths were in the concept's own units): rebuild the corpus (python -m "
-                         "modeling_elm.scripts.corpus ... --rebuild) or refit it with concept_directions.")
-    return (vector + np.float32(strength * concept.class_gap) * concept.direction).astype(np.float32)
+    if concept.step is None:
+        raise ValueError(f"Concept {concept.name!r} was saved without its step (a corpus built before moves followed "
+                         "the class means): rebuild the corpus (python -m modeling_elm.scripts.corpus ... --rebuild) "
+                         "or refit it with concept_directions.")
+    return (vector + np.float32(strength) * concept.step).astype(np.float32)
 
 
 def _paths(path) -> tuple[Path, Path]:
@@ -158,17 +166,19 @@ def _paths(path) -> tuple[Path, Path]:
 
 
 def save_concepts(concepts: dict[str, Concept], path) -> Path:
-    """Directions to `<path>.safetensors`, everything else to `<path>.json` (readable, never pickled)."""
+    """Directions and steps to `<path>.safetensors`, everything else to `<path>.json` (readable, never pickled)."""
     from safetensors.numpy import save_file
 
     weights, sidecar = _paths(path)
     weights.parent.mkdir(parents=True, exist_ok=True)
     ordered = list(concepts.values())
     # Tensors are keyed by position: concept names ("sci-fi", "based on a book") need not be valid keys.
-    save_file({f"concept.{i}": np.ascontiguousarray(c.direction, dtype=np.float32) for i, c in enumerate(ordered)},
-              str(weights), metadata={"format": "elm-concepts", "count": str(len(ordered))})
-    metadata = [{k: v for k, v in asdict(c).items() if k != "direction"} for c in ordered]
-    sidecar.write_text(json.dumps({"format": "elm-concepts", "version": 2, "concepts": metadata}, indent=1))
+    tensors = {f"concept.{i}": np.ascontiguousarray(c.direction, dtype=np.float32) for i, c in enumerate(ordered)}
+    tensors |= {f"step.{i}": np.ascontiguousarray(c.step, dtype=np.float32)
+                for i, c in enumerate(ordered) if c.step is not None}
+    save_file(tensors, str(weights), metadata={"format": "elm-concepts", "count": str(len(ordered))})
+    metadata = [{k: v for k, v in asdict(c).items() if k not in ("direction", "step")} for c in ordered]
+    sidecar.write_text(json.dumps({"format": "elm-concepts", "version": 3, "concepts": metadata}, indent=1))
     return weights
 
 
@@ -182,9 +192,10 @@ def load_concepts(path) -> dict[str, Concept]:
             raise FileNotFoundError(f"{file} is missing; save_concepts writes both {weights.name} and {sidecar.name}.")
     tensors = load_file(str(weights))
     metadata = json.loads(sidecar.read_text())["concepts"]
-    if len(metadata) != len(tensors):
+    if len(metadata) != sum(key.startswith("concept.") for key in tensors):
         raise ValueError(f"{sidecar} describes {len(metadata)} concepts but {weights} holds {len(tensors)}; "
                          "the two files come from different saves.")
     known = {f.name for f in fields(Concept)}
-    return {m["name"]: Concept(direction=tensors[f"concept.{i}"], **{k: v for k, v in m.items() if k in known})
-            for i, m in enumerate(metadata)}
+    known.discard("step")
+    return {m["name"]: Concept(direction=tensors[f"concept.{i}"], step=tensors.get(f"step.{i}"),
+                               **{k: v for k, v in m.items() if k in known}) for i, m in enumerate(metadata)}

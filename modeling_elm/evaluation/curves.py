@@ -6,7 +6,7 @@ import numpy as np
 from .metrics import bootstrap_ci, fact_scores, semantic_consistency, stated_decade, stated_genres
 
 ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
-STRENGTHS = (0.0, 0.5, 1.0, 2.0, 3.0)  # in the concept's own units: 1 = the gap between its class means
+STRENGTHS = (0.0, 0.5, 1.0, 2.0, 3.0)  # in the concept's own units: 1 = the difference of its class means
 
 
 def describe_prompt(ev) -> str:
@@ -56,14 +56,14 @@ def interpolation_curve(ev) -> dict:
     return curve
 
 
-def concept_curves(ev, top: int = 3) -> dict:
-    """For the `top` most accurate genre directions: held-out movies without the genre, moved by s (in the concept's
-    own units) along its CAV. The concept's classifier score of the re-embedded description should rise with s, the
+def concept_curves(ev, top: int = 3, concepts: dict | None = None) -> dict:
+    """For the `top` most accurate genre directions (`concepts`, default the corpus'): held-out movies without the
+    genre, moved by s (in the concept's own units) along its CAV. The concept's classifier score of the re-embedded description should rise with s, the
     answer should come to name the genre, and it should keep the movie's decade (a move along a genre is not a move
     in time)."""
     from ..data.concepts import concept_score, load_concepts, move_along
 
-    concepts = ev.corpus.concepts("movie")  # fitted in the vectors the model reads
+    concepts = concepts or ev.corpus.concepts("movie")  # fitted in the vectors the model reads
     text_concepts = load_concepts(ev.corpus.folder / "concepts" / "movie_semantic")  # scores the re-embedded text
     # IMAX is a screen format, not something a description can state
     chosen = sorted((c for c in concepts.values() if c.name in text_concepts and c.name != "IMAX"),
@@ -91,7 +91,7 @@ def concept_curves(ev, top: int = 3) -> dict:
             kept.append(bootstrap_ci(keeps, seed=ev.args.seed))
             both.append(bootstrap_ci([n * k for n, k in zip(names, keeps)], seed=ev.args.seed))
             examples.append(texts[0])
-        out["concepts"][concept.name] = {"accuracy": concept.accuracy, "class_gap": concept.class_gap,
+        out["concepts"][concept.name] = {"accuracy": concept.accuracy, "step_size": concept.step_size,
                                          "score": scores, "names_genre": named, "keeps_decade": kept,
                                          "names_genre_keeps_decade": both,
                                          "n": len(without), "example": {"movie": str(movies.iloc[without[0]]["title"]),

@@ -150,7 +150,7 @@ def plot_curves(results: dict, folder: Path) -> None:
         for name, c in concepts.items():
             if key in c:
                 ax.plot(curves["concepts"]["strength"], [s["mean"] for s in c[key]], marker="o", label=name)
-        ax.set(xlabel="strength s (the concept's class gaps)", ylabel=label, ylim=(-0.03, 1.03))
+        ax.set(xlabel="strength s (steps of the concept's class-mean difference)", ylabel=label, ylim=(-0.03, 1.03))
         ax.grid(alpha=0.3)
         if concepts:
             ax.legend(fontsize=8)

@@ -75,36 +75,33 @@ def test_moving_along_a_concept_raises_its_score_monotonically(concepts, planted
     starts = vectors[~labels["Western"]][:20]
     scores = np.array([concept_score(move_along(starts, concept, s), concept) for s in strengths])
     assert (np.diff(scores, axis=0) > 0).all()
-    # strength is in the concept's own units: s moves every vector by s class gaps along the direction
-    assert np.allclose(np.linalg.norm(move_along(starts, concept, 0.5) - starts, axis=1), 0.5 * concept.class_gap,
-                       rtol=1e-4)
-    assert np.allclose(scores[-1] - scores[3], 2.0 * concept.class_gap, rtol=1e-4)
+    # strength is in the concept's own units: s adds s differences of the class means to every vector
+    assert np.allclose(move_along(starts, concept, 0.5) - starts, 0.5 * concept.step, atol=1e-5)
+    assert np.allclose(scores[-1] - scores[3], 2.0 * concept.step @ concept.direction, rtol=1e-4)
     single = move_along(starts[0], concept, 0.5)
     assert single.shape == (DIM,) and np.allclose(single, move_along(starts, concept, 0.5)[0])
 
 
 def test_one_step_of_a_concept_takes_the_typical_negative_to_the_typical_positive(concepts, planted):
-    """Strength 1 is the gap between the class means along the direction, measured on the fitted vectors: the
-    mean of the vectors without the concept, moved by 1, projects where the mean of those with it does."""
+    """Strength 1 is the difference of the class means, measured on the fitted vectors: the vectors without the
+    concept, moved by 1, have the mean of those with it, in every coordinate and so on every classifier score."""
     vectors, labels, _ = planted
     for name in ("Comedy", "Drama", "Western"):
         concept, has = concepts[name], labels[name]
-        assert concept.class_gap > 0
         moved = move_along(vectors[~has], concept, 1.0)
+        assert np.allclose(moved.mean(axis=0), vectors[has].mean(axis=0), atol=1e-4)
         assert np.isclose(concept_score(moved, concept).mean(), concept_score(vectors[has], concept).mean(),
                           atol=1e-3)
-        # a typical step stays in the data's range: far smaller than a step of the vectors' own norm
-        assert concept.class_gap < 0.5 * concept.norm_scale
+        assert concept.step_size > 0
 
 
-def test_concepts_saved_without_a_class_gap_refuse_to_move_with_the_fix(concepts, tmp_path):
+def test_concepts_saved_without_a_step_refuse_to_move_with_the_fix(concepts, tmp_path):
+    from safetensors.numpy import load_file, save_file
+
     path = save_concepts({"Comedy": concepts["Comedy"]}, tmp_path / "semantic")
-    sidecar = tmp_path / "semantic.json"
-    old = json.loads(sidecar.read_text())
-    del old["concepts"][0]["class_gap"]  # as corpora of version 2 wrote them
-    sidecar.write_text(json.dumps(old))
+    save_file({"concept.0": load_file(str(path))["concept.0"]}, str(path))  # as concepts format 2 wrote them
     concept = load_concepts(path)["Comedy"]
-    assert concept.class_gap is None
+    assert concept.step is None and concept.step_size is None
     with pytest.raises(ValueError, match="rebuild the corpus"):
         move_along(np.zeros(DIM, np.float32), concept, 1.0)
     with pytest.raises(ValueError, match="finite"):
@@ -125,7 +122,7 @@ def test_dimensions_constant_up_to_rounding_never_carry_a_concept(planted):
         direction = concepts[name].direction
         assert np.all(direction[-2:] == 0), name
         assert direction[:-2] @ expected[i] > 0.93, name
-        assert concepts[name].class_gap > 0.1, name
+        assert np.all(concepts[name].step[-2:] == 0) and concepts[name].step_size > 0.1, name
 
 
 def test_too_few_positives_are_skipped_and_reported(planted, caplog):
@@ -148,9 +145,9 @@ def test_save_load_round_trip_is_exact(concepts, tmp_path):
         assert list(loaded) == list(concepts)
         for name, concept in concepts.items():
             assert np.array_equal(loaded[name].direction, concept.direction)
-            assert loaded[name].direction.dtype == np.float32
-            for field in ("name", "space", "bias", "accuracy", "n_positive", "n_negative", "scale", "norm_scale",
-                          "class_gap"):
+            assert np.array_equal(loaded[name].step, concept.step)
+            assert loaded[name].direction.dtype == loaded[name].step.dtype == np.float32
+            for field in ("name", "space", "bias", "accuracy", "n_positive", "n_negative", "scale", "norm_scale"):
                 assert getattr(loaded[name], field) == getattr(concept, field), field
     with pytest.raises(FileNotFoundError, match="missing"):
         load_concepts(tmp_path / "nowhere")

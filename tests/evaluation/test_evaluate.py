@@ -50,7 +50,7 @@ def test_cli_writes_results_report_and_plots_with_every_control(trained, tmp_pat
     for concept in results["curves"]["concepts"]["concepts"].values():
         for key in ("names_genre", "keeps_decade", "names_genre_keeps_decade"):
             assert len(concept[key]) == len(results["curves"]["concepts"]["strength"])
-        assert concept["class_gap"] > 0
+        assert concept["step_size"] > 0
         assert len(concept["example"]["texts"]) == len(results["curves"]["concepts"]["strength"])
     report = (out / "report.md").read_text()
     assert "ELM, shuffled vector" in report and "real − shuffled (paired)" in report and "constant guess" in report
@@ -232,7 +232,7 @@ def test_describe_moves_a_movie_along_a_concept_in_the_concepts_own_steps(traine
                           "--concept", "Comedy", "--strength", "2", "--device", "cpu"]) == 0
     expected = move_along(vectors[0], concepts["Comedy"], 2.0)
     assert np.allclose(asked[0][0]["movie"][0], expected)
-    assert np.isclose(np.linalg.norm(asked[0][0]["movie"][0] - vectors[0]), 2 * concepts["Comedy"].class_gap, rtol=1e-4)
+    assert np.allclose(asked[0][0]["movie"][0] - vectors[0], 2 * concepts["Comedy"].step, atol=1e-5)
     assert "moved along Comedy by 2 of its steps" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="Did you mean 'Comedy'"):
         describe.main(["--model", str(trained[0]), "--corpus", str(corpus), "--movie", title, "--concept", "comedy"])

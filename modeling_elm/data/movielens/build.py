@@ -29,7 +29,8 @@ from ..embeddings import DEFAULT_ENCODER
 from ..corpus import FORMAT, save_task_splits, split_sizes_ok
 
 logger = logging.getLogger(__name__)
-CORPUS_VERSION = 5  # bump when the output of the same settings changes, so stale caches are not reused
+CORPUS_VERSION = 6  # bump when the output of the same settings changes, so stale caches are not reused
+# 6: concepts move along the difference of their class means (Concept.step)
 # 5: entities/ as every corpus writes them (was movies.parquet, users.parquet); the manifest lists the prompts
 # 4: the manifest says its kind and encoders (Corpus.text_encoder), as your own data's does
 # 3: concepts carry their class gap (strengths in the concept's units); users.parquet their favourite decades

@@ -1,0 +1,106 @@
+"""Concept moves: which way to move a vector so that a trained ELM reads the concept, side by side on one model.
+
+    .venv/bin/python benchmarks/bench_concepts.py --model checkpoints/elm-quick --curve_examples 24
+
+Held-out movies without a genre are moved by s in {0, 0.5, 1, 2, 3} and described, as the evaluation's concept
+curves do (`modeling_elm.evaluation.curves.concept_curves`: the three most accurate genre CAVs, the same movies, the
+same prompt), under each way of moving:
+- `mean_difference`: s times the difference of the class means (`Concept.step`, what `move_along` adds);
+- `classifier_normal`: s times the same gap measured along the classifier's unit normal (`Concept.direction`), the
+  move before corpus version 6.
+Per concept and strength: the share of answers naming the genre, keeping the movie's decade, and both (95%
+intervals). Rows are appended to benchmarks/results/concepts.jsonl with the machine and the model's run record;
+`--plot` draws both ways side by side (docs/figures/concept-moves.png).
+"""
+
+import argparse
+import dataclasses
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from modeling_elm.checkpoints import read_marker  # noqa: E402
+from modeling_elm.evaluation.curves import concept_curves  # noqa: E402
+from modeling_elm.evaluation.evaluate import EvalArguments, Evaluation  # noqa: E402
+
+
+def along_the_normal(concepts: dict) -> dict:
+    """Each concept's step projected on its classifier's normal: the old move, with the old unit (the class gap along
+    the normal)."""
+    return {name: dataclasses.replace(c, step=float(c.step @ c.direction) * c.direction)
+            for name, c in concepts.items()}
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(rows), figsize=(5 * len(rows), 3.6), dpi=120, sharey=True)
+    for ax, row in zip(axes, rows):
+        for name, c in row["concepts"].items():
+            points = c["names_genre_keeps_decade"]
+            ax.errorbar(row["strength"], [p["mean"] for p in points], marker="o", capsize=3, label=name,
+                        yerr=[[p["mean"] - p["low"] for p in points], [p["high"] - p["mean"] for p in points]])
+        ax.axhline(0.5, color="grey", lw=0.8, ls="--")
+        ax.set(title=row["method"].replace("_", " "), xlabel="strength s (steps of the concept)", ylim=(-0.03, 1.03))
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("names the genre, keeps the decade")
+    axes[0].legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="checkpoints/elm-quick", help="a trained ELM folder (it names its corpus)")
+    parser.add_argument("--curve_examples", type=int, default=24, help="held-out movies per concept and strength")
+    parser.add_argument("--device", default=None, help="cpu, cuda, ...; default: the GPU when there is one")
+    parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results" / "concepts.jsonl")
+    parser.add_argument("--plot", type=Path, help="also draw both ways side by side into this PNG")
+    parser.add_argument("--plot_only", action="store_true", help="redraw --plot from the last rows of --output")
+    args = parser.parse_args(argv)
+    if args.plot_only:
+        rows = [json.loads(line) for line in args.output.read_text().splitlines()]
+        plot(rows[-2:], args.plot)
+        return 0
+
+    ev = Evaluation(EvalArguments(model=args.model, curve_examples=args.curve_examples, controls=[],
+                                  device=args.device, output_dir="/tmp/elm-bench-concepts"))
+    corpus_concepts = ev.corpus.concepts("movie")
+    stages = (read_marker(Path(args.model)) or {}).get("stages", {})
+    rows = []
+    for method, concepts in (("mean_difference", corpus_concepts),
+                             ("classifier_normal", along_the_normal(corpus_concepts))):
+        started = time.perf_counter()
+        curves = concept_curves(ev, concepts=concepts)
+        row = {"method": method, "model": str(args.model), "curve_examples": args.curve_examples,
+               "strength": curves["strength"], "seconds": round(time.perf_counter() - started),
+               "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, {ev.device}",
+               "model_stages": {k: {"global_step": v.get("global_step")} for k, v in stages.items()},
+               "concepts": {name: {key: c[key] for key in ("step_size", "names_genre", "keeps_decade",
+                                                           "names_genre_keeps_decade", "example")}
+                            for name, c in curves["concepts"].items()}}
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        with args.output.open("a") as out:
+            out.write(json.dumps(row) + "\n")
+        rows.append(row)
+        print(f"\n{method} ({row['seconds']} s): names the genre with the decade kept, s = "
+              + " / ".join(map(str, curves["strength"])))
+        for name, c in curves["concepts"].items():
+            both = " / ".join(f"{p['mean']:.2f}" for p in c["names_genre_keeps_decade"])
+            print(f"  {name:<12} {both}   (step {c['step_size']:.3f}; s = 3: {c['example']['texts'][-1]!r})")
+    if args.plot:
+        plot(rows, args.plot)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
