@@ -72,8 +72,8 @@ def concept_directions(vectors: np.ndarray, labels: dict, space: str, seed: int 
     standardised vectors (so its regularisation treats every dimension alike, whatever ALS made of their scales)
     with balanced class weights (genres are rare), on a stratified (1 - test_fraction) of the rows; `accuracy` is
     that same model's balanced accuracy on the rest. The weights are mapped back to the original space, where
-    `direction` is their unit vector; `step` is the difference of the class means over every fitted row. Concepts with fewer than `min_positive` positives or negatives are skipped
-    and named in a warning.
+    `direction` is their unit vector; `step` is the difference of the class means over every fitted row. Concepts
+    with fewer than `min_positive` positives or negatives are skipped and named in a warning.
     """
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import balanced_accuracy_score

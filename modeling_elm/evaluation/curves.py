@@ -58,9 +58,9 @@ def interpolation_curve(ev) -> dict:
 
 def concept_curves(ev, top: int = 3, concepts: dict | None = None) -> dict:
     """For the `top` most accurate genre directions (`concepts`, default the corpus'): held-out movies without the
-    genre, moved by s (in the concept's own units) along its CAV. The concept's classifier score of the re-embedded description should rise with s, the
-    answer should come to name the genre, and it should keep the movie's decade (a move along a genre is not a move
-    in time)."""
+    genre, moved by s of the concept's steps (the difference of its class means). The concept's classifier score of
+    the re-embedded description should rise with s, the answer should come to name the genre, and it should keep the
+    movie's decade (a move along a genre is not a move in time)."""
     from ..data.concepts import concept_score, load_concepts, move_along
 
     concepts = concepts or ev.corpus.concepts("movie")  # fitted in the vectors the model reads

@@ -198,8 +198,8 @@ def test_the_corpus_gives_the_concepts_of_the_vectors_a_space_reads(tmp_path):
     from modeling_elm.data.corpus import Corpus
 
     for kind in ("semantic", "behavioural"):
-        save_concepts({"Comedy": Concept("Comedy", kind, np.ones(4, np.float32), 0.0, 0.9, 5, 5, step=np.ones(4, np.float32))},
-                      tmp_path / "concepts" / f"movie_{kind}")
+        comedy = Concept("Comedy", kind, np.ones(4, np.float32), 0.0, 0.9, 5, 5, step=np.ones(4, np.float32))
+        save_concepts({"Comedy": comedy}, tmp_path / "concepts" / f"movie_{kind}")
     manifest = {"vectors": {"movie": "movie_behavioural", "user": "user_behavioural"}}
     corpus = Corpus(tmp_path, None, manifest, {}, {})
     assert corpus.concepts("movie")["Comedy"].space == "behavioural"  # the table the movie placeholder reads
