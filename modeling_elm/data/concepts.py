@@ -192,10 +192,10 @@ def load_concepts(path) -> dict[str, Concept]:
             raise FileNotFoundError(f"{file} is missing; save_concepts writes both {weights.name} and {sidecar.name}.")
     tensors = load_file(str(weights))
     metadata = json.loads(sidecar.read_text())["concepts"]
-    if len(metadata) != sum(key.startswith("concept.") for key in tensors):
-        raise ValueError(f"{sidecar} describes {len(metadata)} concepts but {weights} holds {len(tensors)}; "
+    directions = sum(key.startswith("concept.") for key in tensors)
+    if len(metadata) != directions:
+        raise ValueError(f"{sidecar} describes {len(metadata)} concepts but {weights} holds {directions}; "
                          "the two files come from different saves.")
-    known = {f.name for f in fields(Concept)}
-    known.discard("step")
+    known = {f.name for f in fields(Concept)} - {"direction", "step"}  # those two come from the tensors
     return {m["name"]: Concept(direction=tensors[f"concept.{i}"], step=tensors.get(f"step.{i}"),
                                **{k: v for k, v in m.items() if k in known}) for i, m in enumerate(metadata)}
