@@ -1,9 +1,9 @@
 """Publish a trained ELM to the Hugging Face Hub: the model (safetensors, remote code, processor, model card), the
 task dataset (with its card, private by default: MovieLens may not be redistributed) and the Space.
 
-    python -m hub.publish --model checkpoints/elm-quick --repo-id you/elm-quick
-    python -m hub.publish --model checkpoints/elm-quick --repo-id you/elm-quick \\
-        --dataset-repo you/elm-movielens-tasks --space-repo you/elm-demo --eval checkpoints/elm-quick-eval
+    python -m hub.publish --model checkpoints/elm-quick --repo_id you/elm-quick
+    python -m hub.publish --model checkpoints/elm-quick --repo_id you/elm-quick \\
+        --dataset_repo you/elm-movielens-tasks --space_repo you/elm-demo --eval checkpoints/elm-quick-eval
 
 Re-running updates the same repositories (a new commit with what changed), never duplicates them. The token is the
 usual one: `hf auth login`, or HF_TOKEN in the environment.
@@ -206,7 +206,7 @@ def publish(model: Path, repo_id: str, eval_dir: Path | None = None, dataset_rep
             marker = json.loads((model / "elm_stage.json").read_text()) if (model / "elm_stage.json").is_file() else {}
             corpus = Path(corpus or marker.get("corpus") or "")
             if not (corpus / "manifest.json").is_file():
-                raise PublishError(f"--dataset-repo needs the corpus folder (--corpus); {corpus} is not one.")
+                raise PublishError(f"--dataset_repo needs the corpus folder (--corpus); {corpus} is not one.")
             api.create_repo(dataset_repo, repo_type="dataset", private=private_dataset, exist_ok=True)
             commits["dataset"] = api.upload_folder(repo_id=dataset_repo, repo_type="dataset", folder_path=corpus,
                                                    allow_patterns=list(DATASET_PATTERNS),
@@ -228,14 +228,16 @@ def publish(model: Path, repo_id: str, eval_dir: Path | None = None, dataset_rep
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m hub.publish", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, default=Path("checkpoints/elm-quick"), help="trained ELM folder")
-    parser.add_argument("--repo-id", required=True, help="model repository, e.g. you/elm-quick")
+    parser.add_argument("--repo_id", "--repo-id", required=True, help="model repository, e.g. you/elm-quick")
     parser.add_argument("--eval", type=Path, default=None,
                         help="evaluation folder with results.json (default: <model>-eval if it exists)")
-    parser.add_argument("--dataset-repo", default=None, help="also push the task corpus here (private by default)")
+    parser.add_argument("--dataset_repo", "--dataset-repo", default=None,
+                        help="also push the task corpus here (private by default)")
     parser.add_argument("--corpus", type=Path, default=None, help="corpus folder (default: the model's own)")
-    parser.add_argument("--public-dataset", action="store_true",
+    parser.add_argument("--public_dataset", "--public-dataset", action="store_true",
                         help="make the dataset public: only with GroupLens' permission to redistribute MovieLens")
-    parser.add_argument("--space-repo", default=None, help="also push the Gradio Space here, pinned to this model")
+    parser.add_argument("--space_repo", "--space-repo", default=None,
+                        help="also push the Gradio Space here, pinned to this model")
     parser.add_argument("--private", action="store_true", help="make the model and Space private")
     args = parser.parse_args(argv)
     eval_dir = args.eval or Path(f"{str(args.model).rstrip('/')}-eval")

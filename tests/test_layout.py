@@ -240,7 +240,9 @@ def test_every_command_line_option_is_spelt_with_underscores():
     an alias, never lead."""
     import re
 
-    files = [*PACKAGE.rglob("*.py"), *(PACKAGE.parent / "benchmarks").glob("*.py"), PACKAGE.parent / "train.py"]
+    root = PACKAGE.parent
+    files = [*PACKAGE.rglob("*.py"), *[path for folder in ("benchmarks", "hub", "space", "scripts")
+                                         for path in (root / folder).glob("*.py")], root / "train.py"]
     dashed = [f"{path.name}: {flag}" for path in files
               for flag in re.findall(r"add_argument\(\s*\"(--\w+-[\w-]+)\"", path.read_text())]
     assert dashed == []
