@@ -229,3 +229,41 @@ def test_the_corpus_says_what_its_entities_are_called_and_what_can_be_asked(buil
     assert own.labels("word") == ["dog [n1]", "dog [n2]"]  # names repeat: the id tells them apart
     assert own.about("word")[0] == "a pet" and len(own.about("word")[1]) == 80
     assert own.single_prompts("word") == {"define": "Define <w>."}
+
+
+def test_rarest_first_names_the_genre_fewest_movies_share_first():
+    import pandas as pd
+
+    from modeling_elm.data.movielens.facts import ordered_genres
+
+    movies = pd.DataFrame({"genres": [["Adventure", "Animation", "Children", "Comedy"], ["Adventure", "Comedy"],
+                                      ["Adventure", "Children", "Comedy"], ["Comedy", "IMAX"]]})
+    assert ordered_genres(movies, "listed")[0] == ["Adventure", "Animation", "Children", "Comedy"]
+    assert ordered_genres(movies, "rarest_first") == [
+        ["Animation", "Children", "Adventure", "Comedy"], ["Adventure", "Comedy"],
+        ["Children", "Adventure", "Comedy"], ["IMAX", "Comedy"]]
+
+
+def test_a_corpus_written_rarest_first_names_each_movie_by_its_rarest_genres(release, tmp_path):
+    from modeling_elm.data.movielens.writers.grounded import genre_phrase
+
+    rarest = load_corpus(build_corpus(config_for(release, tmp_path / "rarest", genre_order="rarest_first",
+                                                 tasks=["what_kind"])))
+    listed = load_corpus(build_corpus(config_for(release, tmp_path / "listed", tasks=["what_kind"])))
+    movies = rarest.entities["movie"].set_index("id")
+    shared_by = pd_counts(movies["genres"])
+    rows = [row for row in rarest.tasks["train"] if len(movies.loc[row["movie_ids"][0], "genres"]) >= 2]
+    assert rows, "the synthetic release needs movies with several genres"
+    for row in rows:
+        genres = sorted(movies.loc[row["movie_ids"][0], "genres"], key=lambda g: (shared_by[g], g))
+        assert genre_phrase(genres) in row["target"], row["target"]
+    listed_targets = {row["movie_ids"][0]: row["target"] for row in listed.tasks["train"]}
+    assert any(listed_targets[row["movie_ids"][0]] != row["target"] for row in rows)
+    with pytest.raises(ValueError, match="genre_order must be one of listed, rarest_first"):
+        config_for(release, tmp_path, genre_order="random")
+
+
+def pd_counts(genre_lists):
+    import pandas as pd
+
+    return pd.Series([g for genres in genre_lists for g in genres]).value_counts()
