@@ -68,10 +68,6 @@ CANDIDATES = {
     "k16-std-lr8e-3": dict(help="k=16, standardised, stage-1 learning rate 8e-3: twice the main job's 4e-3, which "
                                 "beat 2e-3 at two seeds",
                            train=["--num_tokens", "16", *STD, "--stage1_learning_rate", "8e-3"]),
-    "k16-std-lr4e-3-rarest": dict(help="the main job's recipe (k=16, standardised, lr 4e-3) with targets naming a "
-                                       "movie's rarest genres first (Animation before Adventure and Children)",
-                                  train=["--num_tokens", "16", *STD, "--stage1_learning_rate", "4e-3"],
-                                  corpus={"genre_order": "rarest_first"}),
     "k16-std-nosys-lr4e-3": dict(help="k=16, standardised, no system prompt and stage-1 learning rate 4e-3: the two "
                                       "finalists combined",
                                  train=["--num_tokens", "16", *STD, "--system_prompt", "",
@@ -246,7 +242,7 @@ def _recipe_corpus(recipe: str) -> dict:
     import yaml
 
     settings = yaml.safe_load((ROOT / recipe).read_text())
-    return {key: settings[key] for key in ("titles", "genre_order") if key in settings}
+    return {key: settings[key] for key in ("titles",) if key in settings}
 
 
 def row_of(name, seed, results, train_s, args, steps: dict | None = None) -> dict:

@@ -22,7 +22,6 @@ from pathlib import Path
 import numpy as np
 
 from ...base_models import elm_cache_dir
-from .facts import GENRE_ORDERS
 from .tables import build_entity_tables
 from .rows import build_task_splits
 from .tasks import TASKS, get_tasks
@@ -69,9 +68,6 @@ class CorpusConfig:
         "grounded targets name each movie by its title (the paper's) and user profiles name loved titles; false: "
         "'this movie' and no titles in profiles, so targets hold only what a vector can tell (kind, decade, tags; "
         "favourite genres and decades) and a model is not taught to state titles it cannot read")})
-    genre_order: str = field(default="listed", metadata={"help": (
-        "the order grounded targets name a movie's genres in, the first three of them: 'listed' (MovieLens' own, "
-        "alphabetical) or 'rarest_first' (the genre fewest movies share leads: Animation before Adventure)")})
     teacher_model: str | None = field(default=None, metadata={"help": "teacher: a causal LM (Hub id or folder)"})
     teacher_endpoint: str | None = field(default=None, metadata={"help": (
         "teacher: an OpenAI-compatible or TGI endpoint URL, or a Hub model id for Inference Providers")})
@@ -88,8 +84,6 @@ class CorpusConfig:
             raise ValueError(f"writer must be 'grounded' or 'teacher', got {self.writer!r}.")
         if self.writer == "teacher" and not (self.teacher_model or self.teacher_endpoint):
             raise ValueError("writer='teacher' needs teacher_model (a causal LM) or teacher_endpoint (a URL).")
-        if self.genre_order not in GENRE_ORDERS:
-            raise ValueError(f"genre_order must be one of {', '.join(GENRE_ORDERS)}, got {self.genre_order!r}.")
         if not 0 < self.test_fraction < 1:
             raise ValueError(f"test_fraction must be between 0 and 1, got {self.test_fraction}.")
         get_tasks(self.tasks)  # unknown task names fail here, before any work

@@ -148,30 +148,15 @@ def nearest_neighbours(vectors: np.ndarray, candidates: np.ndarray, k: int = 3, 
     return result
 
 
-GENRE_ORDERS = ("listed", "rarest_first")
-
-
-def ordered_genres(movies: pd.DataFrame, order: str) -> list[list[str]]:
-    """Each movie's genres in the order targets name them. Writers name the first three, so the order decides which
-    genres a movie with four or more is taught by; 'rarest_first' puts the genre that says most about the movie
-    first (Animation before Adventure and Children), ties broken alphabetically."""
-    if order == "listed":  # as MovieLens lists them: alphabetical, IMAX last
-        return [list(genres) for genres in movies["genres"]]
-    if order != "rarest_first":
-        raise ValueError(f"genre order must be one of {', '.join(GENRE_ORDERS)}, got {order!r}.")
-    shared_by = pd.Series([g for genres in movies["genres"] for g in genres]).value_counts()
-    return [sorted(genres, key=lambda g: (shared_by[g], g)) for genres in movies["genres"]]
-
-
-def build_movie_facts(movies: pd.DataFrame, stats: dict, tags: list[list[str]], neighbours: np.ndarray,
-                      genre_order: str = "listed") -> list[MovieFacts]:
+def build_movie_facts(movies: pd.DataFrame, stats: dict, tags: list[list[str]],
+                      neighbours: np.ndarray) -> list[MovieFacts]:
     titles = movies["title"].tolist()
     years = [None if pd.isna(y) else int(y) for y in movies["year"]]
     facts = []
-    for row, (movie_id, genres) in enumerate(zip(movies["movie_id"], ordered_genres(movies, genre_order))):
+    for row, (movie_id, genres) in enumerate(zip(movies["movie_id"], movies["genres"])):
         mean = stats["mean_rating"][row]
         facts.append(MovieFacts(
-            id=str(movie_id), title=titles[row], year=years[row], genres=genres, tags=tags[row],
+            id=str(movie_id), title=titles[row], year=years[row], genres=list(genres), tags=tags[row],
             mean_rating=None if np.isnan(mean) else float(mean), n_ratings=int(stats["n_ratings"][row]),
             popularity=float(stats["popularity"][row]), fan_genre=stats["fan_genre"][row],
             neighbours=[titles[i] for i in neighbours[row]],

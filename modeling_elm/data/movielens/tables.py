@@ -120,7 +120,7 @@ def build_entity_tables(config, folder: Path, timings: dict) -> EntityTables:
 
     favourites = F.user_favourites(ratings, movies, user_ids)
     stats = F.movie_statistics(ratings, movies, favourites, user_ids)
-    movie_facts = F.build_movie_facts(movies, stats, tags, neighbours, config.genre_order)
+    movie_facts = F.build_movie_facts(movies, stats, tags, neighbours)
     user_facts = F.build_user_facts(user_ids, favourites)
     start = _timed(timings, "facts_s", start)
 
