@@ -65,9 +65,6 @@ CANDIDATES = {
                           train=["--num_tokens", "16", *STD, "--system_prompt", ""]),
     "k16-std-lr4e-3": dict(help="k=16, standardised, stage-1 learning rate 4e-3 (the recipe's: 2e-3)",
                            train=["--num_tokens", "16", *STD, "--stage1_learning_rate", "4e-3"]),
-    "k16-std-lr8e-3": dict(help="k=16, standardised, stage-1 learning rate 8e-3: twice the main job's 4e-3, which "
-                                "beat 2e-3 at two seeds",
-                           train=["--num_tokens", "16", *STD, "--stage1_learning_rate", "8e-3"]),
     "k16-std-nosys-lr4e-3": dict(help="k=16, standardised, no system prompt and stage-1 learning rate 4e-3: the two "
                                       "finalists combined",
                                  train=["--num_tokens", "16", *STD, "--system_prompt", "",
