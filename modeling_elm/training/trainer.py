@@ -6,10 +6,12 @@ gathers the vectors into the `{space: (n, dim)}` dict that `ElmForCausalLM.forwa
 """
 
 import logging
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import trl.trainer.utils as trl_utils
 from safetensors.torch import load_file, save_file
 from trl import SFTTrainer
 
@@ -82,6 +84,26 @@ def load_adapter_state(model, path: str | Path) -> None:
     model.load_state_dict(state, strict=False)
 
 
+@contextmanager
+def lm_head_on_target_positions_only():
+    """Make TRL's fused LM head project only the positions that carry a label, on the CPU too.
+
+    TRL compacts to those positions only where its Triton kernel runs (CUDA, XPU); elsewhere it scores every position
+    so that compiled devices (XLA, Neuron) keep one tile shape. On the CPU nothing recompiles, and an ELM row is mostly
+    prompt: system prompt, question and 16 soft tokens, ~4 in 5 of its positions. Sending those through the 49k-word
+    head for nothing made a stage-1 step of the main job 1.6x slower, for the same loss (docs/benchmarks.md).
+    """
+    compacts = getattr(trl_utils, "_use_triton", None)
+    if compacts is None:  # another TRL: its head decides as it does
+        yield
+        return
+    trl_utils._use_triton = lambda device: device.type == "cpu" or compacts(device)
+    try:
+        yield
+    finally:
+        trl_utils._use_triton = compacts
+
+
 class ElmSFTTrainer(SFTTrainer):
     """SFTTrainer for ELM rows. `adapter_only_checkpoints=True` (stage 1, LM frozen) makes every checkpoint hold just
     the adapters: a few MB instead of the whole LM, which stage 0 already saved."""
@@ -99,6 +121,11 @@ class ElmSFTTrainer(SFTTrainer):
         if self.args.should_save:
             Path(output_dir).mkdir(parents=True, exist_ok=True)
             save_file(adapter_state(state_dict), str(Path(output_dir) / ADAPTER_WEIGHTS), metadata={"format": "pt"})
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        with lm_head_on_target_positions_only():
+            return super().compute_loss(model, inputs, return_outputs=return_outputs,
+                                        num_items_in_batch=num_items_in_batch)
 
     @property
     def is_sharded(self) -> bool:

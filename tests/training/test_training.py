@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import datasets
 import numpy as np
 import pytest
 import torch
@@ -79,6 +80,38 @@ def test_collator_labels_only_the_target_and_gathers_vectors_in_order(tiny_elm):
     target = ids[0, tokenized[0]["prompt_length"]:tokenized[0]["length"] - 1]
     assert processor.tokenizer.decode(target) == "a funny movie"
     assert torch.equal(batch["vectors"]["movie"][:, 0], torch.tensor([1.0, 2.0, 3.0, 2.5]))
+
+
+def test_the_lm_head_scores_only_the_target_positions_on_the_cpu_for_the_same_loss(tmp_path, monkeypatch):
+    """TRL's fused head scores every position off CUDA; ElmSFTTrainer makes it score only those with a label (the
+    main job's rows are ~4/5 prompt), for the loss the model itself computes from its full logits."""
+    import trl.trainer.utils as trl_utils
+    from trl import SFTConfig
+
+    from modeling_elm.training.trainer import ElmSFTTrainer
+
+    model, processor = assemble("llama")
+    rows = _rows(["describe <movie> in a long question about it .", "what does <movie> and <movie> mean ?"],
+                 ["funny", "two sad films"], [[["e0"]], [["e1"], ["e2"]]])
+    table = _table()
+    tokenized = list(tokenize_rows(rows, processor, {"movie": table}, max_length=None))
+    collator = ElmDataCollator(processor.tokenizer.pad_token_id, {"movie": table.vectors})
+    batch = collator(tokenized)
+    with torch.no_grad():
+        reference = model(**batch).loss
+    config = SFTConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False, report_to="none",
+                       remove_unused_columns=False, dataset_kwargs={"skip_prepare_dataset": True})
+    trainer = ElmSFTTrainer(model=model, args=config, train_dataset=datasets.Dataset.from_list(tokenized),
+                            data_collator=collator, processing_class=processor.tokenizer)
+    scored, head = [], trl_utils._ChunkedLogProbFunction.apply
+    monkeypatch.setattr(trl_utils._ChunkedLogProbFunction, "apply",
+                        lambda hidden, *rest: scored.append(len(hidden)) or head(hidden, *rest))
+    with torch.no_grad():
+        loss = trainer.compute_loss(trainer.model, dict(batch))
+    targets = int((batch["labels"][:, 1:] != -100).sum())
+    assert scored == [targets] and targets < batch["labels"][:, 1:].numel() / 2
+    assert abs(loss.item() - reference.item()) < 1e-5
+    assert not trl_utils._use_triton(torch.device("cpu"))  # TRL's own choice is back after the step
 
 
 def test_vector_noise_is_seeded_and_scaled_by_each_dimensions_spread(tiny_elm):
