@@ -65,6 +65,10 @@ CANDIDATES = {
                           train=["--num_tokens", "16", *STD, "--system_prompt", ""]),
     "k16-std-lr4e-3": dict(help="k=16, standardised, stage-1 learning rate 4e-3 (the recipe's: 2e-3)",
                            train=["--num_tokens", "16", *STD, "--stage1_learning_rate", "4e-3"]),
+    "k16-std-lr4e-3-160": dict(help="the main job's recipe (k=16, standardised, lr 4e-3) with 160 stage-1 steps: the "
+                                    "minutes 100 took before the LM head scored target positions only",
+                               train=["--num_tokens", "16", *STD, "--stage1_learning_rate", "4e-3"],
+                               budget={"stage1_steps": 160}),
     "k16-std-nosys-lr4e-3": dict(help="k=16, standardised, no system prompt and stage-1 learning rate 4e-3: the two "
                                       "finalists combined",
                                  train=["--num_tokens", "16", *STD, "--system_prompt", "",
