@@ -10,7 +10,9 @@ Both sides are `SFTTrainer` runs over identical batches: the corpus' tokenised r
 collator (padded and grouped by length by default, or padding-free); every step holds about `--batch_tokens` real
 tokens; for
 the bare LM each placeholder token is replaced by an ordinary token and no vectors are passed, so the difference is
-exactly the ELM's: the adapter and the injection. Runs interleave (stage 2, plain, stage 1, ...) so machine drift
+exactly the ELM's: the adapter and the injection. Every side scores the LM head on target positions only, as
+training does; a fourth side runs stage 1 with TRL's head as TRL decides (every position, off CUDA), the speed-up that
+choice bought. Runs interleave (stage 2, plain, stage 1, stage 1 TRL head, ...) so machine drift
 hits all sides; the first `--warmup` steps of every run are not counted.
 
 Tokens/s counts real tokens only (no padding). MFU = 6 x parameters x tokens/s / the card's dense bf16 peak for
@@ -90,7 +92,13 @@ def build_models(args):
     return fresh, tokenizer
 
 
-def timed_run(model, tokenizer, dataset, collator, rows_per_step, args):
+class TrlHeadTrainer(ElmSFTTrainer):
+    """TRL's fused LM head as TRL decides: every position scored, off CUDA (what ELM trained with before)."""
+
+    lm_head_targets_only = False
+
+
+def timed_run(model, tokenizer, dataset, collator, rows_per_step, args, trainer_class=ElmSFTTrainer):
     config = SFTConfig(
         output_dir="/tmp/elm-bench-train", max_steps=args.steps, per_device_train_batch_size=rows_per_step,
         learning_rate=1e-6, use_cpu=args.device == "cpu", bf16=args.bf16, report_to="none", save_strategy="no",
@@ -100,7 +108,7 @@ def timed_run(model, tokenizer, dataset, collator, rows_per_step, args):
         dataloader_num_workers=2 if args.device != "cpu" else 0,
     )
     timer = StepTimer()
-    trainer = ElmSFTTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer,
+    trainer = trainer_class(model=model, args=config, train_dataset=dataset, processing_class=tokenizer,
                             data_collator=collator, callbacks=[timer])
     trainer.train()
     del trainer
@@ -172,7 +180,7 @@ def main():
     plain = fresh()
     plain.resize_token_embeddings(len(tokenizer), mean_resizing=False)
 
-    results = {"elm_stage2": [], "plain_sft": [], "elm_stage1": []}
+    results = {"elm_stage2": [], "plain_sft": [], "elm_stage1": [], "elm_stage1_trl_head": []}
     for _ in range(args.repeats):
         for name, p in elm.named_parameters():
             p.requires_grad_(training_stages(ElmArguments(stage2="full"))[1].trainable(name))
@@ -181,6 +189,8 @@ def main():
         for name, p in elm.named_parameters():
             p.requires_grad_(training_stages(ElmArguments())[0].trainable(name))
         results["elm_stage1"] += timed_run(elm, tokenizer, rows, collator, rows_per_step, args)
+        results["elm_stage1_trl_head"] += timed_run(elm, tokenizer, rows, collator, rows_per_step, args,
+                                                    TrlHeadTrainer)
 
     # sequential sampling: step k holds rows [k * rows_per_step, (k + 1) * rows_per_step)
     step_tokens = [int(lengths[k * rows_per_step:(k + 1) * rows_per_step].sum()) for k in range(args.steps)]
@@ -208,6 +218,7 @@ def main():
         "real_tokens_per_s": {k: round(v) for k, v in tokens_per_s.items()},
         "elm_stage2_over_plain": round(tokens_per_s["elm_stage2"] / tokens_per_s["plain_sft"], 3),
         "elm_stage1_over_plain": round(tokens_per_s["elm_stage1"] / tokens_per_s["plain_sft"], 3),
+        "stage1_speedup_targets_only_head": round(median["elm_stage1_trl_head"] / median["elm_stage1"], 3),
     }
     peak = next((v for k, v in PEAK_BF16_FLOPS.items() if gpu and k in torch.cuda.get_device_name()), None)
     if peak:
