@@ -69,6 +69,9 @@ CANDIDATES = {
                                     "minutes 100 took before the LM head scored target positions only",
                                train=["--num_tokens", "16", *STD, "--stage1_learning_rate", "4e-3"],
                                budget={"stage1_steps": 160}),
+    "k16-std-lr4e-3-220": dict(help="the main job's recipe with 220 stage-1 steps: two passes over the training movies",
+                               train=["--num_tokens", "16", *STD, "--stage1_learning_rate", "4e-3"],
+                               budget={"stage1_steps": 220}),
     "k16-std-nosys-lr4e-3": dict(help="k=16, standardised, no system prompt and stage-1 learning rate 4e-3: the two "
                                       "finalists combined",
                                  train=["--num_tokens", "16", *STD, "--system_prompt", "",
