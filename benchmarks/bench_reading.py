@@ -96,6 +96,11 @@ CANDIDATES = {
     "paper-k16-std-lr4e-3": dict(help="the paper recipe with the main job's stage-1 learning rate (4e-3)",
                                  recipe="recipes/quick-paper.yaml",
                                  train=["--num_tokens", "16", *STD, "--stage1_learning_rate", "4e-3"]),
+    "paper-k16-std-lr4e-3-300": dict(help="the paper recipe (lr 4e-3) with 300 stage-1 steps: what its 25 minutes buy "
+                                          "with the LM head on target positions only",
+                                     recipe="recipes/quick-paper.yaml",
+                                     train=["--num_tokens", "16", *STD, "--stage1_learning_rate", "4e-3"],
+                                     budget={"stage1_steps": 300}),
     "paper-curriculum": dict(help="the paper's tasks continued from the k16-std what_kind model of the same seed "
                                   "(run k16-std first): what_kind first, then the paper's tasks, same budget again",
                              recipe="recipes/quick-paper.yaml", requires="k16-std",
