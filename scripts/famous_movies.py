@@ -39,15 +39,15 @@ def main(argv=None) -> int:
     model = load_elm(args.model, "cpu")
     processor = ElmProcessor.from_pretrained(args.model)
     task = args.task or next(t.name for t in get_tasks(corpus.manifest["config"]["tasks"]) if t.kind == "one-movie")
-    space = "semantic" if corpus.manifest["config"].get("movie_space", "semantic") == "semantic" else "behavioural"
-    movies = corpus.movies
+    movies = corpus.entities["movie"]
+    table_vectors = corpus.entity_vectors("movie")  # the table the model's <movie> placeholder reads
     chosen = []
     for title in args.movies:
         rows = np.flatnonzero(movies["title"].to_numpy() == title)
         if not len(rows):
             raise SystemExit(f"No movie titled {title!r} in {corpus.folder}; pass exact corpus titles with --movies.")
         chosen.append(int(rows[np.argmax(movies["n_ratings"].to_numpy()[rows])]))
-    vectors = [{"movie": np.asarray(movies.iloc[i][space], np.float32)[None]} for i in chosen]
+    vectors = [{"movie": np.asarray(table_vectors[i], np.float32)[None]} for i in chosen]
     answers = generate_texts(model, processor, [TASKS[task].prompt] * len(chosen), vectors, desc="famous movies")
     print(f"Task `{task}`: “{TASKS[task].prompt}”\n")
     print("| movie | held out | the model says | genres right / wrong | decade |")
