@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 MEASURED_LR = "2e-3"  # the stage-1 learning rate candidates that state none were measured at (the recipes' before)
 RAW = ["--standardize_inputs", "false"]  # vectors as they come (the recipes standardise by default now)
 STD = ["--standardize_inputs", "true"]
+MAIN_JOB = ["--num_tokens", "16", *STD, "--stage1_learning_rate", "4e-3"]  # recipes/quick.yaml's levers
 CANDIDATES = {
     "k1": dict(help="the quick recipe as it was: one soft token per vector (the paper's)",
                train=["--num_tokens", "1", *RAW]),
@@ -67,10 +68,10 @@ CANDIDATES = {
                            train=["--num_tokens", "16", *STD, "--stage1_learning_rate", "4e-3"]),
     "k16-std-lr4e-3-160": dict(help="the main job's recipe (k=16, standardised, lr 4e-3) with 160 stage-1 steps: the "
                                     "minutes 100 took before the LM head scored target positions only",
-                               train=["--num_tokens", "16", *STD, "--stage1_learning_rate", "4e-3"],
+                               train=MAIN_JOB,
                                budget={"stage1_steps": 160}),
     "k16-std-lr4e-3-220": dict(help="the main job's recipe with 220 stage-1 steps: two passes over the training movies",
-                               train=["--num_tokens", "16", *STD, "--stage1_learning_rate", "4e-3"],
+                               train=MAIN_JOB,
                                budget={"stage1_steps": 220}),
     "k16-std-nosys-lr4e-3": dict(help="k=16, standardised, no system prompt and stage-1 learning rate 4e-3: the two "
                                       "finalists combined",
@@ -99,7 +100,7 @@ CANDIDATES = {
     "paper-k16-std-lr4e-3-300": dict(help="the paper recipe (lr 4e-3) with 300 stage-1 steps: what its 25 minutes buy "
                                           "with the LM head on target positions only",
                                      recipe="recipes/quick-paper.yaml",
-                                     train=["--num_tokens", "16", *STD, "--stage1_learning_rate", "4e-3"],
+                                     train=MAIN_JOB,
                                      budget={"stage1_steps": 300}),
     "paper-curriculum": dict(help="the paper's tasks continued from the k16-std what_kind model of the same seed "
                                   "(run k16-std first): what_kind first, then the paper's tasks, same budget again",

@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, TrainerCallback  # noqa: E402
-from trl import SFTConfig  # noqa: E402
+from trl import SFTConfig, SFTTrainer  # noqa: E402
 
 from modeling_elm.data.movielens.build import CorpusConfig, build_corpus
 from modeling_elm.data.corpus import load_corpus  # noqa: E402
@@ -95,7 +95,8 @@ def build_models(args):
 class TrlHeadTrainer(ElmSFTTrainer):
     """TRL's fused LM head as TRL decides: every position scored, off CUDA (what ELM trained with before)."""
 
-    lm_head_targets_only = False
+    def compute_loss(self, *args, **kwargs):
+        return SFTTrainer.compute_loss(self, *args, **kwargs)
 
 
 def timed_run(model, tokenizer, dataset, collator, rows_per_step, args, trainer_class=ElmSFTTrainer):

@@ -6,7 +6,7 @@ gathers the vectors into the `{space: (n, dim)}` dict that `ElmForCausalLM.forwa
 """
 
 import logging
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,8 +108,6 @@ class ElmSFTTrainer(SFTTrainer):
     """SFTTrainer for ELM rows. `adapter_only_checkpoints=True` (stage 1, LM frozen) makes every checkpoint hold just
     the adapters: a few MB instead of the whole LM, which stage 0 already saved."""
 
-    lm_head_targets_only = True  # False: TRL's head as it decides (every position off CUDA), for bench_training
-
     def __init__(self, *args, adapter_only_checkpoints: bool = False, **kwargs):
         self.adapter_only_checkpoints = adapter_only_checkpoints
         super().__init__(*args, **kwargs)
@@ -125,7 +123,7 @@ class ElmSFTTrainer(SFTTrainer):
             save_file(adapter_state(state_dict), str(Path(output_dir) / ADAPTER_WEIGHTS), metadata={"format": "pt"})
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        with lm_head_on_target_positions_only() if self.lm_head_targets_only else nullcontext():
+        with lm_head_on_target_positions_only():
             return super().compute_loss(model, inputs, return_outputs=return_outputs,
                                         num_items_in_batch=num_items_in_batch)
 
