@@ -21,19 +21,51 @@ def default_batch_size(device: torch.device) -> int:
     return 64 if device.type == "cuda" else 16
 
 
-def inference_dtype(device: torch.device) -> torch.dtype:
-    """bf16 where the device computes it fast (CUDA with bf16 support); float32 elsewhere (CPU, MPS, old GPUs)."""
-    if device.type == "cuda" and torch.cuda.is_bf16_supported():
-        return torch.bfloat16
-    return torch.float32
+# CPU features that make bf16 matmuls fast (oneDNN uses them): Intel's AMX tiles, or AVX-512's bf16 dot products
+# (Intel Cooper Lake and later, AMD Zen 4 and later). Measured: bf16 matmuls 3-6x float32's on either
+# (docs/benchmarks.md). Without them torch emulates bf16 and a bf16 model runs slower than float32.
+BF16_UNITS = ("amx_bf16", "avx512_bf16")
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "float16": torch.float16}
 
 
-def load_elm(path: str, device: str | torch.device | None = None, **load_kwargs):
-    """An ELM ready to generate: on `device` (default: `pick_device()`), in its `inference_dtype`, in eval mode."""
+def cpu_matrix_units() -> list[str]:
+    """Which of `BF16_UNITS` this CPU has, as torch detects them (empty on other CPUs and architectures)."""
+    capabilities = torch.cpu.get_capabilities() if hasattr(torch.cpu, "get_capabilities") else {}
+    return [unit for unit in BF16_UNITS if capabilities.get(unit)]
+
+
+def fast_bf16(device: torch.device | str) -> bool:
+    """Whether bf16 computes faster than float32 on `device`: a CUDA card with bf16, or a CPU with bf16 units."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and bool(cpu_matrix_units())
+
+
+def inference_dtype(device: torch.device, dtype: str | torch.dtype | None = None) -> torch.dtype:
+    """`dtype` as asked ("float32", "bfloat16", a torch dtype), or by default ("auto", None) bf16 where the device
+    computes it fast (`fast_bf16`) and float32 elsewhere (MPS, old GPUs, CPUs without bf16 units)."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype not in (None, "auto"):
+        if dtype not in DTYPES:
+            raise ValueError(f"Unknown dtype {dtype!r}: use auto, float32 or bfloat16.")
+        return DTYPES[dtype]
+    return torch.bfloat16 if fast_bf16(device) else torch.float32
+
+
+def load_elm(path: str, device: str | torch.device | None = None, dtype: str | torch.dtype | None = None,
+             **load_kwargs):
+    """An ELM ready to generate: on `device` (default: `pick_device()`), in `inference_dtype(device, dtype)`, in eval
+    mode. In bf16 the adapters stay float32: they are a few MB, and their input statistics and norm are where bf16's
+    8-bit mantissa would bite; their soft tokens enter the LM in its dtype."""
     from .model.modeling_elm import ElmForCausalLM
 
     device = pick_device(str(device) if device is not None else None)
-    model = ElmForCausalLM.from_pretrained(path, dtype=inference_dtype(device), **load_kwargs)
+    dtype = inference_dtype(device, dtype)
+    model = ElmForCausalLM.from_pretrained(path, dtype=dtype, **load_kwargs)
+    if dtype != torch.float32:
+        model.model.adapters.float()
     return model.to(device).eval()
 
 

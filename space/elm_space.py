@@ -54,14 +54,16 @@ def _evaluation(folder: Path) -> dict | None:
 class ElmSpace:
     """The model, its corpus (entities and their vectors) and every operation a tab needs."""
 
-    def __init__(self, model: str | None = None, corpus: str | None = None, device: str | None = None):
+    def __init__(self, model: str | None = None, corpus: str | None = None, device: str | None = None,
+                 dtype: str | None = None):
         model = model or os.environ.get("ELM_MODEL") or DEFAULT_MODEL
         repo, revision = split_revision(model)
         folder = _local_or_download(repo, revision, "model", ["*.json", "*.safetensors", "*.jinja", "*.txt"])
         self.model_name = model
         self.device = pick_device(device or os.environ.get("ELM_DEVICE") or None)
         marker = read_marker(folder) or {}
-        self.model = load_elm(str(folder), self.device)  # bf16 on a GPU, the checkpoint's decoding defaults
+        # bf16 on a GPU and on CPUs with bf16 matrix units (inference.inference_dtype); the checkpoint's decoding
+        self.model = load_elm(str(folder), self.device, dtype or os.environ.get("ELM_DTYPE") or None)
         self.processor = ElmProcessor.from_pretrained(str(folder))
         self.stages = marker.get("stages") or {}
         self.evaluation = _evaluation(folder)

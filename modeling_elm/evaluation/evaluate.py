@@ -43,8 +43,11 @@ class EvalArguments:
     batch_size: int | None = field(default=None, metadata={"help": (
         "generation and scoring batch size; default: 64 on a GPU, 16 on the CPU")})
     device: str | None = field(default=None, metadata={"help": (
-        "where the models and the encoder run: cuda, cuda:1, mps, cpu; default: the GPU when there is one "
-        "(in bf16), else the CPU (float32)")})
+        "where the models and the encoder run: cuda, cuda:1, mps, cpu; default: the GPU when there is one, else the "
+        "CPU")})
+    dtype: str = field(default="auto", metadata={"help": (
+        "the models' dtype: auto (bf16 on a GPU with bf16 and on a CPU with bf16 matrix units, AMX or AVX-512 BF16; "
+        "float32 elsewhere, and with --server, whose prompt embeddings go out in float32), float32 or bfloat16")})
     max_new_tokens: int = field(default=40, metadata={"help": "tokens generated per answer"})
     server: str | None = field(default=None, metadata={"help": (
         "URL of a vLLM server serving this model's export (modeling_elm.serving): the trained model's answers are "
@@ -91,10 +94,11 @@ class Evaluation:
                              "(`python -m modeling_elm.scripts.corpus` prints it).")
         self.corpus = load_corpus(corpus)
         load = dict(revision=args.revision) if args.revision else {}
-        self.model = load_elm(args.model, self.device, **load)
+        dtype = "float32" if args.server and args.dtype == "auto" else args.dtype
+        self.model = load_elm(args.model, self.device, dtype, **load)
         self.processor = ElmProcessor.from_pretrained(args.model, **load)
         untrained = model_path / "stage0"
-        self.untrained = load_elm(str(untrained), self.device) if untrained.is_dir() else None
+        self.untrained = load_elm(str(untrained), self.device, dtype) if untrained.is_dir() else None
         self.vector_tables = {space: self.corpus.vectors[space] for space in self.model.config.embedding_spaces}
         self.anchor = next(iter(self.corpus.manifest["spaces"]))  # the space SC, retrieval and probes are about
         self.encoder_name, self.anchor_encoded = self.corpus.text_encoder(self.anchor)

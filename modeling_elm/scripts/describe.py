@@ -98,8 +98,10 @@ def parser() -> argparse.ArgumentParser:
         "a task of the corpus (summary, what_kind, ... for MovieLens; the corpus lists them) or your own prompt with "
         "the placeholder, e.g. <movie> (default: the first one-vector task the model trained on)"))
     p.add_argument("--max_new_tokens", "--max-new-tokens", type=int, default=60, help="tokens to generate")
-    p.add_argument("--device", default=None, help=(
-        "cuda, mps or cpu (default: the GPU when there is one, in bf16; else the CPU, float32)"))
+    p.add_argument("--device", default=None, help="cuda, mps or cpu (default: the GPU when there is one, else the CPU)")
+    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"], help=(
+        "auto: bf16 on a GPU with bf16 and on a CPU with bf16 matrix units (AMX, AVX-512 BF16), float32 elsewhere and "
+        "with --server (its prompt embeddings go out in float32)"))
     p.add_argument("--server", default=None, metavar="URL", help=(
         "a vLLM server serving this model's export (python -m modeling_elm.scripts.export, then "
         "python -m modeling_elm.scripts.serve): the answer is generated there from the prompt embeddings made here"))
@@ -191,7 +193,8 @@ def main(argv=None) -> int:
     from ..inference import generate_texts, load_elm
     from ..model.processing_elm import ElmProcessor
 
-    model, processor = load_elm(args.model, args.device), ElmProcessor.from_pretrained(args.model)
+    dtype = "float32" if args.server and args.dtype == "auto" else args.dtype
+    model, processor = load_elm(args.model, args.device, dtype), ElmProcessor.from_pretrained(args.model)
     if args.server:
         from ..serving import ElmServingClient, ServerError
 
