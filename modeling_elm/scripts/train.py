@@ -54,11 +54,23 @@ def has_accelerator() -> bool:
 
 
 def with_cpu_defaults(argv: list[str]) -> list[str]:
-    """Without a GPU, SFTConfig's defaults (bf16) refuse to start: train on CPU in float32 unless told otherwise."""
+    """Without a GPU, SFTConfig's defaults refuse to start (they ask for a GPU's bf16): train on the CPU, in bf16 mixed
+    precision where the CPU has bf16 matrix units (AMX, AVX-512 BF16), else in float32, unless told otherwise."""
     if has_accelerator() or "--use_cpu" in argv or "--help" in argv or "-h" in argv:
         return argv
-    logger.warning("No GPU found: training on CPU in float32 (pass --use_cpu / --bf16 to choose yourself).")
-    return [*argv, "--use_cpu", "true", *([] if "--bf16" in argv else ["--bf16", "false"])]
+    from ..inference import cpu_matrix_units
+
+    units = cpu_matrix_units()
+    if "--bf16" in argv:
+        logger.warning("No GPU found: training on the CPU.")
+        return [*argv, "--use_cpu", "true"]
+    if units:
+        logger.warning("No GPU found: training on the CPU in bf16 mixed precision (it has %s; pass --bf16 false for "
+                       "float32).", " and ".join(units))
+    else:
+        logger.warning("No GPU found: training on the CPU in float32 (no bf16 matrix units; pass --bf16 true to "
+                       "choose yourself).")
+    return [*argv, "--use_cpu", "true", "--bf16", "true" if units else "false"]
 
 
 def train(elm_args: ElmArguments, corpus_config: CorpusConfig, sft_config: SFTConfig) -> Path:
@@ -84,7 +96,7 @@ def train(elm_args: ElmArguments, corpus_config: CorpusConfig, sft_config: SFTCo
 
     # Stage 1: the adapters alone, LM frozen; stage 2: the whole model (or LoRA)
     records = {}
-    for stage in training_stages(elm_args):
+    for stage in training_stages(elm_args, sft_config):
         trainer = None  # the previous stage's trainer (its optimizer state) goes before the next one builds its own
         model, trainer, records[stage.name] = run_stage(stage, model, processor, data, sft_config, output_dir,
                                                         elm_args.check_rank_sync, elm_args.vector_noise)

@@ -57,6 +57,10 @@ class ElmArguments:
     stage1_epochs: float = field(default=1.0, metadata={"help": "epochs of stage 1 when stage1_max_steps is -1"})
     stage1_stop_loss: float | None = field(default=None, metadata={"help": (
         "end stage 1 early once the logged training loss reaches this")})
+    stage1_lm_dtype: str = field(default="auto", metadata={"help": (
+        "the frozen LM's weights during stage 1: bfloat16 (held in bf16, no cast per step; the adapters keep float32 "
+        "master weights), float32, or auto: bfloat16 when the run trains in bf16 (--bf16, the default on a GPU and on "
+        "CPUs with bf16 matrix units) and is not sharded. Stage 2 starts again from the float32 weights")})
     # Training: stage 2 (the whole model, or LoRA)
     stage2: str = field(default="full", metadata={"help": "'full' (the paper), 'lora' (cheaper), or 'none'"})
     stage2_learning_rate: float = field(default=5e-5, metadata={"help": "stage 2 learning rate"})
@@ -73,6 +77,8 @@ class ElmArguments:
         "after each stage, compare a fingerprint of every rank's weights and fail if they differ")})
 
     def __post_init__(self):
+        if self.stage1_lm_dtype not in ("auto", "bfloat16", "float32"):
+            raise ValueError(f"stage1_lm_dtype must be 'auto', 'bfloat16' or 'float32', got {self.stage1_lm_dtype!r}.")
         if self.stage2 not in ("full", "lora", "none"):
             raise ValueError(f"stage2 must be 'full', 'lora' or 'none', got {self.stage2!r}.")
         if self.data and self.corpus_path:  # one of the two would be ignored: training on other data than asked

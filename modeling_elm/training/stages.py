@@ -13,6 +13,7 @@ continues where it stopped:
     <output_dir>/loss_stage{1,2}.png
 """
 
+import contextlib
 import dataclasses
 import logging
 import shutil
@@ -32,6 +33,7 @@ from .arguments import ElmArguments
 from .callbacks import (
     CheckRanksAgree, CheckTrainableParameters, MarkCompleteCheckpoints, NoCheckpointAtTheEnd, StopAtLoss,
 )
+from .precision import float32_attention, frozen_lm_dtype, hold_frozen_lm, restore_float32_lm
 from .stage0 import build_stage0
 from .standardize import standardize_adapters
 from .trainer import ADAPTER_WEIGHTS, ElmDataCollator, ElmSFTTrainer, adapter_state, is_adapter, load_adapter_state
@@ -50,6 +52,7 @@ class Stage:
     epochs: float
     stop_loss: float | None = None
     lora: dict | None = None  # peft LoraConfig keywords, for mode "lora"
+    lm_dtype: torch.dtype | None = None  # mode "adapters": hold the frozen LM's weights in this dtype while it trains
 
     @property
     def name(self) -> str:
@@ -72,10 +75,11 @@ class Stage:
         return output_dir / self.name / "final" if self.mode == "adapters" else None
 
 
-def training_stages(elm_args: ElmArguments) -> list[Stage]:
+def training_stages(elm_args: ElmArguments, sft_config=None) -> list[Stage]:
     """Stage 1 (adapters) and, unless `stage2` is 'none', stage 2, as the arguments set them."""
     stages = [Stage(1, "adapters", elm_args.stage1_learning_rate, elm_args.stage1_max_steps, elm_args.stage1_epochs,
-                    stop_loss=elm_args.stage1_stop_loss)]
+                    stop_loss=elm_args.stage1_stop_loss,
+                    lm_dtype=frozen_lm_dtype(elm_args.stage1_lm_dtype, sft_config))]
     if elm_args.stage2 != "none":
         targets = elm_args.lora_target_modules
         lora = {"r": elm_args.lora_r, "lora_alpha": elm_args.lora_alpha,
@@ -212,6 +216,10 @@ def run_stage(stage: Stage, model, processor, data: TokenizedData, sft_config, o
     else:
         for name, parameter in model.named_parameters():
             parameter.requires_grad_(stage.trainable(name))
+    if stage.lm_dtype is not None:
+        hold_frozen_lm(model, stage.lm_dtype)
+        logger.info("Stage %d: the frozen LM held in %s, the adapters in float32", stage.number,
+                    str(stage.lm_dtype).split(".")[-1])
     ranks = CheckRanksAgree(stage.number)
     callbacks = [CheckTrainableParameters(stage.number, stage.trainable), MarkCompleteCheckpoints(stage.number),
                  NoCheckpointAtTheEnd()]
@@ -229,7 +237,8 @@ def run_stage(stage: Stage, model, processor, data: TokenizedData, sft_config, o
     if resume:
         logger.info("Stage %d: resuming from %s", stage.number, resume)
     started = time.perf_counter()
-    trainer.train(resume_from_checkpoint=resume)
+    with float32_attention(model) if stage.lm_dtype is not None else contextlib.nullcontext():
+        trainer.train(resume_from_checkpoint=resume)
     if trainer.is_world_process_zero():
         plot_loss(trainer.state.log_history, output_dir / f"loss_{stage.name}.png",
                   f"ELM stage {stage.number} ({stage.mode})")
@@ -237,7 +246,11 @@ def run_stage(stage: Stage, model, processor, data: TokenizedData, sft_config, o
               "seconds": round(time.perf_counter() - started),
               "rows_per_device_step": args.per_device_train_batch_size, "resumed_from": resume,
               "rank_sync": ranks.result}
+    if stage.lm_dtype is not None:
+        record["lm_dtype"] = str(stage.lm_dtype).split(".")[-1]
     model = trainer.accelerator.unwrap_model(trainer.model)
+    if stage.lm_dtype is not None:
+        restore_float32_lm(model, output_dir / "stage0")
     if final is not None:
         state = trainer.whole_state_dict()  # every rank: under FSDP / ZeRO-3 the adapters are sharded too
         if trainer.is_world_process_zero():
