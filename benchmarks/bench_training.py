@@ -36,6 +36,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from accelerate.state import AcceleratorState  # noqa: E402
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, TrainerCallback  # noqa: E402
 from trl import SFTConfig, SFTTrainer  # noqa: E402
 
@@ -44,8 +45,9 @@ from modeling_elm.data.corpus import load_corpus  # noqa: E402
 from modeling_elm.model.modeling_elm import ElmForCausalLM  # noqa: E402
 from modeling_elm.data.tokenization import tokenize_rows  # noqa: E402
 from modeling_elm.training.arguments import DEFAULT_SYSTEM_PROMPT, ElmArguments  # noqa: E402
+from modeling_elm.training.precision import float32_attention  # noqa: E402
 from modeling_elm.training.stages import training_stages  # noqa: E402
-from modeling_elm.training.trainer import ElmDataCollator, ElmSFTTrainer  # noqa: E402
+from modeling_elm.training.trainer import ElmDataCollator, ElmSFTTrainer, is_adapter  # noqa: E402
 
 CONFIGS = ROOT / "benchmarks" / "model_configs"
 # Dense bf16 peak FLOP/s by card name (tensor cores, no sparsity).
@@ -99,16 +101,19 @@ class TrlHeadTrainer(ElmSFTTrainer):
         return SFTTrainer.compute_loss(self, *args, **kwargs)
 
 
-def timed_run(model, tokenizer, dataset, collator, rows_per_step, args, trainer_class=ElmSFTTrainer):
+def timed_run(model, tokenizer, dataset, collator, rows_per_step, args, trainer_class=ElmSFTTrainer, bf16=None):
     config = SFTConfig(
         output_dir="/tmp/elm-bench-train", max_steps=args.steps, per_device_train_batch_size=rows_per_step,
-        learning_rate=1e-6, use_cpu=args.device == "cpu", bf16=args.bf16, report_to="none", save_strategy="no",
+        learning_rate=1e-6, use_cpu=args.device == "cpu", bf16=args.bf16 if bf16 is None else bf16,
+        report_to="none", save_strategy="no",
         logging_steps=10_000, gradient_checkpointing=False, remove_unused_columns=False, disable_tqdm=True,
         dataset_kwargs={"skip_prepare_dataset": True}, train_sampling_strategy="sequential", seed=0,
         torch_compile=args.torch_compile, use_liger_kernel=args.use_liger_kernel,
         dataloader_num_workers=2 if args.device != "cpu" else 0,
     )
     timer = StepTimer()
+    # Sides of both precisions run in one process: accelerate would keep the first trainer's mixed precision for all.
+    AcceleratorState._reset_state()
     trainer = trainer_class(model=model, args=config, train_dataset=dataset, processing_class=tokenizer,
                             data_collator=collator, callbacks=[timer])
     trainer.train()
@@ -137,10 +142,14 @@ def main():
         "sdpa (default), eager, flex_attention, flash_attention_2: padding-free batches want flex or flash on a GPU "
         "(sdpa builds a tokens x tokens mask)"))
     parser.add_argument("--max_length", type=int, default=384)
+    parser.add_argument("--num_tokens", type=int, default=16, help="soft tokens per vector (the recipes' 16)")
     parser.add_argument("--steps", type=int, default=12, help="steps per run")
     parser.add_argument("--warmup", type=int, default=3, help="first steps of each run not counted")
     parser.add_argument("--repeats", type=int, default=2, help="interleaved runs per side")
     parser.add_argument("--bf16", type=lambda v: v.lower() == "true", default=None, help="default: on a GPU")
+    parser.add_argument("--compare_bf16", action="store_true", help=(
+        "float32 against bf16 side by side: adds stage 1 with the frozen LM held in bf16 (what training does under "
+        "--bf16) and stage 2 under bf16 autocast, interleaved with the float32 sides"))
     parser.add_argument("--torch_compile", action="store_true", help="SFTConfig.torch_compile on every side")
     parser.add_argument("--use_liger_kernel", action="store_true", help="SFTConfig.use_liger_kernel on every side")
     parser.add_argument("--output", default=None, help="also write the report to this JSON file")
@@ -153,7 +162,8 @@ def main():
                                                       evaluate_embeddings=False))
     corpus = load_corpus(folder)
     fresh, tokenizer = build_models(args)
-    elm, processor = ElmForCausalLM.from_language_model(fresh(), corpus.spaces, tokenizer=tokenizer)
+    spaces = {name: {**space, "num_tokens": args.num_tokens} for name, space in corpus.spaces.items()}
+    elm, processor = ElmForCausalLM.from_language_model(fresh(), spaces, tokenizer=tokenizer)
     tables = {name: corpus.vectors[name] for name in corpus.spaces}
     processor.system_prompt = DEFAULT_SYSTEM_PROMPT  # as the recipes train
     rows = tokenize_rows(corpus.tasks["train"], processor, tables, args.max_length)
@@ -182,14 +192,29 @@ def main():
     plain.resize_token_embeddings(len(tokenizer), mean_resizing=False)
 
     results = {"elm_stage2": [], "plain_sft": [], "elm_stage1": [], "elm_stage1_trl_head": []}
+    if args.compare_bf16:
+        results |= {"elm_stage2_bf16": [], "elm_stage1_bf16": []}
+    float32_weights = {name: p.detach().clone() for name, p in elm.named_parameters()}
+
+    def train_as(stage_index: int, lm_dtype=None):
+        for name, p in elm.named_parameters():
+            p.data = float32_weights[name].to(lm_dtype or torch.float32) if lm_dtype and not is_adapter(name) \
+                else float32_weights[name]
+            p.requires_grad_(training_stages(ElmArguments(stage2="full"))[stage_index].trainable(name))
+
     for _ in range(args.repeats):
-        for name, p in elm.named_parameters():
-            p.requires_grad_(training_stages(ElmArguments(stage2="full"))[1].trainable(name))
+        train_as(1)
         results["elm_stage2"] += timed_run(elm, tokenizer, rows, collator, rows_per_step, args)
+        if args.compare_bf16:
+            results["elm_stage2_bf16"] += timed_run(elm, tokenizer, rows, collator, rows_per_step, args, bf16=True)
         results["plain_sft"] += timed_run(plain, tokenizer, plain_rows, plain_collator, rows_per_step, args)
-        for name, p in elm.named_parameters():
-            p.requires_grad_(training_stages(ElmArguments())[0].trainable(name))
+        train_as(0)
         results["elm_stage1"] += timed_run(elm, tokenizer, rows, collator, rows_per_step, args)
+        if args.compare_bf16:
+            train_as(0, torch.bfloat16)
+            with float32_attention(elm):  # as training holds stage 1 (modeling_elm/training/precision.py)
+                results["elm_stage1_bf16"] += timed_run(elm, tokenizer, rows, collator, rows_per_step, args, bf16=True)
+            train_as(0)
         results["elm_stage1_trl_head"] += timed_run(elm, tokenizer, rows, collator, rows_per_step, args,
                                                     TrlHeadTrainer)
 
@@ -221,6 +246,12 @@ def main():
         "elm_stage1_over_plain": round(tokens_per_s["elm_stage1"] / tokens_per_s["plain_sft"], 3),
         "stage1_speedup_targets_only_head": round(median["elm_stage1_trl_head"] / median["elm_stage1"], 3),
     }
+    if args.compare_bf16:
+        from modeling_elm.inference import cpu_matrix_units
+
+        report["cpu_matrix_units"] = cpu_matrix_units() if not gpu else None
+        report["bf16_speedup"] = {"stage1_lm_held_in_bf16": round(median["elm_stage1"] / median["elm_stage1_bf16"], 3),
+                                  "stage2_autocast": round(median["elm_stage2"] / median["elm_stage2_bf16"], 3)}
     peak = next((v for k, v in PEAK_BF16_FLOPS.items() if gpu and k in torch.cuda.get_device_name()), None)
     if peak:
         report["mfu"] = {"elm_stage2": round(6 * params * tokens_per_s["elm_stage2"] / peak, 4),
