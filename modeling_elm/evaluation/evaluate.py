@@ -95,10 +95,10 @@ class Evaluation:
         self.corpus = load_corpus(corpus)
         load = dict(revision=args.revision) if args.revision else {}
         dtype = "float32" if args.server and args.dtype == "auto" else args.dtype
-        self.model = load_elm(args.model, self.device, dtype, **load)
+        self.model = load_elm(args.model, self.device, dtype=dtype, **load)
         self.processor = ElmProcessor.from_pretrained(args.model, **load)
         untrained = model_path / "stage0"
-        self.untrained = load_elm(str(untrained), self.device, dtype) if untrained.is_dir() else None
+        self.untrained = load_elm(str(untrained), self.device, dtype=dtype) if untrained.is_dir() else None
         self.vector_tables = {space: self.corpus.vectors[space] for space in self.model.config.embedding_spaces}
         self.anchor = next(iter(self.corpus.manifest["spaces"]))  # the space SC, retrieval and probes are about
         self.encoder_name, self.anchor_encoded = self.corpus.text_encoder(self.anchor)

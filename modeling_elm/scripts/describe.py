@@ -194,7 +194,7 @@ def main(argv=None) -> int:
     from ..model.processing_elm import ElmProcessor
 
     dtype = "float32" if args.server and args.dtype == "auto" else args.dtype
-    model, processor = load_elm(args.model, args.device, dtype), ElmProcessor.from_pretrained(args.model)
+    model, processor = load_elm(args.model, args.device, dtype=dtype), ElmProcessor.from_pretrained(args.model)
     if args.server:
         from ..serving import ElmServingClient, ServerError
 

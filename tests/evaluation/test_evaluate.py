@@ -159,6 +159,7 @@ def test_the_device_is_the_gpu_when_there_is_one_in_bf16(monkeypatch):
     assert pick_device(None) == torch.device("cuda")
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
     assert inference_dtype(torch.device("cuda")) == torch.bfloat16
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"avx2": True})  # a CPU without bf16 units
     assert inference_dtype(torch.device("cpu")) == torch.float32
 
 
@@ -174,8 +175,11 @@ def test_describe_runs_on_the_device_it_is_given(trained, monkeypatch, capsys):
         return model
 
     monkeypatch.setattr(generation, "load_elm", spy)  # describe imports it when it runs
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"avx2": True})  # a CPU without bf16 units
     assert describe.main(["--model", str(trained[0]), "--device", "cpu", "--max-new-tokens", "4"]) == 0
-    assert placed == [("cpu", torch.device("cpu"), torch.float32)]
+    assert describe.main(["--model", str(trained[0]), "--device", "cpu", "--max-new-tokens", "4",
+                          "--dtype", "bfloat16"]) == 0
+    assert placed == [("cpu", torch.device("cpu"), torch.float32), ("cpu", torch.device("cpu"), torch.bfloat16)]
     assert "held out from training" in capsys.readouterr().out
 
 
