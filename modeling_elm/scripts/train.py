@@ -68,8 +68,9 @@ def with_cpu_defaults(argv: list[str]) -> list[str]:
         logger.warning("No GPU found: training on the CPU in bf16 mixed precision (it has %s; pass --bf16 false for "
                        "float32).", " and ".join(units))
     else:
-        logger.warning("No GPU found: training on the CPU in float32 (no bf16 matrix units; pass --bf16 true to "
-                       "choose yourself).")
+        logger.warning("No GPU found: training on the CPU in float32: it has no bf16 matrix units (AMX, AVX-512 "
+                       "BF16), where a stage-1 step runs ~2.5x faster; the quick recipe's steps were sized for them "
+                       "(docs/benchmarks.md). Pass --bf16 true to choose yourself.")
     return [*argv, "--use_cpu", "true", "--bf16", "true" if units else "false"]
 
 

@@ -56,8 +56,10 @@ def _sdpa_in_float32(module, query, key, value, attention_mask, **kwargs):
 
     if attention_mask is not None and attention_mask.is_floating_point():
         attention_mask = attention_mask.float()
-    output, weights = sdpa_attention_forward(module, query.float(), key.float(), value.float(), attention_mask,
-                                             **kwargs)
+    # CPU autocast lists scaled_dot_product_attention among its bf16 ops: without this it would cast the inputs back.
+    with torch.autocast("cpu", enabled=False):
+        output, weights = sdpa_attention_forward(module, query.float(), key.float(), value.float(), attention_mask,
+                                                 **kwargs)
     return output.to(query.dtype), weights
 
 
