@@ -3,15 +3,16 @@ evaluation (generation and reference NLL, real and shuffled vectors) on the devi
 
     .venv/bin/python benchmarks/bench_generation.py --model checkpoints/elm-quick
     .venv/bin/python benchmarks/bench_generation.py --model checkpoints/elm-quick --examples 16 --repeats 1  # smoke
-    .venv/bin/python benchmarks/bench_generation.py --model checkpoints/elm-quick --dtypes float32 bfloat16 --examples 96
+    .venv/bin/python benchmarks/bench_generation.py --model checkpoints/elm-quick --dtypes float32 bfloat16
     python benchmarks/bench_generation.py --model <elm> --device cuda --evaluation --tasks 5 --examples 300
 
 Default mode: the same held-out prompts and vectors (the model's corpus' test rows) go through `generate_texts` at
 batch 1 and at `--batch_size`, interleaved so machine drift hits both; examples/s is the median over repeats.
-`--dtypes float32 bfloat16`: the same prompts at `--batch_size` in each dtype, interleaved: new tokens/s and the share
-of answers equal to the first dtype's. `--evaluation`: `--examples` held-out rows of each of `--tasks` tasks, answered under the real and the shuffled
-vectors and their references scored (teacher-forced NLL) under both, as `python -m modeling_elm.scripts.evaluate` does;
-reports the wall time. Re-embedding the answers for semantic consistency (a MiniLM pass) is not included.
+`--dtypes float32 bfloat16`: the same prompts at `--batch_size` in each dtype, interleaved: new tokens/s and the
+share of answers equal to the first dtype's. `--evaluation`: `--examples` held-out rows of each of `--tasks` tasks,
+answered under the real and the shuffled vectors and their references scored (teacher-forced NLL) under both, as
+`python -m modeling_elm.scripts.evaluate` does; reports the wall time. Re-embedding the answers for semantic
+consistency (a MiniLM pass) is not included.
 Generation stops at `--max_new_tokens` or at the end-of-turn token, like the evaluation does.
 """
 

@@ -9,7 +9,8 @@ measured peaks (`bench_matmul.py`).
 Buckets (self CPU time of every op, so nothing counts twice): matmuls (mm / addmm / bmm / linear kernels) of the LM
 body, the LM head (matmuls and the softmax arithmetic on vocabulary-wide tiles: any tensor with a dimension of 8,192 or
 more, which only the 49k-word head has), attention (scaled-dot-product kernels), the optimizer (everything under
-`Optimizer.step` / `zero_grad`), data loading and the collator (everything under the DataLoader's `__next__`), other
+`Optimizer.step` / `zero_grad`), data loading (under the DataLoader's `__next__`; the trainer fetches most batches
+before a step begins, so the collator is also timed on its own), other
 ops (elementwise, norms, casts, copies), and host overhead: the step's wall time that no op accounts for (Python,
 the trainer, dispatch). Training steps run in the real `ElmSFTTrainer` as `train.py` does (bf16: stage 1 with the LM
 held in bf16, stage 2 under autocast); generation is `inference.generate_texts` on `--prompts` held-out rows.
@@ -88,7 +89,8 @@ def summarise(prof, profiled_wall: float, units: int, step_s: float) -> dict:
     total = sum(buckets.values())  # the backward thread and the main one can overlap a little
     return {"seconds_per_step": round(step_s, 3),
             "share": {k: round(v / total, 3) for k, v in sorted(buckets.items(), key=lambda kv: -kv[1])},
-            "top_ops": [f"{e.key} {e.input_shapes} x{e.count}: {e.self_cpu_time_total / 1e6 / units:.3f} s" for e in top],
+            "top_ops": [f"{e.key} {e.input_shapes} x{e.count}: {e.self_cpu_time_total / 1e6 / units:.3f} s"
+                        for e in top],
             "matmul_gflop_per_step": round(flops / units / 1e9, 1),
             "matmul_gflops_per_s": round(flops / units / step_s / 1e9, 1)}
 
@@ -137,7 +139,14 @@ def profile_training(model, tokenizer, rows, collator, args, stage_index: int, b
         trainer.train()
     for name, p in model.named_parameters():  # the next run starts from the same float32 weights
         p.data = weights[name]
-    return summarise(callback.prof, callback.profiled_wall, args.steps, statistics.median(callback.times))
+    # The trainer fetches a step's batches before `on_step_begin`, outside the profiled window: time the collator
+    # (padding, labels, gathering the vectors) on its own.
+    start = time.perf_counter()
+    for k in range(10):
+        collator([rows[i] for i in range(k * args.rows, (k + 1) * args.rows)])
+    collate_s = (time.perf_counter() - start) / 10
+    return {**summarise(callback.prof, callback.profiled_wall, args.steps, statistics.median(callback.times)),
+            "collator_s_per_step": round(collate_s, 4)}
 
 
 def profile_generation(model, processor, corpus, args, dtype: torch.dtype) -> dict:

@@ -5,8 +5,8 @@
 
 ELM_MODEL: a local folder or a Hub model id pinned to a revision (`id@commit`); ELM_CORPUS: the corpus folder or
 dataset repo holding its entities/, vectors/ and concepts/ (default: the corpus the model trained on); ELM_DEVICE:
-cuda or cpu (default: the GPU when there is one); ELM_DTYPE: float32 or bfloat16 (default: bf16 where the device computes it
-fast: a GPU, a CPU with AMX or AVX-512 BF16). Every action is one API endpoint with named parameters
+cuda or cpu (default: the GPU when there is one); ELM_DTYPE: float32 or bfloat16 (default: bf16 where the device
+computes it fast: a GPU, a CPU with AMX or AVX-512 BF16). Every action is one API endpoint with named parameters
 (`Client.view_api()`).
 """
 
