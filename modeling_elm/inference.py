@@ -1,5 +1,7 @@
 """Batched generation and teacher-forced NLL for ELM prompts: what evaluation, the Space and the CLI share."""
 
+from contextlib import contextmanager
+
 import numpy as np
 import torch
 from tqdm.auto import tqdm
@@ -69,6 +71,46 @@ def load_elm(path: str, device: str | torch.device | None = None, dtype: str | t
     return model.to(device).eval()
 
 
+FLOAT32_SDPA = "elm_sdpa_float32"
+
+
+def _sdpa_in_float32(module, query, key, value, attention_mask, **kwargs):
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    if attention_mask is not None and attention_mask.is_floating_point():
+        attention_mask = attention_mask.float()
+    # CPU autocast lists scaled_dot_product_attention among its bf16 ops: without this it would cast the inputs back.
+    with torch.autocast("cpu", enabled=False):
+        output, weights = sdpa_attention_forward(module, query.float(), key.float(), value.float(), attention_mask,
+                                                 **kwargs)
+    return output.to(query.dtype), weights
+
+
+@contextmanager
+def float32_attention(model):
+    """While inside, a bf16 LM on the CPU computes scaled-dot-product attention in float32 (its inputs cast up, its
+    output cast back). torch's CPU flash attention is slow in bf16: its backward took 0.48 s of a 1.7 s stage-1 step
+    (float32: a quarter of that), its forward 20% of a bf16 decoding step; generation went from 2.07x to 2.92x
+    float32's tokens/s (docs/benchmarks.md). Elsewhere (GPUs, float32 models, other attention implementations)
+    nothing changes. It sets the model's attention implementation while inside, so two threads generating with one
+    model at once may run one call with the LM's own attention: slower, not wrong."""
+    from transformers import AttentionInterface
+
+    config = model.config.get_text_config()
+    if model.device.type != "cpu" or config._attn_implementation != "sdpa" or model.dtype == torch.float32:
+        yield
+        return
+    AttentionInterface.register(FLOAT32_SDPA, _sdpa_in_float32)
+    configs = {id(c): c for c in (config, model.model.language_model.config)}.values()
+    for c in configs:
+        c._attn_implementation_internal = FLOAT32_SDPA
+    try:
+        yield
+    finally:
+        for c in configs:
+            c._attn_implementation_internal = "sdpa"
+
+
 def _per_example_vectors(vectors: dict | None) -> dict | None:
     """{space: (k, dim) array} per example, as the processor takes it; None for text-only prompts."""
     if vectors is None:
@@ -99,7 +141,8 @@ def generate_texts(model, processor, prompts: list[str], vectors: list[dict | No
         batch = processor(text=[texts[i] for i in chunk],
                           vectors=None if all(v is None for v in chunk_vectors) else chunk_vectors,
                           padding_side="left").to(model.device)
-        output = model.generate(**batch, **settings)
+        with float32_attention(model):
+            output = model.generate(**batch, **settings)
         for i, row in zip(chunk, output[:, batch["input_ids"].shape[1]:]):
             answers[i] = tokenizer.decode(row, skip_special_tokens=True).strip()
     return answers

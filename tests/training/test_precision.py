@@ -76,7 +76,7 @@ def test_float32_attention_runs_inside_a_bf16_lm_on_the_cpu_and_is_undone_after(
     reference = model(**processor(text="describe <movie> .", vectors=torch.ones(8))).logits
     model.to(torch.bfloat16)
     seen = []
-    original = precision._sdpa_in_float32
+    original = inference._sdpa_in_float32
 
     def spy(module, query, *args, **kwargs):
         seen.append(query.dtype)
@@ -84,7 +84,7 @@ def test_float32_attention_runs_inside_a_bf16_lm_on_the_cpu_and_is_undone_after(
         seen.append(output.dtype)
         return output, weights
 
-    monkeypatch.setattr(precision, "_sdpa_in_float32", spy)
+    monkeypatch.setattr(inference, "_sdpa_in_float32", spy)
     batch = processor(text="describe <movie> .", vectors=torch.ones(8))
     with precision.float32_attention(model):
         inside = model(**batch).logits
@@ -138,3 +138,19 @@ def test_stage1_holds_the_lm_in_bf16_when_the_run_is_bf16_and_not_sharded(monkey
         monkeypatch.setenv(key, value)
     config = SimpleNamespace(bf16=bf16, fsdp="", deepspeed=None)
     assert precision.frozen_lm_dtype(setting, config) == expected
+
+
+def test_generation_in_bf16_on_the_cpu_runs_attention_in_float32_and_float32_models_do_not(monkeypatch):
+    from helpers.elm import assemble
+
+    model, processor = assemble("llama")
+    calls = []
+    original = inference._sdpa_in_float32
+    monkeypatch.setattr(inference, "_sdpa_in_float32", lambda *a, **k: calls.append(1) or original(*a, **k))
+    vectors = [{"movie": [torch.ones(8).numpy()]}]
+    inference.generate_texts(model, processor, ["describe <movie> ."], vectors, max_new_tokens=2)
+    assert calls == []  # float32: the LM's own attention
+    answer = inference.generate_texts(model.to(torch.bfloat16), processor, ["describe <movie> ."], vectors,
+                                      max_new_tokens=2)
+    assert calls and isinstance(answer[0], str)
+    assert model.config.get_text_config()._attn_implementation == "sdpa"
