@@ -59,6 +59,16 @@ def measure(seconds: float, repeats: int) -> dict:
     return shapes
 
 
+def peaks(shapes: dict) -> dict[str, float]:
+    """The best GFLOP/s of each dtype over `measure`'s shapes."""
+    return {dtype: max(s[f"gflops_{dtype}"] for s in shapes.values()) for dtype in ("float32", "bfloat16")}
+
+
+def machine() -> str:
+    return (f"{platform.machine()}, CPU {torch.cpu.get_capabilities().get('cpu_name', '?')}, "
+            f"{torch.get_num_threads()} threads")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=1.5, help="seconds per shape, dtype and repeat")
@@ -67,12 +77,11 @@ def main():
     args = parser.parse_args()
     shapes = measure(args.seconds, args.repeats)
     report = {
-        "machine": f"{platform.machine()}, CPU {torch.cpu.get_capabilities().get('cpu_name', '?')}, "
-                   f"{torch.get_num_threads()} threads",
+        "machine": machine(),
         "cpu_matrix_units": cpu_matrix_units(),
         "torch": torch.__version__,
         "command": "benchmarks/bench_matmul.py " + " ".join(sys.argv[1:]),
-        "peak_gflops": {dtype: max(s[f"gflops_{dtype}"] for s in shapes.values()) for dtype in ("float32", "bfloat16")},
+        "peak_gflops": peaks(shapes),
         "shapes": shapes,
     }
     text = json.dumps(report, indent=2)

@@ -13,13 +13,14 @@ more, which only the 49k-word head has), attention (scaled-dot-product kernels),
 before a step begins, so the collator is also timed on its own), other
 ops (elementwise, norms, casts, copies), and host overhead: the step's wall time that no op accounts for (Python,
 the trainer, dispatch). Training steps run in the real `ElmSFTTrainer` as `train.py` does (bf16: stage 1 with the LM
-held in bf16, stage 2 under autocast); generation is `inference.generate_texts` on `--prompts` held-out rows.
+held in bf16 and its attention in float32); generation is `inference.generate_texts` on `--prompts` held-out rows.
+Stage 2 runs in float32 only: accelerate keeps a process's first mixed precision, so bf16 autocast cannot follow a
+float32 run here; time it in its own `train.py` process (docs/benchmarks.md).
 """
 
 import argparse
 import contextlib
 import json
-import platform
 import statistics
 import sys
 import time
@@ -32,11 +33,10 @@ from torch.profiler import ProfilerActivity, profile
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from accelerate.state import AcceleratorState  # noqa: E402
 from transformers import TrainerCallback  # noqa: E402
 from trl import SFTConfig  # noqa: E402
 
-from bench_matmul import measure as matmul_peaks  # noqa: E402
+from bench_matmul import machine, measure, peaks  # noqa: E402
 from modeling_elm.base_models import resolve_base_model  # noqa: E402
 from modeling_elm.data.corpus import load_corpus, row_vectors  # noqa: E402
 from modeling_elm.data.movielens.build import CorpusConfig, build_corpus  # noqa: E402
@@ -44,7 +44,8 @@ from modeling_elm.data.tokenization import tokenize_rows  # noqa: E402
 from modeling_elm.inference import cpu_matrix_units, generate_texts  # noqa: E402
 from modeling_elm.model.modeling_elm import ElmForCausalLM  # noqa: E402
 from modeling_elm.training.arguments import DEFAULT_SYSTEM_PROMPT, ElmArguments  # noqa: E402
-from modeling_elm.training.precision import float32_attention, hold_frozen_lm  # noqa: E402
+from modeling_elm.inference import float32_attention  # noqa: E402
+from modeling_elm.training.precision import hold_frozen_lm  # noqa: E402
 from modeling_elm.training.stages import training_stages  # noqa: E402
 from modeling_elm.training.trainer import ElmDataCollator, ElmSFTTrainer  # noqa: E402
 
@@ -122,19 +123,18 @@ def profile_training(model, tokenizer, rows, collator, args, stage_index: int, b
     stage = training_stages(ElmArguments(stage2="full"))[stage_index]
     for name, p in model.named_parameters():
         p.requires_grad_(stage.trainable(name))
-    if bf16 and stage.mode == "adapters":
+    held = bf16 and stage.mode == "adapters"
+    if held:
         hold_frozen_lm(model, torch.bfloat16)
     config = SFTConfig(output_dir="/tmp/elm-profile", max_steps=args.warmup + 2 * args.steps,
-                       per_device_train_batch_size=args.rows, learning_rate=1e-6, use_cpu=True, bf16=bf16,
+                       per_device_train_batch_size=args.rows, learning_rate=1e-6, use_cpu=True, bf16=False,
                        report_to="none", save_strategy="no", logging_steps=10_000, gradient_checkpointing=False,
                        remove_unused_columns=False, disable_tqdm=True, dataset_kwargs={"skip_prepare_dataset": True},
                        train_sampling_strategy="group_by_length", seed=0)
     callback = ProfileSteps(args.warmup, args.steps)
-    AcceleratorState._reset_state()  # else the first trainer's mixed precision holds for every later one
     trainer = ElmSFTTrainer(model=model, args=config, train_dataset=rows, processing_class=tokenizer,
                             data_collator=collator, callbacks=[callback],
                             adapter_only_checkpoints=stage.mode == "adapters")
-    held = bf16 and stage.mode == "adapters"
     with float32_attention(model) if held and not args.bf16_attention else contextlib.nullcontext():
         trainer.train()
     for name, p in model.named_parameters():  # the next run starts from the same float32 weights
@@ -187,18 +187,17 @@ def main():
     tables = {name: corpus.vectors[name] for name in corpus.spaces}
     rows = tokenize_rows(corpus.tasks["train"], processor, tables, 96)
     collator = ElmDataCollator(processor.tokenizer.pad_token_id, {n: t.vectors for n, t in tables.items()})
-    peaks = matmul_peaks(0.5, 1)
-    report = {"machine": f"{platform.machine()}, CPU {torch.cpu.get_capabilities().get('cpu_name', '?')}, "
-                         f"{torch.get_num_threads()} threads", "cpu_matrix_units": cpu_matrix_units(),
-              "torch": torch.__version__, "command": "benchmarks/profile_step.py " + " ".join(sys.argv[1:]),
-              "matmul_peak_gflops": {d: max(s[f"gflops_{d}"] for s in peaks.values()) for d in ("float32", "bfloat16")},
+    report = {"machine": machine(), "cpu_matrix_units": cpu_matrix_units(), "torch": torch.__version__,
+              "command": "benchmarks/profile_step.py " + " ".join(sys.argv[1:]),
+              "matmul_peak_gflops": peaks(measure(0.5, 1)),
               "runs": {}}
     for bf16 in (False, True):  # interleaved by kind, float32 then bf16, so drift hits both alike
         dtype = "bf16" if bf16 else "float32"
         report["runs"][f"stage 1, {dtype}"] = profile_training(model, processor.tokenizer, rows, collator, args, 0,
                                                                bf16)
-        report["runs"][f"stage 2, {dtype}"] = profile_training(model, processor.tokenizer, rows, collator, args, 1,
-                                                               bf16)
+        if not bf16:
+            report["runs"]["stage 2, float32"] = profile_training(model, processor.tokenizer, rows, collator, args, 1,
+                                                                  False)
         report["runs"][f"generation, {dtype}"] = profile_generation(
             model, processor, corpus, args, torch.bfloat16 if bf16 else torch.float32)
     for name, run in report["runs"].items():

@@ -27,7 +27,7 @@ def default_batch_size(device: torch.device) -> int:
 # (Intel Cooper Lake and later, AMD Zen 4 and later). Measured: bf16 matmuls 3-6x float32's on either
 # (docs/benchmarks.md). Without them torch emulates bf16 and a bf16 model runs slower than float32.
 BF16_UNITS = ("amx_bf16", "avx512_bf16")
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "float16": torch.float16}
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
 def cpu_matrix_units() -> list[str]:

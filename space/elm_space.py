@@ -63,6 +63,7 @@ class ElmSpace:
         self.device = pick_device(device or os.environ.get("ELM_DEVICE") or None)
         marker = read_marker(folder) or {}
         # bf16 on a GPU and on CPUs with bf16 matrix units (inference.inference_dtype); the checkpoint's decoding
+        # defaults
         self.model = load_elm(str(folder), self.device, dtype or os.environ.get("ELM_DTYPE") or None)
         self.processor = ElmProcessor.from_pretrained(str(folder))
         self.stages = marker.get("stages") or {}

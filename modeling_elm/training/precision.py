@@ -8,14 +8,14 @@ in float32, and stage 2 starts again from the LM's float32 weights (`restore_flo
 autocast.
 """
 
-import os
 from pathlib import Path
 
 import torch
 
-from ..inference import float32_attention  # noqa: F401 - stage 1 runs inside it (stages.py)
 from ..model.modeling_elm import ElmForCausalLM
+from .launch import asked_sharding
 from .trainer import is_adapter
+
 
 def frozen_lm_dtype(stage1_lm_dtype: str, sft_config=None) -> torch.dtype | None:
     """The dtype stage 1 holds the frozen LM in, or None to leave it as loaded (float32).
@@ -26,11 +26,9 @@ def frozen_lm_dtype(stage1_lm_dtype: str, sft_config=None) -> torch.dtype | None
         return None
     if stage1_lm_dtype == "bfloat16":
         return torch.bfloat16
-    bf16 = bool(sft_config is not None and sft_config.bf16)
-    sharded = bool(sft_config is not None and (
-        sft_config.fsdp or sft_config.deepspeed
-        or any(os.environ.get(f"ACCELERATE_USE_{name}", "").lower() == "true" for name in ("FSDP", "DEEPSPEED"))))
-    return torch.bfloat16 if bf16 and not sharded else None
+    if sft_config is None or not sft_config.bf16 or asked_sharding(sft_config):
+        return None
+    return torch.bfloat16
 
 
 def hold_frozen_lm(model, dtype: torch.dtype) -> None:

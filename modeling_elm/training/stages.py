@@ -27,13 +27,14 @@ from safetensors.torch import save_file
 
 from ..checkpoints import read_marker, write_marker
 from ..data.tokenization import tokenize_rows
+from ..inference import float32_attention
 from ..model.modeling_elm import ElmForCausalLM
 from ..model.processing_elm import ElmProcessor
 from .arguments import ElmArguments
 from .callbacks import (
     CheckRanksAgree, CheckTrainableParameters, MarkCompleteCheckpoints, NoCheckpointAtTheEnd, StopAtLoss,
 )
-from .precision import float32_attention, frozen_lm_dtype, hold_frozen_lm, restore_float32_lm
+from .precision import frozen_lm_dtype, hold_frozen_lm, restore_float32_lm
 from .stage0 import build_stage0
 from .standardize import standardize_adapters
 from .trainer import ADAPTER_WEIGHTS, ElmDataCollator, ElmSFTTrainer, adapter_state, is_adapter, load_adapter_state

@@ -86,7 +86,7 @@ def test_float32_attention_runs_inside_a_bf16_lm_on_the_cpu_and_is_undone_after(
 
     monkeypatch.setattr(inference, "_sdpa_in_float32", spy)
     batch = processor(text="describe <movie> .", vectors=torch.ones(8))
-    with precision.float32_attention(model):
+    with inference.float32_attention(model):
         inside = model(**batch).logits
     assert seen and set(seen[::2]) == {torch.bfloat16} and set(seen[1::2]) == {torch.bfloat16}
     assert model.config.get_text_config()._attn_implementation == "sdpa"
