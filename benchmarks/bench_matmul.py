@@ -65,8 +65,10 @@ def peaks(shapes: dict) -> dict[str, float]:
 
 
 def machine() -> str:
-    return (f"{platform.machine()}, CPU {torch.cpu.get_capabilities().get('cpu_name', '?')}, "
-            f"{torch.get_num_threads()} threads")
+    """The line every CPU figure carries: which chip, which bf16 units it reports, how many threads, which torch."""
+    units = ", ".join(cpu_matrix_units()) or "no bf16 units"
+    return (f"{platform.machine()}, CPU {torch.cpu.get_capabilities().get('cpu_name', '?')} ({units}), "
+            f"{torch.get_num_threads()} threads, torch {torch.__version__}")
 
 
 def main():

