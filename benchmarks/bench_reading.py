@@ -107,6 +107,9 @@ CANDIDATES = {
                                      recipe="recipes/quick-paper.yaml",
                                      train=MAIN_JOB,
                                      budget={"stage1_steps": 300}),
+    "paper-all": dict(help="recipes/paper.yaml: all 24 movie tasks in one model, k=16, standardised, lr 4e-3, bf16, "
+                           "its 1,100 stage-1 steps", recipe="recipes/paper.yaml", train=[*MAIN_JOB, "--bf16", "true"],
+                      budget={"stage1_steps": 1100}),
     "paper-curriculum": dict(help="the paper's tasks continued from the k16-std what_kind model of the same seed "
                                   "(run k16-std first): what_kind first, then the paper's tasks, same budget again",
                              recipe="recipes/quick-paper.yaml", requires="k16-std",

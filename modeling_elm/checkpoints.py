@@ -23,6 +23,22 @@ def read_marker(folder: str | Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def trained_prompts(marker: dict | None, prompts: dict[str, str]) -> dict[str, str]:
+    """The corpus' prompts (`{task: prompt}`) a model was trained on, as its marker records them; every prompt for a
+    model that records none (trained before models recorded their tasks): what it may be asked."""
+    recorded = (marker or {}).get("tasks")
+    if not recorded:
+        return dict(prompts)
+    return {task: prompts[task] for task in recorded if task in prompts}
+
+
+def untrained_task_error(task: str, trained: dict[str, str]) -> str:
+    """The message for a task the model never learned: which ones it did, so the user picks one of those."""
+    return (f"This model was not trained on task {task!r}, so its answer would be a guess; it was trained on: "
+            f"{', '.join(trained)}. Pick one of those, or train a model with that task (recipes/paper.yaml trains "
+            "every paper task).")
+
+
 def looks_local(name: str) -> bool:
     """Whether `name` is meant as a folder on this machine rather than a Hub id ("user/model"): it exists, starts
     like a path, has more than one slash, or its parent folder exists here (checkpoints/elm-quick)."""

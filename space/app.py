@@ -50,7 +50,7 @@ def make_handlers(space: ElmSpace, default_task: str | None) -> SimpleNamespace:
     def respond(vector, task):
         """One action's outputs together: the answer as it streams, the nearest entries, the map."""
         near, chart = space.nearest(vector), space.map_figure(vector)
-        for text in space.stream(space.tasks[task or default_task], {space.anchor: vector}):
+        for text in space.stream(space.prompt(task or default_task), {space.anchor: vector}):
             yield text, near, chart
 
     @friendly
@@ -72,7 +72,7 @@ def make_handlers(space: ElmSpace, default_task: str | None) -> SimpleNamespace:
     @friendly
     def describe_user(user: str):
         vector, top = space.user_vector(user), space.user_top_rated(user)
-        for text in space.stream(space.tasks["user_profile"], {"user": vector}):
+        for text in space.stream(space.prompt("user_profile"), {"user": vector}):
             yield text, top
 
     @friendly
@@ -141,7 +141,7 @@ def build_demo(space: ElmSpace) -> gr.Blocks:
                 "without it)"))
             go = gr.Button("Describe the moved vector", variant="primary")
             go.click(on.move, [base, concept, strength], outputs(), api_name="move", concurrency_limit=CONCURRENCY)
-        if "user" in space.spaces and space.users is not None:
+        if "user" in space.spaces and space.users is not None and "user_profile" in space.tasks:
             with gr.Tab("Describe a user"):
                 users = space.user_choices()
                 user = small_schema(gr.Dropdown(users, value=users[0], label="User (held-out users first)",

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from modeling_elm.checkpoints import read_marker
+from modeling_elm.checkpoints import read_marker, trained_prompts, untrained_task_error
 from modeling_elm.data.concepts import Concept, move_along
 from modeling_elm.data.embeddings import load_encoder, vector_from_expression
 from modeling_elm.data.corpus import load_corpus
@@ -84,8 +84,9 @@ class ElmSpace:
         self.concepts = corpus.concepts(self.anchor)
         encoder, made_the_vectors = corpus.text_encoder(self.anchor)
         self.encoder_name = encoder if made_the_vectors else None  # free text becomes a vector only in its own space
-        self.tasks = corpus.prompts  # the corpus' own tasks first
-        self._entity_tasks = list(corpus.single_prompts(self.anchor))
+        self.corpus_prompts = corpus.prompts
+        self.tasks = trained_prompts(marker, corpus.prompts)  # what the model learnt: all the menus offer
+        self._entity_tasks = [task for task in corpus.single_prompts(self.anchor) if task in self.tasks]
         self.users = corpus.entities.get("user") if "user" in corpus.vectors else None
         self.user_vectors = corpus.entity_vectors("user") if self.users is not None else None
         self._encoder = None
@@ -98,6 +99,14 @@ class ElmSpace:
     def kind(self) -> str:
         """What one entity is called (movie, word, ...): the name of its space."""
         return self.anchor
+
+    def prompt(self, task: str) -> str:
+        """The prompt of a task the model was trained on; a task it never learnt is refused with the ones it did."""
+        if task in self.tasks:
+            return self.tasks[task]
+        if task in self.corpus_prompts:
+            raise ValueError(untrained_task_error(task, self.tasks))
+        raise ValueError(f"Unknown task {task!r}; this model answers: {', '.join(self.tasks)}.")
 
     def task_label(self, task: str) -> str:
         """A task as a person reads it: its prompt, the placeholder written as '…' ('convince1' says nothing)."""
@@ -130,6 +139,7 @@ class ElmSpace:
                          f"{summary['nll_shuffled']:.2f} with another's")
         lines.append("Measured: " + "; ".join(facts) + "." if facts else
                      "No evaluation of this model was found (`python -m modeling_elm.scripts.evaluate` writes one).")
+        lines.append(self.task_table())
         recorded = [stage["seconds"] for stage in self.stages.values() if stage.get("seconds") is not None]
         if recorded:  # a tiny run records 0 s: still a training record worth stating
             seconds = sum(recorded)
@@ -139,6 +149,26 @@ class ElmSpace:
         if "user" not in self.spaces:
             lines.append("A *Describe a user* tab appears for models trained with a user space.")
         return "\n\n".join(lines)
+
+    def task_table(self) -> str:
+        """Per task the menus offer, what the model measured on held-out entities (its own evaluation): how close
+        its answers are to the vector (SC) against the references' own, and against another entity's vector."""
+        measured = (self.evaluation or {}).get("tasks", {})
+        rows = []
+        for task in self.tasks:
+            scores = measured.get(task)
+            if not scores:
+                rows.append(f"| {task} | not evaluated | | |")
+                continue
+            sides = ("real", "reference", "shuffled")
+            sc = {side: (scores.get(side, {}).get("sc") or {}).get("mean") for side in sides}
+            f1 = (scores.get("real", {}).get("genre_f1") or {}).get("mean")
+            text = [f"{sc[side]:.2f}" if sc[side] is not None else "" for side in sides]
+            rows.append(f"| {task} | {text[0]} (references {text[1]}, another's vector {text[2]}) | "
+                        f"{'' if f1 is None else f'{f1:.2f}'} |")
+        header = (f"Trained on {len(self.tasks)} task{'s' if len(self.tasks) != 1 else ''}; the menus offer only "
+                  "these.\n\n| task | SC with its vector | genre F1 |\n| --- | --- | --- |")
+        return "\n".join([header, *rows])
 
     # ---- choices -> vectors -------------------------------------------------------------------------------
     def entity_tasks(self) -> list[str]:

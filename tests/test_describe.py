@@ -89,3 +89,22 @@ def test_describe_names_a_wrong_model_too(tmp_path):
 
     with pytest.raises(SystemExit, match="No folder at"):
         describe.main(["--model", str(tmp_path / "missing")])
+
+
+def test_describe_refuses_a_task_the_model_never_learnt_with_the_ones_it_did(trained, tmp_path, capsys):
+    import shutil
+
+    from modeling_elm.scripts import describe
+
+    model = tmp_path / "elm"
+    shutil.copytree(trained[0], model)
+    marker = json.loads((model / "elm_stage.json").read_text())
+    marker["tasks"] = ["similarities", "user_profile"]  # as if trained without summaries
+    (model / "elm_stage.json").write_text(json.dumps(marker))
+    with pytest.raises(SystemExit, match="not trained on task 'summary'.*trained on: similarities, user_profile"):
+        describe.main(["--model", str(model), "--task", "summary"])
+    with pytest.raises(SystemExit, match="learnt no task that reads one movie vector"):
+        describe.main(["--model", str(model)])  # no default either: similarities reads two movies
+    # a prompt of one's own stays open
+    assert describe.main(["--model", str(model), "--task", "Tell me about <movie>.", "--max-new-tokens", "2"]) == 0
+    assert "Tell me about" in capsys.readouterr().out

@@ -1,6 +1,7 @@
 """The Space: its functions directly, its API through gradio_client on a local launch (16 clients at once), and a
 real headless browser (Debian's chromium via Playwright) that runs a generation and saves a screenshot."""
 
+import json
 import shutil
 import socket
 import sys
@@ -154,6 +155,13 @@ def test_labels_people_read_and_a_header_from_the_models_own_evaluation(space):
     finally:
         space.evaluation = None
     assert "genre F1 0.44 on held-out movies (a constant guess: 0.42)" in header and "Trained" in header
+    assert "| summary | not evaluated |" in header  # every task the menus offer gets its row
+    space.evaluation = {"tasks": {"summary": {"real": {"sc": {"mean": 0.51}, "genre_f1": {"mean": 0.7}},
+                                              "reference": {"sc": {"mean": 0.55}}, "shuffled": {"sc": {"mean": 0.4}}}}}
+    try:
+        assert "| summary | 0.51 (references 0.55, another's vector 0.40) | 0.70 |" in space.header()
+    finally:
+        space.evaluation = None
     stages = space.stages
     try:  # a tiny run on a fast machine records 0 s: the header still says it was trained
         space.stages = {"stage1": {"seconds": 0}}
@@ -243,3 +251,28 @@ def test_requirements_list_every_package_the_spaces_modules_import():
     lines = (root / "space" / "requirements.txt").read_text().splitlines()
     listed = {Requirement(line).name.lower().replace("_", "-") for line in lines if line and not line.startswith("#")}
     assert {"torch", "transformers"} <= needed and needed <= listed, needed - listed
+
+
+def test_the_menus_offer_only_the_tasks_the_checkpoint_learnt(trained, space, tmp_path):
+    from elm_space import ElmSpace
+
+    from app import build_demo
+
+    def has_user_tab(demo):
+        return any(getattr(block, "label", None) == "Describe a user" for block in demo.blocks.values())
+
+    assert has_user_tab(build_demo(space))  # the whole model: it learnt user profiles
+    model = tmp_path / "elm"
+    shutil.copytree(trained[0], model)
+    marker = json.loads((model / "elm_stage.json").read_text())
+    assert marker["tasks"] == ["summary", "similarities", "user_profile"]  # train.py recorded what it trained on
+    marker["tasks"] = ["similarities", "summary"]  # as if trained without user profiles
+    (model / "elm_stage.json").write_text(json.dumps(marker))
+    narrow = ElmSpace(str(model), device="cpu")
+    assert list(narrow.tasks) == ["similarities", "summary"] and narrow.entity_tasks() == ["summary"]
+    assert "Trained on 2 tasks" in narrow.header() and "| user_profile |" not in narrow.header()
+    with pytest.raises(ValueError, match="not trained on task 'user_profile'.*trained on: similarities, summary"):
+        narrow.prompt("user_profile")
+    with pytest.raises(ValueError, match="Unknown task 'sumary'"):
+        narrow.prompt("sumary")
+    assert not has_user_tab(build_demo(narrow))  # the model never learnt to describe a user

@@ -17,6 +17,27 @@ def _fmt(ci: dict | None, digits: int = 3) -> str:
     return f"{ci['mean']:.{digits}f} [{ci['low']:.{digits}f}, {ci['high']:.{digits}f}]"
 
 
+def task_table(results: dict) -> list[str]:
+    """One row per task: the NLL gap real - shuffled with its interval, SC against its controls, what the answers
+    state (genre F1, decade), hits@10, repeat-free and no invented title: the table a multi-task model is read by."""
+    def cell(task, condition, metric, digits=3):
+        ci = results["tasks"][task].get(condition, {}).get(metric)
+        return "–" if not ci or ci["mean"] != ci["mean"] else f"{ci['mean']:.{digits}f}"
+
+    lines = ["| task | n | NLL real / shuffled | gap [95% CI] | SC real / shuffled / references | genre F1 | decade | "
+             "hits@10 | repeat-free (refs) | no invented title |", "| --- |" + " --- |" * 9]
+    for task in results["tasks"]:
+        gap = results["gap_real_minus_shuffled"].get(task, {}).get("nll")
+        n = (results["tasks"][task].get("real", {}).get("nll") or {}).get("n", "–")
+        lines.append(
+            f"| {task} | {n} | {cell(task, 'real', 'nll')} / {cell(task, 'shuffled', 'nll')} | {_fmt(gap)} | "
+            f"{cell(task, 'real', 'sc')} / {cell(task, 'shuffled', 'sc')} / {cell(task, 'reference', 'sc')} | "
+            f"{cell(task, 'real', 'genre_f1')} | {cell(task, 'real', 'decade_accuracy')} | "
+            f"{cell(task, 'real', 'hits@10')} | {cell(task, 'real', 'repeat_free')} "
+            f"({cell(task, 'reference', 'repeat_free')}) | {cell(task, 'real', 'no_invented_title')} |")
+    return lines
+
+
 def markdown(results: dict) -> str:
     lines = [f"# ELM evaluation: {results['model']}", "",
              f"Corpus `{results['corpus']}`, split `{results['split']}` (entities never seen in training), "
@@ -26,6 +47,8 @@ def markdown(results: dict) -> str:
     summary = results["summary"]
     lines += ["| metric (mean over tasks) | value |", "| --- | --- |"]
     lines += [f"| {k} | {v:.3f} |" for k, v in summary.items()]
+    if len(results["tasks"]) > 1:
+        lines += ["", "## Per task", "", *task_table(results)]
     for task, conditions in results["tasks"].items():
         metrics = [m for m in ("nll", "sc", "hits@1", "hits@5", "hits@10", "mrr", "genre_precision", "genre_recall",
                                "genre_f1", "decade_accuracy", "repeat_free", "no_invented_title", "bc_rated",

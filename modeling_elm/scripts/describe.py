@@ -2,7 +2,7 @@
 
     python -m modeling_elm.scripts.describe --model checkpoints/elm-quick                  # a movie it never trained on
     python -m modeling_elm.scripts.describe --model checkpoints/elm-quick --movie "toy story"
-    python -m modeling_elm.scripts.describe --movie "Titanic (1997)" --task positive_review   # the default model
+    python -m modeling_elm.scripts.describe --movie "Titanic (1997)"   # the default model, its first task
     python -m modeling_elm.scripts.describe --model checkpoints/elm-quick --movie "toy story" --mix "alien" --alpha 0.5
     python -m modeling_elm.scripts.describe --model checkpoints/elm-quick --movie "heat" --concept Comedy --strength 1
     python -m modeling_elm.scripts.describe --model checkpoints/elm-wordnet --entity "dog"     # your own data
@@ -95,8 +95,8 @@ def parser() -> argparse.ArgumentParser:
         "with the concept lies from one without it; negative moves away"))
     p.add_argument("--user", help="a corpus user id (models with a user space)")
     p.add_argument("--task", default=None, help=(
-        "a task of the corpus (summary, what_kind, ... for MovieLens; the corpus lists them) or your own prompt with "
-        "the placeholder, e.g. <movie> (default: the first one-vector task the model trained on)"))
+        "a task the model was trained on (its elm_stage.json lists them; others are refused with that list) or your "
+        "own prompt with the placeholder, e.g. <movie> (default: the first one-vector task the model trained on)"))
     p.add_argument("--max_new_tokens", "--max-new-tokens", type=int, default=60, help="tokens to generate")
     p.add_argument("--device", default=None, help="cuda, mps or cpu (default: the GPU when there is one, else the CPU)")
     p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"], help=(
@@ -167,7 +167,7 @@ def main(argv=None) -> int:
         print(f"Note: --alpha {args.alpha:g} is outside [0, 1], so the vector extrapolates beyond the two entities "
               "instead of mixing them; models are trained on real vectors only.", file=sys.stderr)
 
-    from ..checkpoints import check_trained_elm, read_marker
+    from ..checkpoints import check_trained_elm, read_marker, trained_prompts, untrained_task_error
     from ..data.corpus import load_corpus
 
     try:
@@ -176,15 +176,18 @@ def main(argv=None) -> int:
         raise SystemExit(str(error)) from None
     marker = read_marker(args.model) or {}
     corpus = load_corpus(args.corpus or marker.get("corpus") or p.error("pass --corpus"), with_tasks=False)
-    prompts = corpus.prompts
+    prompts = trained_prompts(marker, corpus.prompts)  # what this model learnt, not all the corpus can ask
+    if args.task in corpus.prompts and args.task not in prompts:
+        raise SystemExit(untrained_task_error(args.task, prompts))
     if args.task is not None and args.task not in prompts and "<" not in args.task:
         p.error(f"unknown task {args.task!r}; choose one of: {', '.join(prompts)} (or write a prompt with a "
                 "placeholder such as <movie>)")
     vectors, about = user_vectors(args, corpus) if args.user else anchor_vectors(args, corpus)
     space = next(iter(vectors))
-    task = args.task or next(iter(corpus.single_prompts(space)), None)
+    task = args.task or next((t for t in corpus.single_prompts(space) if t in prompts), None)
     if task is None:
-        raise SystemExit(f"The corpus has no task that reads one {space} vector; pass --task with your own prompt.")
+        raise SystemExit(f"This model learnt no task that reads one {space} vector (it learnt: {', '.join(prompts)});"
+                         " pass --task with your own prompt.")
     prompt = prompts.get(task, task)
     if prompt.count(corpus.placeholder(space)) != 1:
         raise SystemExit(f"Task {task!r} does not read exactly one {corpus.placeholder(space)}; use a one-vector task "

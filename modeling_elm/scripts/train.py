@@ -41,7 +41,7 @@ from ..training.arguments import (
 from ..training.launch import check_launch
 from ..training.stages import (
     assemble_stage0, load_training_data, remove_checkpoints, run_stage, save_final, size_batches, tokenize_splits,
-    training_stages,
+    trained_tasks, training_stages,
 )
 
 logger = logging.getLogger("train")
@@ -102,8 +102,9 @@ def train(elm_args: ElmArguments, corpus_config: CorpusConfig, sft_config: SFTCo
         model, trainer, records[stage.name] = run_stage(stage, model, processor, data, sft_config, output_dir,
                                                         elm_args.check_rank_sync, elm_args.vector_noise)
 
-    # Save: from_pretrained-ready, with the marker recording the stages, the corpus and the system prompt
-    save_final(model, processor, output_dir, records, trainer, corpus.folder, elm_args.system_prompt)
+    # Save: from_pretrained-ready, with the marker recording the stages, the corpus, the system prompt, the tasks
+    save_final(model, processor, output_dir, records, trainer, corpus.folder, elm_args.system_prompt,
+               trained_tasks(corpus, elm_args.init_from))
     if not elm_args.keep_checkpoints:
         remove_checkpoints(output_dir)
     return output_dir

@@ -264,10 +264,20 @@ def run_stage(stage: Stage, model, processor, data: TokenizedData, sft_config, o
     return model, trainer, record
 
 
+def trained_tasks(corpus, init_from: str | None = None) -> list[str]:
+    """The tasks a run teaches: those of its training rows, in the corpus' order, then any an `--init_from` model
+    learnt before (its marker records them). The Space and `describe` offer exactly these."""
+    seen = set(corpus.tasks["train"]["task"])
+    names = [task for task in corpus.prompts if task in seen] + sorted(seen - set(corpus.prompts))
+    earlier = ((read_marker(init_from) or {}).get("tasks") or []) if init_from else []
+    return names + [task for task in earlier if task not in names]
+
+
 def save_final(model, processor, output_dir: Path, records: dict, trainer, corpus_folder: Path,
-               system_prompt: str | None) -> None:
+               system_prompt: str | None, tasks: list[str] | None = None) -> None:
     """The trained ELM and its processor, `from_pretrained`-ready, then the marker that says it is complete and how
-    it was made (every rank takes part in gathering sharded weights)."""
+    it was made: stages, corpus, system prompt and the tasks it learnt (every rank takes part in gathering sharded
+    weights)."""
     from accelerate import PartialState
 
     state = PartialState()
@@ -280,7 +290,8 @@ def save_final(model, processor, output_dir: Path, records: dict, trainer, corpu
         processor.save_pretrained(output_dir)
         write_marker(output_dir, complete=True, stage=max(r["stage"] for r in records.values()), stages=records,
                      corpus=str(Path(corpus_folder).resolve()),
-                     system_prompt=system_prompt or None)  # generation must use the prompt training used
+                     system_prompt=system_prompt or None,  # generation must use the prompt training used
+                     tasks=list(tasks or []))
         logger.info("Trained ELM saved to %s", output_dir)
     state.wait_for_everyone()
 

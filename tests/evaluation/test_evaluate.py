@@ -55,9 +55,18 @@ def test_cli_writes_results_report_and_plots_with_every_control(trained, tmp_pat
     report = (out / "report.md").read_text()
     assert "ELM, shuffled vector" in report and "real − shuffled (paired)" in report and "constant guess" in report
     assert "genre F1 to A" in report and "keep the movie's decade" in report
+    per_task = report.split("## Per task")[1].split("\n## ")[0]  # one row per task, its gap beside
+    gap = results["gap_real_minus_shuffled"]["summary"]["nll"]
+    assert f"| summary | 5 | {summary_nll(results)} |" in per_task and f"{gap['mean']:.3f} [" in per_task
+    assert per_task.count("\n| ") == 2 + len(results["tasks"])
     for png in ("sc_by_task.png", "nll_by_task.png", "genre_f1_by_task.png", "bc_by_task.png", "interpolation.png",
                 "concepts.png"):
         assert (out / png).stat().st_size > 1000
+
+
+def summary_nll(results) -> str:
+    nll = {condition: results["tasks"]["summary"][condition]["nll"]["mean"] for condition in ("real", "shuffled")}
+    return f"{nll['real']:.3f} / {nll['shuffled']:.3f}"
 
 
 def test_a_model_that_ignores_its_vector_shows_no_gap_to_the_shuffled_control(trained, tmp_path):
