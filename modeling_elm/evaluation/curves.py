@@ -9,9 +9,38 @@ ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 STRENGTHS = (0.0, 0.5, 1.0, 2.0, 3.0)  # in the concept's own units: 1 = the difference of its class means
 
 
+def learnt_prompts(ev) -> dict[str, str]:
+    """The one-movie prompts of the tasks the model learnt (all the corpus' for a model that records none)."""
+    from ..checkpoints import trained_prompts
+
+    learnt = trained_prompts(getattr(ev, "marker", None), ev.corpus.prompts)
+    single = {task: prompt for task, prompt in ev.corpus.single_prompts("movie").items() if task in learnt}
+    return single or ev.corpus.single_prompts("movie")
+
+
 def describe_prompt(ev) -> str:
-    """The first prompt of the corpus that reads one movie: a task the model was trained on when there is one."""
-    return next(iter(ev.corpus.single_prompts("movie").values()))
+    """The first one-movie prompt the model learnt: what a hypothetical movie is asked by default."""
+    return next(iter(learnt_prompts(ev).values()))
+
+
+def interpolation_prompt(ev) -> tuple[str, str]:
+    """(task, prompt) the interpolation curve asks: the paper's interpolation task when the model learnt it (its
+    placeholder reads the blend), else the default description."""
+    prompts = learnt_prompts(ev)
+    if "interpolation" in prompts:
+        return "interpolation", prompts["interpolation"]
+    return next(iter(prompts.items()))
+
+
+def concept_prompts(ev) -> dict[str, str]:
+    """The tasks concept moves are scored on: the default description, and a review when the model learnt one (does
+    "positive review" of a movie moved toward Comedy talk about comedy?)."""
+    prompts = learnt_prompts(ev)
+    chosen = dict([next(iter(prompts.items()))])
+    review = next((task for task in ("positive_review", "neutral_review", "negative_review") if task in prompts), None)
+    if review:
+        chosen[review] = prompts[review]
+    return chosen
 
 
 def _movie_space_is_semantic(ev) -> bool:
@@ -37,11 +66,13 @@ def interpolation_curve(ev) -> dict:
     pairs = (rng.choice(test, size=(ev.args.curve_examples, 2), replace=False)
              if len(test) >= 2 * ev.args.curve_examples else rng.choice(test, size=(ev.args.curve_examples, 2)))
     vectors = _vectors(ev)
-    curve = {"alpha": list(ALPHAS), "sc_to_a": [], "sc_to_b": [], "genre_f1_to_a": [], "genre_f1_to_b": []}
+    task, prompt = interpolation_prompt(ev)
+    curve = {"task": task, "alpha": list(ALPHAS), "sc_to_a": [], "sc_to_b": [], "genre_f1_to_a": [],
+             "genre_f1_to_b": []}
     facts = {i: _genres_and_year(ev, i) for i in set(pairs.ravel().tolist())}
     for alpha in ALPHAS:
         mixed = [{"movie": ((1 - alpha) * vectors[a] + alpha * vectors[b])[None]} for a, b in pairs]
-        texts = ev.generate(ev.model, [describe_prompt(ev)] * len(pairs), mixed, f"interpolation a={alpha}")
+        texts = ev.generate(ev.model, [prompt] * len(pairs), mixed, f"interpolation a={alpha}")
         embedded = ev.embed(texts)
         curve["sc_to_a"].append(bootstrap_ci(semantic_consistency(embedded, ev.scorer.semantic[pairs[:, 0]]),
                                              seed=ev.args.seed))
@@ -56,18 +87,20 @@ def interpolation_curve(ev) -> dict:
     return curve
 
 
-def concept_curves(ev, top: int = 3, concepts: dict | None = None) -> dict:
-    """For the `top` most accurate genre directions (`concepts`, default the corpus'): held-out movies without the
-    genre, moved by s of the concept's steps (the difference of its class means). The concept's classifier score of
-    the re-embedded description should rise with s, the answer should come to name the genre, and it should keep the
-    movie's decade (a move along a genre is not a move in time)."""
+def concept_curves(ev, top: int | None = 3, concepts: dict | None = None, prompt: str | None = None) -> dict:
+    """For the `top` most accurate genre directions (`concepts`, default the corpus'; None: all of them): held-out
+    movies without the genre, moved by s of the concept's steps (the difference of its class means), asked `prompt`
+    (default: the first one-movie task the model learnt). The concept's classifier score of the re-embedded answer
+    should rise with s, the answer should come to name the genre, and it should keep the movie's decade (a move along
+    a genre is not a move in time)."""
+    prompt = prompt or describe_prompt(ev)
     from ..data.concepts import concept_score, load_concepts, move_along
 
     concepts = concepts or ev.corpus.concepts("movie")  # fitted in the vectors the model reads
     text_concepts = load_concepts(ev.corpus.folder / "concepts" / "movie_semantic")  # scores the re-embedded text
     # IMAX is a screen format, not something a description can state
     chosen = sorted((c for c in concepts.values() if c.name in text_concepts and c.name != "IMAX"),
-                    key=lambda c: -c.accuracy)[:top]
+                    key=lambda c: -c.accuracy)[:top]  # [:None] keeps all
     movies, vectors = ev.scorer.movies, _vectors(ev)
     test = np.flatnonzero(movies["split"].to_numpy() == "test")
     out = {"strength": list(STRENGTHS), "concepts": {}}
@@ -80,7 +113,7 @@ def concept_curves(ev, top: int = 3, concepts: dict | None = None) -> dict:
         decades = [_genres_and_year(ev, i)[1] for i in without]
         for strength in STRENGTHS:
             moved = [{"movie": move_along(vectors[i], concept, strength)[None]} for i in without]
-            texts = ev.generate(ev.model, [describe_prompt(ev)] * len(without), moved, f"{concept.name} s={strength}")
+            texts = ev.generate(ev.model, [prompt] * len(without), moved, f"{concept.name} s={strength}")
             scores.append(bootstrap_ci(concept_score(ev.embed(texts), text_concepts[concept.name], probability=True),
                                        seed=ev.args.seed))
             # the plainest reading of a move: does the answer now say the genre?

@@ -93,6 +93,7 @@ class Evaluation:
             raise ValueError(f"No corpus given and {args.model} does not record one: pass --corpus <folder> "
                              "(`python -m modeling_elm.scripts.corpus` prints it).")
         self.corpus = load_corpus(corpus)
+        self.marker = marker  # what the model was trained on: its tasks decide the curves' prompts
         load = dict(revision=args.revision) if args.revision else {}
         dtype = "float32" if args.server and args.dtype == "auto" else args.dtype
         self.model = load_elm(args.model, self.device, dtype=dtype, **load)

@@ -43,6 +43,7 @@ def test_cli_writes_results_report_and_plots_with_every_control(trained, tmp_pat
     assert summary["reference"]["hits@10"]["mean"] > constant["hits@10"]["mean"]
     assert summary["reference"]["genre_f1"]["mean"] > 0.7
     assert len(results["curves"]["interpolation"]["sc_to_a"]) == 5
+    assert results["curves"]["interpolation"]["task"] == "summary"  # the model learnt no interpolation task
     assert len(results["curves"]["interpolation"]["genre_f1_to_b"]) == 5
     # the references name their own movie: never an invented title; the answers are scored the same way
     assert summary["reference"]["no_invented_title"]["mean"] == 1.0
@@ -249,3 +250,22 @@ def test_describe_moves_a_movie_along_a_concept_in_the_concepts_own_steps(traine
     assert "moved along Comedy by 2 of its steps" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="Did you mean 'Comedy'"):
         describe.main(["--model", str(trained[0]), "--corpus", str(corpus), "--movie", title, "--concept", "comedy"])
+
+
+def test_hypothetical_vectors_are_asked_the_tasks_the_model_learnt():
+    from types import SimpleNamespace
+
+    from modeling_elm.evaluation.curves import concept_prompts, describe_prompt, interpolation_prompt
+
+    prompts = {"summary": "Summarise <movie>.", "positive_review": "Praise <movie>.",
+               "interpolation": "Blend <movie>.", "similarities": "Compare <movie> and <movie>."}
+    corpus = SimpleNamespace(prompts=prompts, single_prompts=lambda space: {
+        task: prompt for task, prompt in prompts.items() if prompt.count("<movie>") == 1})
+    everything = SimpleNamespace(corpus=corpus, marker={"tasks": list(prompts)})
+    assert interpolation_prompt(everything) == ("interpolation", "Blend <movie>.")
+    assert concept_prompts(everything) == {"summary": "Summarise <movie>.", "positive_review": "Praise <movie>."}
+    reviews_only = SimpleNamespace(corpus=corpus, marker={"tasks": ["positive_review", "similarities"]})
+    assert describe_prompt(reviews_only) == "Praise <movie>."
+    assert interpolation_prompt(reviews_only) == ("positive_review", "Praise <movie>.")
+    unrecorded = SimpleNamespace(corpus=corpus, marker={})  # trained before models recorded their tasks
+    assert describe_prompt(unrecorded) == "Summarise <movie>."
