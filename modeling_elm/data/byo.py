@@ -6,9 +6,11 @@ columns such as dim_0, dim_1, ...); and the texts, as rows (ids, task, target[, 
 templates that fill prompts and targets from entity columns. The output is the same kind of corpus folder the
 MovieLens recipe writes (tasks/ split by entity, a manifest), so training and evaluation treat both alike.
 
-Everything is validated first: vector sizes agree, values are finite, ids are unique, every text's ids exist, every
-prompt has one placeholder per id. A broken file fails with its path and row; rows that cannot be used (unknown
-ids, empty targets) are dropped, counted, and shown, never skipped in silence.
+Everything is validated first: vector sizes agree, values are finite and fit float32, ids are unique, every text's
+ids exist, every prompt has one placeholder per id. A broken file fails with its path and row; rows that cannot be
+used (unknown ids, empty targets) are dropped, counted, and shown, never skipped in silence. A text row's ids are a
+list, or one id as text (`row_ids` says how a CSV cell holds several). The checked corpus is cached under a key of
+the settings and of what the sources hold (`source_fingerprint`).
 """
 
 import hashlib
@@ -95,15 +97,18 @@ class DataConfig:
         return self.spaces[space].placeholder or f"<{space}>"
 
     def cache_key(self) -> str:
-        files = [Path(s.path) for s in self.spaces.values()] + ([Path(self.texts)] if self.texts else [])
-        stats = [(str(p), p.stat().st_size, int(p.stat().st_mtime)) for p in files if p.is_file()]
-        blob = json.dumps({"v": BYO_VERSION, "config": asdict(self), "files": stats}, sort_keys=True, default=str)
+        """The settings and what the sources hold (not their size and mtime, which a rewrite in place can keep)."""
+        sources = [s.path for s in self.spaces.values()] + ([self.texts] if self.texts else [])
+        contents = {path: source_fingerprint(path) for path in sources}
+        blob = json.dumps({"v": BYO_VERSION, "config": asdict(self), "contents": contents}, sort_keys=True,
+                          default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
-    def folder(self) -> Path:
+    def folder(self, key: str | None = None) -> Path:
+        """Where the corpus goes; `key`: the cache key when already computed (it reads every source)."""
         if self.output_dir:
             return Path(self.output_dir)
-        return elm_cache_dir() / "corpora" / f"byo-{'-'.join(self.spaces)}-{self.cache_key()}"
+        return elm_cache_dir() / "corpora" / f"byo-{'-'.join(self.spaces)}-{key or self.cache_key()}"
 
 
 def _spec(kind, raw, where: str):
@@ -124,13 +129,40 @@ def _spec(kind, raw, where: str):
 # ---- reading ------------------------------------------------------------------------------------------------
 HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")
 TABLE_SUFFIXES = (".parquet", ".pq", ".csv", ".tsv", ".jsonl", ".json")
+
+
+def is_hub_id(path: str) -> bool:
+    """A Hub dataset id looks like "user/name"; a path with a file suffix or in an existing folder is a local file
+    that is missing, not a download to retry for half a minute."""
+    p = Path(path)
+    return not p.exists() and bool(HUB_ID.fullmatch(path)) and p.suffix not in TABLE_SUFFIXES and not p.parent.is_dir()
+
+
+def source_fingerprint(path: str) -> str | None:
+    """What a source holds, for the cache key: a hash of the bytes of a file, or of every file of a `datasets`
+    folder (with their names); a Hub dataset's fingerprint, which follows its revision. None for a missing path,
+    which `read_table` then names."""
+    p = Path(path)
+    if p.is_file() or p.is_dir():
+        files = [p] if p.is_file() else sorted(f for f in p.rglob("*") if f.is_file())
+        digest = hashlib.sha256()
+        for file in files:
+            digest.update(file.relative_to(p if p.is_dir() else p.parent).as_posix().encode() + b"\0")
+            with open(file, "rb") as handle:
+                digest.update(hashlib.file_digest(handle, "sha256").digest())
+        return digest.hexdigest()
+    if is_hub_id(path):
+        import datasets
+
+        return datasets.load_dataset(path, split="train")._fingerprint
+    return None
+
+
 def read_table(path: str) -> tuple[pd.DataFrame, int]:
     """A table from a file or dataset, and the offset from row index to file line (for error messages)."""
     p = Path(path)
     if not p.exists():
-        # A Hub dataset id looks like "user/name"; a path with a file suffix or an existing folder is a local file
-        # that is missing, not a download to retry for half a minute.
-        if HUB_ID.fullmatch(path) and p.suffix not in TABLE_SUFFIXES and not p.parent.is_dir():
+        if is_hub_id(path):
             import datasets
 
             return _not_empty(datasets.load_dataset(path, split="train").to_pandas(), path), 0
@@ -226,6 +258,23 @@ def id_strings(values: pd.Series) -> pd.Series:
     return values.astype(str)
 
 
+def _check_values(vectors: np.ndarray, where: str, ids: pd.Series, line_offset: int) -> None:
+    """Every value finite and within float32, the type the corpus stores and the model reads vectors in."""
+    finite = np.isfinite(vectors).all(axis=1)
+    if not finite.all():
+        row = int(np.flatnonzero(~finite)[0])
+        raise ValueError(f"{where}, row {row + line_offset} (id {ids.iloc[row]!r}): the vector holds NaN or infinity "
+                         f"({int((~finite).sum())} such row(s)); fix or remove them.")
+    fits = (np.abs(vectors) <= np.finfo(np.float32).max).all(axis=1)  # larger ones would be stored as infinity
+    if not fits.all():
+        row = int(np.flatnonzero(~fits)[0])
+        value = vectors[row][np.argmax(np.abs(vectors[row]))]
+        raise ValueError(f"{where}, row {row + line_offset} (id {ids.iloc[row]!r}): the vector holds {value:.3g}, "
+                         f"beyond float32's range (about ±3.4e38), the type vectors are stored and read in "
+                         f"({int((~fits).sum())} such row(s)); rescale the vectors (e.g. divide each by its norm) "
+                         "or remove those rows.")
+
+
 def entity_vectors(table: pd.DataFrame, spec: SpaceSpec, line_offset: int) -> np.ndarray:
     where = f"{spec.path}"
     if spec.id_column not in table.columns:
@@ -274,11 +323,7 @@ def entity_vectors(table: pd.DataFrame, spec: SpaceSpec, line_offset: int) -> np
                              f"{sizes[row]} values, the others have {expected}; {len(bad)} row(s) differ.")
         vectors = np.stack([_numbers(v, where, row + line_offset, table[spec.id_column].iloc[row])
                             for row, v in enumerate(column)])
-    finite = np.isfinite(vectors).all(axis=1)
-    if not finite.all():
-        row = int(np.flatnonzero(~finite)[0])
-        raise ValueError(f"{where}, row {row + line_offset} (id {table[spec.id_column].iloc[row]!r}): the vector holds "
-                         f"NaN or infinity ({int((~finite).sum())} such row(s)); fix or remove them.")
+    _check_values(vectors, where, table[spec.id_column], line_offset)
     ids = id_strings(table[spec.id_column])
     duplicated = ids[ids.duplicated()]
     if len(duplicated):
@@ -305,6 +350,35 @@ def _target_text(value) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
+def _listed(text: str):
+    """A list written as text, as a CSV cell holds one: JSON (`["e3", "e4"]`) or Python's repr (`['e3', 'e4']`, what
+    pandas' to_csv writes for a list); None when the text is not a list (then it is an id that starts with "[")."""
+    import ast
+
+    for parse in (json.loads, ast.literal_eval):
+        try:
+            value = parse(text)
+        except (ValueError, SyntaxError):
+            continue
+        return value if isinstance(value, list) else None
+    return None
+
+
+def row_ids(value, placeholders: int, where: str) -> list[str]:
+    """A text row's `ids`, one per placeholder of its prompt, as strings. A list is taken as it is (any character may
+    be in an id); text that holds a list (`["e3", "e4"]`) is that list; other text is one id, or, for a prompt with
+    several placeholders, ids joined by "|" (`e3|e4`): an id containing "|" is then written in a list."""
+    listed = _listed(value) if isinstance(value, str) and value.lstrip().startswith("[") else None
+    joined = isinstance(value, str) and listed is None
+    ids = listed if listed is not None else list(value) if isinstance(value, (list, tuple, np.ndarray)) else [value]
+    if not ids or any(x is None or (isinstance(x, float) and np.isnan(x)) for x in ids):
+        raise ValueError(f"{where}: the row names no id (ids is empty); give the id of the entity each "
+                         "placeholder stands for.")
+    # floats of whole numbers (pandas reads an int column with gaps as float) as "7", not "7.0"
+    ids = [str(int(x)) if isinstance(x, float) and x.is_integer() else str(x) for x in ids]
+    return ids[0].split("|") if joined and placeholders > 1 else ids
+
+
 def text_rows(config: DataConfig, entities: dict[str, pd.DataFrame], dropped: dict) -> list[dict]:
     index = {space: set(table["id"]) for space, table in entities.items()}
     rows = []
@@ -316,19 +390,13 @@ def text_rows(config: DataConfig, entities: dict[str, pd.DataFrame], dropped: di
                                  "(and optionally prompt).")
         for i, row in enumerate(table.to_dict("records")):
             where = f"{config.texts}:{i + offset}"
-            ids = row["ids"] if isinstance(row["ids"], (list, tuple, np.ndarray)) else [row["ids"]]
-            if any(x is None or (isinstance(x, float) and np.isnan(x)) for x in ids):
-                raise ValueError(f"{where}: the row names no id (ids is empty); give the id of the entity each "
-                                 "placeholder stands for.")
-            # floats of whole numbers (pandas reads an int column with gaps as float) as "7", not "7.0"
-            ids = [str(int(x)) if isinstance(x, float) and x.is_integer() else str(x) for x in ids]
-            ids = [part for x in ids for part in x.split("|")]
             prompt = row.get("prompt") if isinstance(row.get("prompt"), str) else config.prompts.get(row["task"])
             if not prompt:
                 raise ValueError(f"{where}: task {row['task']!r} has no prompt; add a `prompt` column or "
                                  f"data.prompts.{row['task']}: "
                                  f"'text with {config.placeholder(next(iter(config.spaces)))}'.")
             spaces = placeholder_spaces(prompt, config)
+            ids = row_ids(row["ids"], len(spaces), where)
             if len(spaces) != len(ids):
                 raise ValueError(f"{where}: the prompt has {len(spaces)} placeholder(s) but the row has {len(ids)} "
                                  f"id(s): {prompt!r} / {ids}.")
@@ -399,10 +467,10 @@ def prompts_of(rows: list[dict]) -> dict[str, str]:
 def build_byo_corpus(config: DataConfig, rebuild: bool = False) -> Path:
     """Validate, split by entity, write tasks/ + vectors/ + entities/ + manifest.json; a cache hit when nothing
     changed."""
-    folder = config.folder()
+    key = config.cache_key()
+    folder = config.folder(key)
     manifest_path = folder / "manifest.json"
-    if (manifest_path.is_file() and not rebuild
-            and json.loads(manifest_path.read_text()).get("cache_key") == config.cache_key()):
+    if manifest_path.is_file() and not rebuild and json.loads(manifest_path.read_text()).get("cache_key") == key:
         logger.info("Data cache hit: %s", folder)
         return folder
     entities, vectors = {}, {}
@@ -440,7 +508,7 @@ def build_byo_corpus(config: DataConfig, rebuild: bool = False) -> Path:
         table["split"] = np.where(table["id"].isin(test), "test", "train") if name == anchor_space else "train"
         table.to_parquet(folder / "entities" / f"{name}.parquet", index=False)
     manifest = {
-        "kind": "byo", "format": FORMAT, "cache_key": config.cache_key(), "config": asdict(config),
+        "kind": "byo", "format": FORMAT, "cache_key": key, "config": asdict(config),
         "vectors": {name: name for name in config.spaces},
         "spaces": {name: int(v.shape[1]) for name, v in vectors.items()},
         "placeholders": {name: config.placeholder(name) for name in config.spaces},

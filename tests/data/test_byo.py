@@ -352,3 +352,66 @@ def test_float_ids_match_the_same_ids_written_as_integers(tmp_path):
         "prompts": {"say": "say <word> ."}, "output_dir": str(tmp_path / "out"), "test_fraction": 0.5}))
     manifest = json.loads((folder / "manifest.json").read_text())
     assert sum(manifest["counts"]["rows"].values()) == 6 and not manifest["dropped"]
+
+
+def _stored_vectors(folder):
+    from modeling_elm.data.corpus import load_vector_tables
+
+    return load_vector_tables(folder)["word"].vectors
+
+
+def test_a_source_rewritten_in_place_is_rebuilt_not_served_from_the_cache(tmp_path, monkeypatch):
+    """Size and whole-second mtime stay when `cp -p`, `tar` or `rsync -t` replace a file; a folder or a Hub id has
+    neither: the cache key must follow what the sources hold."""
+    import os
+
+    import datasets
+
+    old, new = _entities(seed=0), _entities(seed=0)
+    new["vector"] = new["vector"].iloc[::-1].to_list()  # the same values, other entities: the same file size
+    old.to_parquet(tmp_path / "e.parquet")
+    stat = (tmp_path / "e.parquet").stat()
+    build_byo_corpus(_data(tmp_path / "e.parquet", tmp_path))
+    new.to_parquet(tmp_path / "e.parquet")
+    os.utime(tmp_path / "e.parquet", (int(stat.st_mtime), int(stat.st_mtime)))
+    assert (tmp_path / "e.parquet").stat().st_size == stat.st_size
+    np.testing.assert_allclose(_stored_vectors(build_byo_corpus(_data(tmp_path / "e.parquet", tmp_path))),
+                               np.stack(new["vector"]), rtol=1e-6)
+
+    for table in (old, new):  # a datasets folder, written again with other vectors
+        datasets.Dataset.from_pandas(table.assign(vector=[v.tolist() for v in table["vector"]])).save_to_disk(
+            str(tmp_path / "folder"))
+        folder = build_byo_corpus(_data(tmp_path / "folder", tmp_path, output_dir=str(tmp_path / "from-folder")))
+        np.testing.assert_allclose(_stored_vectors(folder), np.stack(table["vector"]), rtol=1e-6)
+
+    monkeypatch.chdir(tmp_path)
+    for table in (old, new):  # a Hub dataset whose revision changed
+        hub = datasets.Dataset.from_pandas(table.assign(vector=[v.tolist() for v in table["vector"]]))
+        monkeypatch.setattr(datasets, "load_dataset", lambda *a, hub=hub, **k: hub)
+        folder = build_byo_corpus(_data("someone/vectors", tmp_path, output_dir=str(tmp_path / "from-hub")))
+        np.testing.assert_allclose(_stored_vectors(folder), np.stack(table["vector"]), rtol=1e-6)
+
+
+def test_a_value_beyond_float32_is_refused_naming_the_row_and_the_fix(tmp_path):
+    huge = pd.DataFrame({"id": ["a", "b"], "vector": [[1.0, 2.0], [3.0, -1e39]]})
+    with pytest.raises(ValueError, match=r"huge\.parquet, row 1 \(id 'b'\): the vector holds -1e\+39, beyond "
+                                         r"float32's range.*rescale the vectors"):
+        entity_vectors(huge, SpaceSpec("huge.parquet"), 0)
+    fits = pd.DataFrame({"id": ["a"], "vector": [[float(np.finfo(np.float32).max), -1.0]]})
+    assert np.isfinite(entity_vectors(fits, SpaceSpec("fits.parquet"), 0)).all()
+
+
+def test_an_id_holding_a_bar_is_one_id_and_a_csv_cell_may_hold_a_list_of_ids(tmp_path):
+    from modeling_elm.data.corpus import load_task_splits
+
+    _entities().assign(id=["a|1", "e1", "e2", "e3", "e4", "e5"]).to_parquet(tmp_path / "e.parquet")
+    rows = {"one": ("say", "a|1"), "two": ("pair", '["a|1", "e1"]'), "three": ("pair", "e2|e3"),
+            "four": ("pair", "['e4', 'e5']")}
+    pd.DataFrame({"ids": [ids for _, ids in rows.values()], "task": [task for task, _ in rows.values()],
+                  "target": list(rows)}).to_csv(tmp_path / "t.csv", index=False)
+    folder = build_byo_corpus(_data(tmp_path / "e.parquet", tmp_path, templates=[], texts=str(tmp_path / "t.csv"),
+                                    prompts={"say": "say <word> .", "pair": "compare <word> and <word> ."},
+                                    test_fraction=0.3))
+    named = {target: list(ids) for split in load_task_splits(folder).values()
+             for target, ids in zip(split["target"], split["word_ids"])}
+    assert named == {"one": ["a|1"], "two": ["a|1", "e1"], "three": ["e2", "e3"], "four": ["e4", "e5"]}
