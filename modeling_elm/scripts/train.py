@@ -18,7 +18,9 @@ be something else: `accelerate launch --cpu --num_processes 2` (one process) or 
 
 Any option of the recipe can be overridden on the command line (`--stage1_max_steps 50`); `--help` lists them all:
 the model and stage options (ElmArguments), the corpus options (CorpusConfig) and TRL's SFTConfig. Killed runs
-resume: run the same command again and it continues from the last checkpoint, in the right stage.
+resume: run the same command again and it continues from the last checkpoint, in the right stage. So `--output_dir`
+must be a new or empty folder or such a run's (never the base model's); a finished run's folder trains nothing and
+says so: pick another --output_dir to train with other settings.
 
 `train.py` at the repository root, `elm-train` (installed with the package) and
 `accelerate launch -m modeling_elm.scripts.train` all run this module's `main`.
@@ -36,7 +38,8 @@ from trl import SFTConfig, TrlParser
 from ..checkpoints import read_marker
 from ..data.movielens.build import CorpusConfig
 from ..training.arguments import (
-    STAGE_OWNED_OPTIONS, ElmArguments, check_prompt_lengths, refuse_ignored_options,
+    STAGE_OWNED_OPTIONS, ElmArguments, check_output_dir, check_prompt_lengths, check_system_prompt,
+    refuse_ignored_options,
 )
 from ..training.launch import check_launch
 from ..training.stages import (
@@ -74,17 +77,43 @@ def with_cpu_defaults(argv: list[str]) -> list[str]:
     return [*argv, "--use_cpu", "true", "--bf16", "true" if units else "false"]
 
 
+def settings_differences(marker: dict, elm_args: ElmArguments) -> list[str]:
+    """How this command's stages and system prompt differ from those the finished run in its folder recorded."""
+    differences = []
+    if (marker.get("system_prompt") or "") != (elm_args.system_prompt or ""):
+        differences.append(f"system prompt {marker.get('system_prompt')!r} there, {elm_args.system_prompt!r} now")
+    recorded = marker.get("stages") or {}
+    asked = {stage.name: stage for stage in training_stages(elm_args)}
+    for name in sorted(set(recorded) ^ set(asked)):
+        differences.append(f"{name} {'trained there' if name in recorded else 'asked now'} only")
+    for name in sorted(set(recorded) & set(asked)):
+        steps, stage = recorded[name].get("global_step"), asked[name]
+        if stage.max_steps > 0 and stage.stop_loss is None and steps != stage.max_steps:
+            differences.append(f"{name}: {steps} steps there, {stage.max_steps} asked now")
+    return differences
+
+
+def say_nothing_trained(output_dir: Path, marker: dict, elm_args: ElmArguments) -> None:
+    """A rerun into a finished run's folder trains nothing: say so, and that this command's settings went unused."""
+    differences = settings_differences(marker, elm_args)
+    logger.warning("%s already holds a finished ELM (stage %s): nothing was trained, and this command's settings "
+                   "were not used%s. To train with them, pick another --output_dir.", output_dir, marker["stage"],
+                   f" (they differ from the finished run's: {'; '.join(differences)})" if differences else "")
+
+
 def train(elm_args: ElmArguments, corpus_config: CorpusConfig, sft_config: SFTConfig) -> Path:
     """Dataset -> stage 0 (assemble) -> stage 1 (adapters) -> stage 2 (whole model or LoRA) -> save. Safe to rerun:
     each step finds what an earlier (killed) run of the same command finished and goes on from there."""
     output_dir = Path(sft_config.output_dir)
+    check_output_dir(output_dir, elm_args.base_model)  # before anything is written into it
     done = read_marker(output_dir)
     if done is not None and done.get("complete"):
-        logger.info("%s already holds a finished ELM (stage %s); nothing to do.", output_dir, done["stage"])
+        say_nothing_trained(output_dir, done, elm_args)
         return output_dir
     set_seed(sft_config.seed)
     refuse_ignored_options(sft_config)  # before any work: options this run would ignore are errors
     check_launch(sft_config, elm_args.stage2)  # so is a launch that would quietly be another run (one process, DDP)
+    check_system_prompt(elm_args)
     check_prompt_lengths(elm_args, corpus_config, sft_config.max_length)
 
     # Dataset: task rows and the vector tables they name (yours, or MovieLens built from the corpus options)

@@ -1,10 +1,14 @@
-"""What `train.py` adds to TRL's `SFTConfig` (ElmArguments), and the checks run before anything is built: SFTConfig
-options an ELM run would ignore, and prompts too long for `max_length`."""
+"""What `train.py` adds to TRL's `SFTConfig` (ElmArguments), and the checks run before anything is built: an output
+folder that holds something else than an ELM run, SFTConfig options an ELM run would ignore, a placeholder in the
+system prompt, and prompts too long for `max_length`."""
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ..base_models import DEFAULT_BASE_MODEL, resolve_base_model
+from ..checkpoints import STAGE_MARKER
 from ..model.processing_elm import ElmProcessor
 
 DEFAULT_SYSTEM_PROMPT = "You describe movies and viewers' tastes."
@@ -113,6 +117,47 @@ def refuse_ignored_options(sft_config) -> None:
             wrong.append(f"--{name} {value!r}: {fix}")
     if wrong:
         raise ValueError("These training options are not used by an ELM run:\n  " + "\n  ".join(wrong))
+
+
+def check_output_dir(output_dir: str | Path, base_model: str) -> None:
+    """A ValueError unless `output_dir` is new, empty, or an ELM training run (its `stage0/` or its marker), which a
+    rerun resumes: training writes its model over whatever the folder holds, the base model's own files included."""
+    folder = Path(output_dir).expanduser()
+    fix = "Pick another --output_dir: a new or empty folder, or the output_dir of an ELM run to resume it."
+    if folder.resolve() == Path(base_model).expanduser().resolve():
+        raise ValueError(f"--output_dir {output_dir} is the base model's own folder (--base_model {base_model}): "
+                         f"training would replace its config and weights with the ELM's. {fix}")
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"--output_dir {output_dir} is a file, not a folder. {fix}")
+    held = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+    if held and not ((folder / "stage0").is_dir() or (folder / STAGE_MARKER).is_file()):
+        raise ValueError(f"--output_dir {output_dir} holds files that are not an ELM training run "
+                         f"({', '.join(held[:5])}{', ...' if len(held) > 5 else ''}); training would overwrite them. "
+                         f"{fix}")
+
+
+def placeholders(elm_args: ElmArguments) -> list[str]:
+    """The placeholders of the corpus this run trains on, known before it is built."""
+    if elm_args.data:
+        from ..data.byo import DataConfig
+
+        data = DataConfig.from_dict(elm_args.data)
+        return [data.placeholder(space) for space in data.spaces]
+    manifest = Path(elm_args.corpus_path or "") / "manifest.json"
+    if elm_args.corpus_path and manifest.is_file():
+        built = json.loads(manifest.read_text())
+        return [built.get("placeholders", {}).get(space, f"<{space}>") for space in built.get("spaces", {})]
+    return ["<movie>", "<user>"]
+
+
+def check_system_prompt(elm_args: ElmArguments) -> None:
+    """A ValueError if the system prompt holds a placeholder: every row's prompt would then name one vector more
+    than the row has, an error only after the corpus is built, and blaming the task's prompt."""
+    found = [mark for mark in placeholders(elm_args) if mark in (elm_args.system_prompt or "")]
+    if found:
+        raise ValueError(f"--system_prompt {elm_args.system_prompt!r} holds the placeholder {found[0]!r}, which marks "
+                         f"where a vector goes in a task's prompt; the system prompt is plain text shared by every "
+                         f"row. Write it without {found[0]!r} (e.g. the word {found[0].strip('<>')!r}).")
 
 
 def file_prompts(path: str) -> dict[str, str]:

@@ -122,6 +122,14 @@ class ElmSFTTrainer(SFTTrainer):
             Path(output_dir).mkdir(parents=True, exist_ok=True)
             save_file(adapter_state(state_dict), str(Path(output_dir) / ADAPTER_WEIGHTS), metadata={"format": "pt"})
 
+    def get_batch_samples(self, epoch_iterator, num_batches: int, device):
+        # Resumed from a checkpoint at the stage's last step (max_steps a multiple of save_steps, the run killed before
+        # the stage was marked done), the Trainer skips the batches trained and checks the step count only after the
+        # next step: it would train one step past max_steps. No batches past the end: the stage ends where it was saved.
+        if self.state.global_step >= self.state.max_steps > 0:
+            return [], None
+        return super().get_batch_samples(epoch_iterator, num_batches, device)
+
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         with lm_head_on_target_positions_only():
             return super().compute_loss(model, inputs, return_outputs=return_outputs,

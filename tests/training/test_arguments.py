@@ -79,3 +79,44 @@ def test_a_data_section_and_a_corpus_path_together_are_an_error_not_a_silent_cho
         ElmArguments(data={"spaces": {"word": {"vectors": "words.parquet"}}}, corpus_path=str(tmp_path))
     ElmArguments(corpus_path=str(tmp_path))  # either alone is fine
     ElmArguments(data={"spaces": {}})
+
+
+def test_an_output_dir_that_is_not_an_elm_run_is_refused_before_any_work(tmp_path, monkeypatch):
+    from helpers.elm import write_tiny_base_model
+    from modeling_elm.training.arguments import check_output_dir
+
+    base = write_tiny_base_model(tmp_path / "base")
+    before = {p.name: p.read_bytes() for p in base.iterdir()}
+    monkeypatch.setattr(_train_module(), "load_training_data", lambda *a: pytest.fail("work started"))
+    with pytest.raises(ValueError, match=r"--output_dir .*base is the base model's own folder .*another --output_dir"):
+        _train(["--base_model", str(base), "--output_dir", str(tmp_path / "." / "base")])
+    assert {p.name: p.read_bytes() for p in base.iterdir()} == before
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("mine")
+    with pytest.raises(ValueError, match=r"notes holds files that are not an ELM training run \(todo\.txt\).*another "
+                                         r"--output_dir"):
+        _train(["--base_model", str(base), "--output_dir", str(tmp_path / "notes")])
+    (tmp_path / "run" / "stage0").mkdir(parents=True)  # a run killed in stage 0 or later: its rerun resumes it
+    (tmp_path / "empty").mkdir()
+    for folder in ("run", "empty", "new"):
+        check_output_dir(tmp_path / folder, str(base))
+
+
+def test_a_placeholder_in_the_system_prompt_is_refused_before_the_corpus(tmp_path, monkeypatch):
+    from helpers.elm import write_tiny_base_model
+
+    base = write_tiny_base_model(tmp_path / "base")
+    monkeypatch.setattr(_train_module(), "load_training_data", lambda *a: pytest.fail("built the corpus first"))
+    with pytest.raises(ValueError, match=r"--system_prompt .* holds the placeholder '<movie>'.*Write it without"):
+        _train(["--base_model", str(base), "--output_dir", str(tmp_path / "out"), "--system_prompt",
+                "You describe <movie> and its fans."])
+
+
+def test_a_placeholder_of_your_own_data_in_the_system_prompt_is_refused():
+    from modeling_elm.training.arguments import ElmArguments, check_system_prompt
+
+    data = {"spaces": {"item": {"path": "items.parquet"}},
+            "templates": [{"task": "name", "prompt": "name <item> .", "target": "{name}"}]}
+    with pytest.raises(ValueError, match=r"--system_prompt 'You describe <item>s\.' holds the placeholder '<item>'"):
+        check_system_prompt(ElmArguments(data=data, system_prompt="You describe <item>s."))
+    check_system_prompt(ElmArguments(data=data, system_prompt="You describe items."))

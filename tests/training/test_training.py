@@ -290,11 +290,39 @@ def test_a_finished_run_keeps_the_model_not_the_checkpoints(inputs, tmp_path):
     assert json.loads((out / "elm_stage.json").read_text())["complete"]
 
 
-def test_a_run_that_finished_is_not_trained_again(inputs, tmp_path):
+def test_a_run_that_finished_is_not_trained_again_and_says_its_settings_went_unused(inputs, tmp_path, caplog):
     out = run_train(tiny_train_args(*inputs, tmp_path / "out", stage2="none"))
     before = (out / "model.safetensors").stat().st_mtime_ns
     run_train(tiny_train_args(*inputs, tmp_path / "out", stage2="none"))
     assert (out / "model.safetensors").stat().st_mtime_ns == before
+    caplog.clear()
+    run_train(tiny_train_args(*inputs, tmp_path / "out", stage2="none", stage1_max_steps=6, system_prompt="Be brief."))
+    assert (out / "model.safetensors").stat().st_mtime_ns == before
+    said = " ".join(r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+    assert "already holds a finished ELM" in said and "nothing was trained" in said
+    assert "stage1: 4 steps there, 6 asked now" in said and "'Be brief.' now" in said
+    assert "pick another --output_dir" in said
+
+
+@pytest.mark.parametrize("killed_in", ["stage1", "stage2"])
+def test_a_run_killed_after_its_last_checkpoint_trains_no_step_past_the_end(inputs, tmp_path, killed_in):
+    """max_steps a multiple of save_steps: the checkpoint at the last step is kept. A run killed right after it,
+    before the stage was marked done, must end the stage there when rerun, as the uninterrupted run did."""
+    stage2 = "none" if killed_in == "stage1" else "full"
+    args = tiny_train_args(*inputs, tmp_path / "out", stage2=stage2, stage1_max_steps=4, stage2_max_steps=2,
+                           save_steps=2, keep_checkpoints="true")
+    out = run_train(args)
+    uninterrupted = weights(out)
+    assert Path(last_checkpoint(out / killed_in)).name == f"checkpoint-{4 if killed_in == 'stage1' else 2}"
+    (out / "elm_stage.json").unlink()  # the kill: neither the stage nor the run was marked done
+    if killed_in == "stage1":
+        (out / "stage1" / "final" / "elm_stage.json").unlink()
+    run_train(args)
+    record = json.loads((out / "elm_stage.json").read_text())["stages"][killed_in]
+    assert record["resumed_from"] == last_checkpoint(out / killed_in)
+    assert record["global_step"] == (4 if killed_in == "stage1" else 2)
+    resumed = weights(out)
+    assert resumed.keys() == uninterrupted.keys() and not changed(uninterrupted, resumed)
 
 
 # Real processes: SIGKILL and resume, 2-process DDP
