@@ -2,7 +2,10 @@
 
     python -m modeling_elm.scripts.export --model checkpoints/elm-quick --output_dir exports/elm-quick
     python -m modeling_elm.scripts.serve --export exports/elm-quick           # vLLM, from .venv-vllm
-    python -m modeling_elm.scripts.describe --model exports/elm-quick --server http://127.0.0.1:8000
+    python -m modeling_elm.scripts.describe --model checkpoints/elm-quick --server http://127.0.0.1:8000
+
+`describe` and `evaluate` take the trained model (its corpus, its tasks) and `--server` the URL the export is
+served at. Exporting into an earlier export replaces its lm/ and input/; any other folder that holds files is refused.
 
     <output_dir>/lm/      the LM (trained weights, its head, tokenizer with chat template and placeholders, and a
                           generation_config holding the ELM's decoding defaults): any engine loads it as a plain LM
@@ -24,10 +27,13 @@ def main(argv=None) -> int:
     parser.add_argument("--model", required=True, help="a trained ELM: the output_dir of train.py, or a Hub id")
     parser.add_argument("--output_dir", required=True, help="where lm/ and input/ are written")
     args = parser.parse_args(argv)
-    out = export_for_serving(args.model, args.output_dir)
+    try:
+        out = export_for_serving(args.model, args.output_dir)
+    except ValueError as error:  # a folder that is not a trained ELM, or an output_dir holding something else
+        raise SystemExit(str(error)) from None
     print(f"\nExported to {out.resolve()} (the LM for the engine: {out / LM_FOLDER})\n"
           f"  serve it: python -m modeling_elm.scripts.serve --export {out}\n"
-          f"  ask it:   python -m modeling_elm.scripts.describe --model {out} --server http://127.0.0.1:8000")
+          f"  ask it:   python -m modeling_elm.scripts.describe --model {args.model} --server http://127.0.0.1:8000")
     return 0
 
 

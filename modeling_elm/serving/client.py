@@ -8,13 +8,17 @@ them to an OpenAI-compatible Completions endpoint that accepts `prompt_embeds` (
     client.generate_texts(["What kind of movie is <movie>?"], [{"movie": [vector]}])
 
 Everything a request could fail on for the caller's reasons (a wrong vector size, NaN, an unknown space, a
-placeholder count that does not match) is refused before any request; a server that is down, slow or answers with
-an error gives one message naming the URL and the fix. Nothing is retried.
+placeholder count that does not match, a length that is not positive) is refused before any request; a server that is
+down, slow, answers with an error or with something that is not vLLM's API gives one message naming the URL and the
+fix. Nothing is retried. A client loaded from an export asks first which model the server serves and refuses one it
+can tell is another export's LM: same shapes would otherwise answer, with another model's words.
 """
 
 import base64
 import io
 import logging
+import numbers
+import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -24,7 +28,38 @@ logger = logging.getLogger(__name__)
 
 
 class ServerError(RuntimeError):
-    """The serving engine could not be reached or answered with an error."""
+    """The serving engine could not be reached (its URL included), answered with an error, or serves another model."""
+
+
+URL_EXAMPLE = "http://127.0.0.1:8000"
+
+
+def server_url(url: str) -> str:
+    """The base URL the client's paths (/v1/...) go under: a scheme added where there is none, since vLLM's log prints
+    host:port and httpx would read the host as a scheme; an OpenAI client's base URL (ending in /v1) cut to its
+    server."""
+    url = str(url or "").strip()
+    if not url:
+        raise ServerError(f"No server URL given; pass the one the vLLM server listens on, e.g. {URL_EXAMPLE}.")
+    if "://" not in url:
+        url = f"http://{url}"
+    scheme = url.split("://", 1)[0].lower()
+    if scheme not in ("http", "https"):
+        raise ServerError(f"The server URL {url} is not an HTTP one ({scheme}://); pass the URL the vLLM server "
+                          f"listens on, e.g. {URL_EXAMPLE}.")
+    return re.sub(r"/v1(/.*)?$", "", url.rstrip("/")).rstrip("/")
+
+
+def error_message(response) -> str:
+    """The message of an error answer: vLLM's {"error": {"message": ...}} (or an older {"message": ...}), else the
+    start of the body."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:500]
+    error = body.get("error", body) if isinstance(body, dict) else body
+    message = (error.get("message") or error.get("detail")) if isinstance(error, dict) else None
+    return str(message)[:500] if message else response.text[:500]
 
 
 def encode_embeddings(embeddings: torch.Tensor) -> str:
@@ -38,10 +73,16 @@ class ElmServingClient:
     """Generates through a vLLM server from an exported ELM's input side (`modeling_elm.serving.export`)."""
 
     def __init__(self, model, processor, url: str, served_model: str | None = None, timeout: float = 120.0,
-                 concurrency: int = 16, dtype: torch.dtype = torch.float32):
+                 concurrency: int = 16, dtype: torch.dtype = torch.float32, export_dir: str | Path | None = None):
+        """`export_dir`: the export the input side comes from (`from_export` passes it), whose id the served model is
+        checked against; a client built from a trained model has none and takes the first model the server serves."""
+        from .export import INPUT_FOLDER, export_id
+
         self.model = model.eval()
         self.processor = processor
-        self.url = url.rstrip("/")
+        self.url = server_url(url)
+        self.export_dir = None if export_dir is None else Path(export_dir)
+        self.export_id = None if export_dir is None else export_id(self.export_dir / INPUT_FOLDER)
         self.timeout = timeout
         self.concurrency = concurrency
         self.dtype = dtype  # float32 on the wire unless a test shows lower precision gives the same text
@@ -54,19 +95,20 @@ class ElmServingClient:
 
         from ..model.processing_elm import ElmProcessor
         from ..model.modeling_elm import ElmForCausalLM
-        from .export import INPUT_FOLDER
+        from .export import INPUT_FOLDER, export_command, export_target, is_trained_elm
 
         folder = Path(export_dir) / INPUT_FOLDER
         if not folder.is_dir():
-            raise ValueError(f"{export_dir} holds no exported ELM ({INPUT_FOLDER}/ is missing); export one first: "
-                             f"python -m modeling_elm.scripts.export --model <trained ELM> --output_dir {export_dir}")
+            what = "is a trained ELM, not an export" if is_trained_elm(export_dir) else f"holds no {INPUT_FOLDER}/"
+            raise ValueError(f"{export_dir} {what}; export it first: {export_command(export_dir)}, and load the "
+                             f"client from {export_target(export_dir)}.")
         verbosity = hf_logging.get_verbosity()
         hf_logging.set_verbosity_error()  # the LM body is not in input/ (the server has it): no warning per weight
         try:
             model = ElmForCausalLM.from_pretrained(folder, dtype=torch.float32)
         finally:
             hf_logging.set_verbosity(verbosity)
-        return cls(model, ElmProcessor.from_pretrained(str(folder)), url, **kwargs)
+        return cls(model, ElmProcessor.from_pretrained(str(folder)), url, export_dir=export_dir, **kwargs)
 
     # ---- prompt embeddings -------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -108,28 +150,93 @@ class ElmServingClient:
             raise ServerError(f"No vLLM server answers at {self.url} ({type(error).__name__}: {error}); "
                               f"{self._fix()}.") from None
         if response.status_code != 200:
-            detail = response.text[:500]
-            hint = (" The server must run with --enable-prompt-embeds." if "prompt_embeds" in detail or
-                    "prompt embeds" in detail.lower() else "")
+            detail = error_message(response)
             raise ServerError(f"The vLLM server at {self.url} answered {path} with HTTP {response.status_code}: "
-                              f"{detail}{hint}")
-        return response.json()
+                              f"{detail}{self._hint(response.status_code, detail)}")
+        try:
+            body = response.json()
+        except ValueError:  # JSONDecodeError, or bytes that are not text
+            body = None
+        if not isinstance(body, dict):
+            raise ServerError(f"The server at {self.url} answered {path} with something other than vLLM's JSON "
+                              f"({response.headers.get('content-type', 'no content type')}: {response.text[:200]!r}); "
+                              f"another service listens there, or the URL has a path: pass the vLLM server's base "
+                              f"URL, e.g. {URL_EXAMPLE}.")
+        return body
+
+    def _hint(self, status: int, detail: str) -> str:
+        """What to do about an error the server answered with, where its message says which fix applies."""
+        lowered = detail.lower()
+        if "enable-prompt-embeds" in lowered:
+            return (" The server must run with --enable-prompt-embeds (python -m modeling_elm.scripts.serve "
+                    "--export <export> starts it so).")
+        if "hidden_size" in lowered or "hidden size" in lowered:
+            return (" The server's LM is not this model's: its hidden size differs from the embeddings this client "
+                    "makes. Serve this model's export (python -m modeling_elm.scripts.serve --export <export>) or "
+                    "pass the URL of the server that does.")
+        if status == 404 and "model" not in lowered:
+            return f" Nothing answers that path there: pass the server's base URL, e.g. {URL_EXAMPLE}."
+        return ""
 
     @property
     def served_model(self) -> str:
-        """The model name the server serves (asked once, from /v1/models)."""
+        """The model name the server serves (asked once, from /v1/models), checked against the export's id."""
         if self._served_model is None:
-            models = self._request("GET", "/v1/models").get("data") or []
+            models = self._request("GET", "/v1/models").get("data")
+            models = [m for m in models if isinstance(m, dict) and m.get("id")] if isinstance(models, list) else []
             if not models:
                 raise ServerError(f"The server at {self.url} serves no model; {self._fix()}.")
-            self._served_model = models[0]["id"]
+            self._served_model = self._this_export(models)
         return self._served_model
+
+    def _export_of(self, model: dict) -> str | None:
+        """The export id a served model positively has: its name, when `serve` named it (`export.served_name`);
+        else the id its folder records, when the folder (vLLM's `root`) is on this machine. None if it cannot tell."""
+        from .export import LM_FOLDER, export_id, id_in_served_name
+
+        named = id_in_served_name(str(model["id"]))
+        if named:
+            return named
+        root = Path(str(model.get("root") or model["id"])).expanduser()
+        try:
+            if root.resolve() == (self.export_dir / LM_FOLDER).resolve():
+                return self.export_id
+            return export_id(root) if root.is_dir() else None
+        except OSError:  # a Hub id or a path of the server's machine: nothing to read here
+            return None
+
+    def _this_export(self, models: list[dict]) -> str:
+        """The name of the served model that is this client's export; a ServerError for one that is not."""
+        if self.export_id is None:  # a client built from a trained model, or an export older than export ids
+            return models[0]["id"]
+        known = [(model, self._export_of(model)) for model in models]
+        ours = next((model["id"] for model, identity in known if identity == self.export_id), None)
+        if ours is not None:
+            return ours
+        other = next(((model, identity) for model, identity in known if identity is not None), None)
+        if other is not None:
+            model, identity = other
+            raise ServerError(
+                f"The server at {self.url} serves another model than the export {self.export_dir}: it serves "
+                f"{model['id']!r} (from {model.get('root') or 'an unnamed folder'}, export id {identity}), while "
+                f"{self.export_dir} has export id {self.export_id}, so its answers would be another model's. Serve "
+                f"this export (python -m modeling_elm.scripts.serve --export {self.export_dir}) and pass that "
+                "server's URL, or load the client from the export this server serves.")
+        logger.warning("Cannot tell whether the server at %s serves the export %s (it serves %r): start it with "
+                       "`python -m modeling_elm.scripts.serve --export %s`, which names the model after the export, "
+                       "for the client to check it.", self.url, self.export_dir, models[0]["id"], self.export_dir)
+        return models[0]["id"]
 
     def sampling(self, max_new_tokens: int | None = None) -> dict:
         """The checkpoint's decoding as Completions parameters: greedy unless it samples, its length, and the
         placeholders suppressed (a generated placeholder would ask for a vector nobody gave)."""
         config = self.model.generation_config
-        settings = {"max_tokens": int(max_new_tokens or config.max_new_tokens or 40)}
+        default = config.max_new_tokens or 40
+        if max_new_tokens is not None and (isinstance(max_new_tokens, bool) or not isinstance(
+                max_new_tokens, numbers.Integral) or max_new_tokens < 1):
+            raise ValueError(f"max_new_tokens must be a positive whole number of tokens, not {max_new_tokens!r}; "
+                             f"leave it out for the checkpoint's own ({default}).")
+        settings = {"max_tokens": int(default if max_new_tokens is None else max_new_tokens)}
         if config.do_sample:
             settings |= {k: v for k, v in (("temperature", config.temperature), ("top_p", config.top_p),
                                            ("top_k", config.top_k)) if v is not None}
@@ -146,7 +253,14 @@ class ElmServingClient:
 
     def complete(self, embeddings: torch.Tensor, **settings) -> dict:
         body = {"model": self.served_model, "prompt_embeds": encode_embeddings(embeddings), **settings}
-        return self._request("POST", "/v1/completions", json=body)["choices"][0]
+        answer = self._request("POST", "/v1/completions", json=body)
+        choices = answer.get("choices")
+        if not (isinstance(choices, list) and choices and isinstance(choices[0], dict)
+                and isinstance(choices[0].get("text"), str)):
+            raise ServerError(f"The server at {self.url} answered /v1/completions without a completion (no "
+                              f"choices[0].text in {str(answer)[:200]}); it is not vLLM's OpenAI-compatible server: "
+                              f"pass the URL python -m modeling_elm.scripts.serve listens on, e.g. {URL_EXAMPLE}.")
+        return choices[0]
 
     def generate_texts(self, prompts: list[str], vectors: list[dict | None],
                        max_new_tokens: int | None = None) -> list[str]:

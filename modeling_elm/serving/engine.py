@@ -27,20 +27,43 @@ def engine_python(venv: str | Path | None = None) -> Path:
     return python
 
 
-def engine_command(export_dir: str | Path, port: int, venv=None, max_model_len: int = 1024,
+def lm_positions(lm: str | Path) -> int | None:
+    """The longest sequence the exported LM was built for (its config's position count), None when it names none."""
+    import json
+
+    config = json.loads((Path(lm) / "config.json").read_text())
+    # gpt2 and its kin store n_positions; transformers maps max_position_embeddings onto it only in the loaded config
+    positions = next((config[key] for key in ("max_position_embeddings", "n_positions", "max_seq_len")
+                      if isinstance(config.get(key), int)), None)
+    return positions if positions and positions > 0 else None
+
+
+def engine_command(export_dir: str | Path, port: int, venv=None, max_model_len: int | None = None,
                    memory_fraction: float = 0.15, dtype: str = "float32", extra: list[str] | None = None) -> list[str]:
-    """The server's command line. `memory_fraction` is vLLM's `--gpu-memory-utilization`, which on the CPU backend
+    """The server's command line. `max_model_len` (prompt + answer, in tokens) defaults to the LM's own positions and
+    is never raised above them. `memory_fraction` is vLLM's `--gpu-memory-utilization`, which on the CPU backend
     is the share of RAM reserved for the KV cache (its default, 0.92, fails on a machine doing anything else).
-    `dtype`: the LM's compute dtype in the engine (float32 or bfloat16)."""
+    `dtype`: the LM's compute dtype in the engine (float32 or bfloat16). The model is served under its export's id
+    (`export.served_name`), which the client checks before it sends anything."""
+    from .export import LM_FOLDER, export_command, export_id, export_target, is_trained_elm, served_name
+
     if dtype not in ("float32", "bfloat16"):
         raise ValueError(f"Unknown engine dtype {dtype!r}; use float32 or bfloat16.")
-    lm = Path(export_dir) / "lm"
+    if max_model_len is not None and max_model_len < 1:
+        raise ValueError(f"max_model_len must be a positive number of tokens, not {max_model_len}; leave it out to "
+                         "use the LM's own length.")
+    lm = Path(export_dir) / LM_FOLDER
     if not (lm / "config.json").is_file():
-        raise FileNotFoundError(f"{export_dir} holds no exported LM (lm/config.json); export one first: python -m "
-                                f"modeling_elm.scripts.export --model <trained ELM> --output_dir {export_dir}")
+        what = "is a trained ELM, not an export" if is_trained_elm(export_dir) else "holds no exported LM (lm/)"
+        raise FileNotFoundError(f"{export_dir} {what}; export it first: {export_command(export_dir)}; then serve the "
+                                f"export: python -m modeling_elm.scripts.serve --export {export_target(export_dir)}")
+    lengths = [n for n in (lm_positions(lm), max_model_len) if n]
+    length = min(lengths) if lengths else None  # none known: vLLM derives it from the config itself
+    identity = export_id(lm)
     return [str(engine_python(venv)), "-m", "vllm.entrypoints.openai.api_server", "--model", str(lm),
+            *(["--served-model-name", served_name(identity)] if identity else []),  # else under its path
             "--host", "127.0.0.1", "--port", str(port), "--enable-prompt-embeds", "--dtype", dtype,
-            "--no-enable-prefix-caching", "--max-model-len", str(max_model_len),
+            "--no-enable-prefix-caching", *(["--max-model-len", str(length)] if length else []),
             "--gpu-memory-utilization", str(memory_fraction), *(extra or [])]
 
 
