@@ -1,19 +1,41 @@
 """Batched generation and teacher-forced NLL for ELM prompts: what evaluation, the Space and the CLI share."""
 
 from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 
+class LoadError(ValueError):
+    """A model that cannot be loaded as asked (a folder without weights, a damaged weights file, a device this machine
+    lacks), said in one line with the fix: the command-line tools print it instead of a traceback."""
+
+
+def _mps_available() -> bool:
+    return getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+
+
 def pick_device(device: str | None = None) -> torch.device:
-    """`device` as given, or the accelerator when there is one (CUDA, then Apple MPS), else the CPU."""
+    """`device` as given, or the accelerator when there is one (CUDA, then Apple MPS), else the CPU. A device this
+    machine lacks is a `LoadError` now, not a CUDA error deep inside the first model that moves there."""
     if device:
-        return torch.device(device)
+        try:
+            chosen = torch.device(device)
+        except RuntimeError:
+            raise LoadError(f"Unknown device {device!r}: use cuda, cuda:<index>, mps or cpu.") from None
+        if chosen.type == "cuda" and not torch.cuda.is_available():
+            raise LoadError(f"--device {device}: no GPU is available on this machine; use --device cpu.")
+        if chosen.type == "cuda" and chosen.index is not None and chosen.index >= torch.cuda.device_count():
+            raise LoadError(f"--device {device}: this machine has {torch.cuda.device_count()} GPU(s), numbered from "
+                            "0; pick one of those or use --device cpu.")
+        if chosen.type == "mps" and not _mps_available():
+            raise LoadError(f"--device {device}: Apple's MPS is not available on this machine; use --device cpu.")
+        return chosen
     if torch.cuda.is_available():
         return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+    if _mps_available():
         return torch.device("mps")
     return torch.device("cpu")
 
@@ -61,14 +83,68 @@ def load_elm(path: str, device: str | torch.device | None = None, dtype: str | t
     """An ELM ready to generate: on `device` (default: `pick_device()`), in `inference_dtype(device, dtype)`, in eval
     mode. In bf16 the adapters stay float32: they are a few MB, and their input statistics and norm are where bf16's
     8-bit mantissa would bite; their soft tokens enter the LM in its dtype."""
+    from safetensors import SafetensorError
+
     from .model.modeling_elm import ElmForCausalLM
 
     device = pick_device(str(device) if device is not None else None)
     dtype = inference_dtype(device, dtype)
-    model = ElmForCausalLM.from_pretrained(path, dtype=dtype, **load_kwargs)
+    check_weights(path)
+    try:
+        model = ElmForCausalLM.from_pretrained(path, dtype=dtype, **load_kwargs)
+    except SafetensorError as error:  # safetensors names neither the file nor a fix
+        raise LoadError(_damaged_weights_message(path, error, load_kwargs.get("revision"))) from None
+    except OSError as error:  # a Hub id that is not there, or not reachable: transformers' message says which
+        raise LoadError(f"Could not load an ELM from {path}: {error}") from None
     if dtype != torch.float32:
         model.model.adapters.float()
     return model.to(device).eval()
+
+
+def check_weights(path: str) -> None:
+    """A `LoadError` when `path` is a local model folder without weights (a config.json alone, say): said before
+    anything else is asked of the folder, such as the corpus its training run records. A Hub id is left to
+    `from_pretrained`."""
+    from transformers.utils import SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME, WEIGHTS_INDEX_NAME, WEIGHTS_NAME
+
+    from .checkpoints import STAGE_MARKER, looks_local
+
+    folder = Path(path).expanduser()
+    if not looks_local(str(path)) or not folder.is_dir():
+        return
+    if any((folder / name).is_file() for name in (SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME, WEIGHTS_NAME,
+                                                  WEIGHTS_INDEX_NAME)):
+        return
+    record = "" if (folder / STAGE_MARKER).is_file() else f" nor the record of a train.py run ({STAGE_MARKER})"
+    raise LoadError(f"{path} holds no trained ELM: no weights ({SAFE_WEIGHTS_NAME}){record}. Pass the output_dir of "
+                    "a finished train.py run (e.g. checkpoints/elm-quick) or a Hub id, or copy or download the "
+                    "model's files again.")
+
+
+def _damaged_weights_message(path: str, error: Exception, revision: str | None = None) -> str:
+    """Which weights file of `path` safetensors could not read, and how to get a whole one."""
+    from safetensors import SafetensorError, safe_open
+
+    folder = Path(path).expanduser()
+    if folder.is_dir():
+        files = sorted(folder.glob("*.safetensors"))
+        fix = ("copy or download it again, or re-run the train.py command that wrote it (a killed save leaves a "
+               "partial file)")
+    else:  # a Hub id: the file sits in the Hugging Face cache
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(path, "model.safetensors", revision=revision)
+        files = [Path(cached)] if isinstance(cached, str) else []
+        fix = "download it again: delete it from the Hugging Face cache, or load with force_download=True"
+    damaged = []
+    for file in files:
+        try:
+            with safe_open(str(file), "pt"):
+                pass
+        except (SafetensorError, OSError):
+            damaged.append(str(file))
+    where = ", ".join(damaged) if damaged else f"A weights file of {path}"
+    return f"{where} is damaged ({error}): {fix}."
 
 
 FLOAT32_SDPA = "elm_sdpa_float32"
@@ -112,11 +188,37 @@ def float32_attention(model):
 
 
 def _per_example_vectors(vectors: dict | None) -> dict | None:
-    """{space: (k, dim) array} per example, as the processor takes it; None for text-only prompts."""
+    """{space: (k, dim) array} per example, as the processor takes it; None for text-only prompts. Each space's
+    value is one vector (dim,) or several (k, dim): an array, a tensor or lists of floats."""
     if vectors is None:
         return None
-    return {space: [np.asarray(v, dtype=np.float32) for v in np.asarray(rows, dtype=np.float32).reshape(len(rows), -1)]
-            for space, rows in vectors.items() if len(rows)}
+    return {space: list(rows) for space, rows in
+            ((space, _float_rows(space, given)) for space, given in vectors.items()) if len(rows)}
+
+
+def _float_rows(space: str, given) -> np.ndarray:
+    """`given` as a float32 (k, dim) array, or a ValueError saying what to pass. Checked before any cast: a cast to
+    float32 would drop an imaginary part with a mere warning, and fail on text in numpy's words."""
+    shapes = "pass one vector of shape (dim,) or several as (n, dim): an array, a tensor or lists of floats"
+    if isinstance(given, torch.Tensor):
+        given = given.detach().cpu()
+        given = given if given.is_complex() else given.float()  # numpy has no bf16
+    try:
+        array = np.asarray(given)
+    except (ValueError, TypeError) as error:  # rows of different lengths, or objects numpy cannot hold
+        raise ValueError(f"Vectors for space {space!r} are not one array of numbers ({str(error)[:80]}): "
+                         f"{shapes}.") from None
+    if array.dtype.kind not in "biufc":
+        got = "text" if array.dtype.kind in "US" else f"{type(given).__name__} of {array.dtype}"
+        raise ValueError(f"Vectors for space {space!r} must be numbers, got {got}: {shapes}.")
+    if array.size == 0:
+        return np.zeros((0, 0), np.float32)
+    if array.ndim == 1:
+        array = array[None]
+    if array.ndim != 2:
+        raise ValueError(f"Vectors for space {space!r} have shape {array.shape}: {shapes}.")
+    # Complex values go on uncast: the processor refuses them, saying what to pass instead.
+    return array if array.dtype.kind == "c" else array.astype(np.float32)
 
 
 @torch.no_grad()

@@ -46,4 +46,5 @@ def test_a_target_counts_only_when_every_seed_meets_it(tmp_path, capsys):
     assert "SC >= references - 0.03: 1 of 2 (not: positive_review)" in out  # 0.55 < 0.60 - 0.03 at seed 1
     assert "genre F1 >= 0.75: 1 of the 2 one-movie tasks whose references state genres (not: positive_review)" in out
     assert "repeat-free >= the references': 1 of 2 (not: positive_review)" in out
+    assert "no invented title >= 95%: 2 of the 2 tasks it is scored on (not: none)" in out
     assert (tmp_path / "sc.png").stat().st_size > 5000

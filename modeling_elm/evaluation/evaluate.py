@@ -77,7 +77,7 @@ class Evaluation:
         from ..checkpoints import check_trained_elm, read_marker
         from ..data.embeddings import load_encoder
         from ..data.corpus import load_corpus
-        from ..inference import default_batch_size, load_elm, pick_device
+        from ..inference import LoadError, check_weights, default_batch_size, load_elm, pick_device
         from ..model.processing_elm import ElmProcessor
 
         self.args = args
@@ -85,13 +85,18 @@ class Evaluation:
         if args.batch_size is None:
             args.batch_size = default_batch_size(self.device)
         self.rng = np.random.default_rng(args.seed)
-        check_trained_elm(args.model)  # before "pass --corpus": a wrong --model is the thing to fix
+        # Both before "pass --corpus": a wrong --model is the thing to fix. A LoadError, which the CLI prints as is.
+        try:
+            check_trained_elm(args.model)
+        except ValueError as error:
+            raise LoadError(str(error)) from None
+        check_weights(args.model)
         model_path = Path(args.model)
         marker = (read_marker(model_path) or {}) if model_path.is_dir() else {}
         corpus = args.corpus or marker.get("corpus")
         if not corpus:
-            raise ValueError(f"No corpus given and {args.model} does not record one: pass --corpus <folder> "
-                             "(`python -m modeling_elm.scripts.corpus` prints it).")
+            raise LoadError(f"No corpus given and {args.model} does not record one: pass --corpus <folder> "
+                            "(`python -m modeling_elm.scripts.corpus` prints it).")
         self.corpus = load_corpus(corpus)
         self.marker = marker  # what the model was trained on: its tasks decide the curves' prompts
         load = dict(revision=args.revision) if args.revision else {}

@@ -310,8 +310,12 @@ class ElmForCausalLM(ElmPreTrainedModel, GenerationMixin):
                                     "AutoModel": f"{ElmModel.__module__.split('.')[-1]}.ElmModel"}
         return super().save_pretrained(save_directory, *args, **kwargs)
 
-    def prepare_inputs_for_generation(self, *args, vectors=None, is_first_iteration=False, **kwargs):
-        model_inputs = super().prepare_inputs_for_generation(*args, is_first_iteration=is_first_iteration, **kwargs)
+    def prepare_inputs_for_generation(self, *args, vectors=None, inputs_embeds=None, is_first_iteration=False,
+                                      **kwargs):
+        # `inputs_embeds` named here: `generate` takes prompt embeddings (`embed_prompt`'s) only from a model whose
+        # signature has it; the parent feeds them at the first step, the generated tokens after.
+        model_inputs = super().prepare_inputs_for_generation(*args, inputs_embeds=inputs_embeds,
+                                                             is_first_iteration=is_first_iteration, **kwargs)
         # The soft tokens sit in the cache after the first step; later steps feed only new tokens. Without a
         # cache every step re-reads the whole prompt, placeholders included, so it needs the vectors again.
         if is_first_iteration or not kwargs.get("use_cache", True):
@@ -387,7 +391,10 @@ class ElmForCausalLM(ElmPreTrainedModel, GenerationMixin):
 
         # Written into the checkpoint's generation_config, so every loader (Auto classes, the Hub, vLLM's export)
         # decodes the same way: the LM's own defaults (sampling, ...) would win otherwise.
-        generation = model.generation_config = language_model.generation_config
+        # A copy, so the caller's LM keeps its own decoding settings; through a dict (which `to_dict` deep-copies)
+        # because this file travels with checkpoints and imports only torch and transformers.
+        own = language_model.generation_config
+        generation = model.generation_config = type(own).from_dict(own.to_dict())
         generation.update(**DECODING_DEFAULTS)
         if generation.pad_token_id is None:
             generation.pad_token_id = tokenizer.pad_token_id

@@ -126,8 +126,12 @@ class ElmProcessor(ProcessorMixin):
                              f"{sorted({type(t).__name__ for t in texts})}.")
         if vectors is None:
             per_example = [None] * len(texts)
+        elif single:
+            per_example = [vectors]
+        elif isinstance(vectors, Mapping):  # the batch format this processor outputs, passed back in
+            per_example = self._split_batch_vectors(texts, vectors)
         else:
-            per_example = [vectors] if single else list(vectors)
+            per_example = list(vectors)
         if len(per_example) != len(texts):
             raise ValueError(f"Got {len(texts)} text(s) but vectors for {len(per_example)} example(s).")
 
@@ -153,6 +157,31 @@ class ElmProcessor(ProcessorMixin):
             name: torch.cat(rows) for name, rows in batch_vectors.items() if sum(len(r) for r in rows)
         }
         return BatchFeature(data=data)
+
+    def _split_batch_vectors(self, texts: list[str], vectors: Mapping) -> list[dict]:
+        """{space: (n, dim)}, the rows in placeholder order across the batch (what `__call__` returns), per text."""
+        unknown = set(vectors) - set(self.embedding_spaces)
+        if unknown:
+            raise ValueError(
+                f"Unknown embedding space(s) {sorted(unknown)}; this model reads {sorted(self.embedding_spaces)}. "
+                "Pass vectors per text (a list with one entry per text), or as a dict {space: tensor (n, dim)} "
+                "holding every placeholder's vector in order."
+            )
+        per_example = [{} for _ in texts]
+        for name, given in vectors.items():
+            space = self.embedding_spaces[name]
+            rows = _as_rows(given, name, space["dim"])
+            counts = [text.count(space["placeholder"]) for text in texts]
+            if len(rows) != sum(counts):
+                raise ValueError(
+                    f"{len(rows)} vector(s) for space {name!r} but the texts have {sum(counts)} {space['placeholder']} "
+                    f"placeholder(s) ({counts} per text). A dict holds one vector per placeholder, in order across "
+                    "the batch; or pass a list with one entry per text."
+                )
+            for example, part in zip(per_example, rows.split(counts)):
+                if len(part):
+                    example[name] = part
+        return per_example
 
     def _check_placeholders_survived(self, texts: list[str], input_ids, max_length: int | None) -> None:
         for row, (text, ids) in enumerate(zip(texts, input_ids)):
@@ -223,7 +252,8 @@ def _as_rows(given, name: str, dim: int) -> torch.Tensor:
     if tensor.ndim == 1:
         tensor = tensor[None]
     if tensor.ndim != 2 or tensor.shape[-1] != dim:
-        raise ValueError(f"Space {name!r} expects vectors of size {dim}, got shape {tuple(tensor.shape)}.")
+        raise ValueError(f"Space {name!r} expects vectors of size {dim}, got shape {tuple(tensor.shape)}; pass one "
+                         f"vector of shape ({dim},) or several as (n, {dim}).")
     if not torch.isfinite(tensor).all():
         raise ValueError(f"Vectors for space {name!r} contain NaN or inf.")
     return tensor
@@ -268,6 +298,12 @@ def _by_space(spaces: dict, vectors) -> dict:
     """{space: vectors}; a bare tensor / array is the only space's, when the model reads one."""
     if vectors is None:
         return {}
+    if isinstance(vectors, Sequence) and vectors and all(isinstance(v, Mapping) for v in vectors):
+        raise ValueError(
+            "Got vectors per example (a list of dicts), the processor's input format; the model takes them batched "
+            "by space, {space name: tensor of shape (n, dim)}, as `processor(text=..., vectors=...)` returns them: "
+            "model(**processor(text=texts, vectors=per_example_vectors))."
+        )
     if not isinstance(vectors, Mapping):  # a tensor (or array, or something that is not vectors at all)
         if len(spaces) != 1:
             raise ValueError(
@@ -277,7 +313,8 @@ def _by_space(spaces: dict, vectors) -> dict:
         return {next(iter(spaces)): vectors}
     unknown = set(vectors) - set(spaces)
     if unknown:
-        raise ValueError(f"Unknown embedding space(s) {sorted(unknown)}; this model reads {sorted(spaces)}.")
+        whole = " That is the processor's whole output: pass it as model(**batch)." if "vectors" in unknown else ""
+        raise ValueError(f"Unknown embedding space(s) {sorted(unknown)}; this model reads {sorted(spaces)}.{whole}")
     return dict(vectors)
 
 

@@ -18,17 +18,28 @@ import sys
 # load once the arguments are known to be good.
 
 
+# MovieLens' own title form puts a leading article last, before the year: "Matrix, The (1999)".
+_ARTICLE_LAST = re.compile(r"(?P<rest>.+?),\s*(?P<article>the|an?)(?P<tail>\s*\([^()]*\))?", re.IGNORECASE)
+
+
+def article_first(title: str) -> str:
+    """'Matrix, The (1999)' -> 'The Matrix (1999)'; any other title as it is."""
+    found = _ARTICLE_LAST.fullmatch(title.strip())
+    return f"{found['article']} {found['rest']}{found['tail'] or ''}" if found else title.strip()
+
+
 def find_entity(labels: list[str], names: list[str], popularity, query: str, kind: str = "movie") -> tuple[int, list]:
     """The row of the entity `query` names, and the other labels it could have meant.
 
-    Accepts a label as the Space shows it ("Titanic (1997)"), a name ("titanic") or part of one; among several
-    matches an exact name wins, then the best-known entity (highest `popularity`, e.g. MovieLens' rating counts).
-    A label whose name matches but whose qualifier does not ("Titanic (1887)") is refused, not swapped for another.
+    Accepts a label as the Space shows it ("Titanic (1997)"), a name ("titanic") or part of one, with a leading
+    article in front or last as MovieLens writes it ("Matrix, The"); among several matches an exact name wins, then
+    the best-known entity (highest `popularity`, e.g. MovieLens' rating counts). A label whose name matches but whose
+    qualifier does not ("Titanic (1887)") is refused, not swapped for another.
     """
     import numpy as np
 
-    query = query.strip()
-    lowered = [label.lower() for label in labels]
+    query = article_first(query)
+    lowered = [article_first(label).lower() for label in labels]
     if query.lower() in lowered:
         return lowered.index(query.lower()), []
     qualified = re.fullmatch(r"(.*?)\s*\((.+)\)", query)
@@ -36,7 +47,7 @@ def find_entity(labels: list[str], names: list[str], popularity, query: str, kin
     if not name:
         raise SystemExit(f"--{kind} {query!r} names nothing; give a name, part of one, or a label such as the "
                          "Space shows.")
-    names = np.asarray([n.lower() for n in names])
+    names = np.asarray([article_first(n).lower() for n in names])
     exact = names == name.lower()
     hits = np.flatnonzero(exact) if exact.any() else np.flatnonzero([name.lower() in n for n in names])
     if qualified and len(hits):  # "Titanic (1887)": the name is there, the qualifier is not
@@ -71,6 +82,11 @@ def read_config_spaces(model: str) -> dict | None:
     return json.loads(config.read_text()).get("embedding_spaces") if config.is_file() else None
 
 
+DEFAULT_ALPHA, DEFAULT_STRENGTH = 0.5, 1.0
+# The largest strength the concept curves measure (evaluation.curves.STRENGTHS) and the Space's slider offers.
+MEASURED_STRENGTH = 3.0
+
+
 class _Defaults(argparse.ArgumentDefaultsHelpFormatter):
     """Shows a default where there is one; 'None' says nothing the help text does not."""
 
@@ -87,12 +103,14 @@ def parser() -> argparse.ArgumentParser:
         "the label the Space shows ('Titanic (1997)'), a name or part of one, of an entity of the corpus' first space "
         "(default: the best-known held-out one)"))
     p.add_argument("--mix", help="a second entity: describe the mix of the two vectors")
-    p.add_argument("--alpha", type=float, default=0.5, help="share of --mix in the mixed vector")
+    # No defaults in argparse for --alpha and --strength: given without --mix / --concept, they would pass unnoticed.
+    p.add_argument("--alpha", type=float, default=None,
+                   help=f"share of --mix in the mixed vector (default: {DEFAULT_ALPHA:g})")
     p.add_argument("--concept", help=("a concept of the corpus (a genre such as Comedy): describe the entity moved "
                                       "along its direction"))
-    p.add_argument("--strength", type=float, default=1.0, help=(
+    p.add_argument("--strength", type=float, default=None, help=(
         "how far to move along --concept, in the concept's own steps: 1 moves the entity as far as the typical one "
-        "with the concept lies from one without it; negative moves away"))
+        f"with the concept lies from one without it; negative moves away (default: {DEFAULT_STRENGTH:g})"))
     p.add_argument("--user", help="a corpus user id (models with a user space)")
     p.add_argument("--task", default=None, help=(
         "a task the model was trained on (its elm_stage.json lists them; others are refused with that list) or your "
@@ -131,7 +149,23 @@ def user_vectors(args, corpus) -> tuple[dict, str]:
 
 
 def anchor_vectors(args, corpus) -> tuple[dict, str]:
-    """The vector of the entity (or mix) asked about, in the corpus' first space, and how to name it."""
+    """{first space: (1, dim)}: the vector of the entity (or mix, or move) asked about, and how to name it."""
+    import numpy as np
+
+    # Overflow (a huge --alpha or --strength) is refused below in one line, not warned about on the way.
+    with np.errstate(over="ignore", invalid="ignore"):
+        vector, about = _asked_vector(args, corpus)
+    if not np.isfinite(vector).all():
+        options = (("alpha", args.mix), ("strength", args.concept))
+        pushed = [f"--{name} {getattr(args, name):g}" for name, used in options if used]
+        raise SystemExit(f"{' with '.join(pushed)}: the vector leaves the range of float32 numbers; pick values "
+                         f"nearer the trained range (--alpha in [0, 1], --strength in [-{MEASURED_STRENGTH:g}, "
+                         f"{MEASURED_STRENGTH:g}]).")
+    return {corpus.anchor: vector[None]}, about
+
+
+def _asked_vector(args, corpus):
+    """The entity's vector, mixed and moved as asked, in float32; and how to name it."""
     import numpy as np
 
     space = corpus.anchor
@@ -153,29 +187,60 @@ def anchor_vectors(args, corpus) -> tuple[dict, str]:
     if args.concept:
         vector = move_concept(corpus, space, vector, args.concept, args.strength)
         about = f"{about}, moved along {args.concept} by {args.strength:g} of its steps"
-    return {space: np.asarray(vector, np.float32)[None]}, about
+    return np.asarray(vector, np.float32), about
+
+
+def check_arguments(p: argparse.ArgumentParser, args) -> None:
+    """Refuse what describe would otherwise ignore or crash on; note what it extrapolates. Only the standard library:
+    this runs before the heavy imports."""
+    import math
+
+    for option in ("entity", "mix", "concept", "user", "task"):
+        value = getattr(args, option)
+        if value is not None and not value.strip():
+            shown = "--movie / --entity" if option == "entity" else f"--{option}"
+            p.error(f"{shown} is empty; give a value or leave the option out")
+    if args.mix and not args.entity:
+        p.error("--mix mixes a second entity into --movie / --entity: pass that one too")
+    if args.user and (args.entity or args.concept):
+        p.error("--user describes a user; --movie / --entity / --concept are about the corpus' first space")
+    if args.alpha is not None and not args.mix:
+        p.error("--alpha is the share of --mix in the mixed vector: pass --mix too")
+    if args.strength is not None and not args.concept:
+        p.error("--strength says how far to move along --concept: pass --concept too (e.g. --concept Comedy)")
+    for option in ("alpha", "strength"):
+        value = getattr(args, option)
+        if value is not None and not math.isfinite(value):
+            p.error(f"--{option} must be a finite number, got {value}")
+    args.alpha = DEFAULT_ALPHA if args.alpha is None else args.alpha
+    args.strength = DEFAULT_STRENGTH if args.strength is None else args.strength
+    if args.mix and not 0 <= args.alpha <= 1:
+        print(f"Note: --alpha {args.alpha:g} is outside [0, 1], so the vector extrapolates beyond the two entities "
+              "instead of mixing them; models are trained on real vectors only.", file=sys.stderr)
+    if args.concept and abs(args.strength) > MEASURED_STRENGTH:
+        print(f"Note: --strength {args.strength:g} is outside [-{MEASURED_STRENGTH:g}, {MEASURED_STRENGTH:g}], the "
+              "range the concept curves measure, so the vector extrapolates far beyond real entities; models are "
+              "trained on real vectors only.", file=sys.stderr)
 
 
 def main(argv=None) -> int:
     p = parser()
     args = p.parse_args(argv)
-    if args.mix and not args.entity:
-        p.error("--mix mixes a second entity into --movie / --entity: pass that one too")
-    if args.user and (args.entity or args.concept):
-        p.error("--user describes a user; --movie / --entity / --concept are about the corpus' first space")
-    if not 0 <= args.alpha <= 1:
-        print(f"Note: --alpha {args.alpha:g} is outside [0, 1], so the vector extrapolates beyond the two entities "
-              "instead of mixing them; models are trained on real vectors only.", file=sys.stderr)
+    check_arguments(p, args)
 
     from ..checkpoints import check_trained_elm, read_marker, trained_prompts, untrained_task_error
     from ..data.corpus import load_corpus
+    from ..inference import LoadError, check_weights, pick_device
 
     try:
         check_trained_elm(args.model)
+        check_weights(args.model)  # before "pass --corpus": a folder without weights is the thing to fix
+        pick_device(args.device)  # now, not after the corpus has loaded
     except ValueError as error:
         raise SystemExit(str(error)) from None
     marker = read_marker(args.model) or {}
-    corpus = load_corpus(args.corpus or marker.get("corpus") or p.error("pass --corpus"), with_tasks=False)
+    corpus = load_corpus(args.corpus or marker.get("corpus") or p.error(
+        f"{args.model} does not record the corpus it was trained on: pass --corpus <folder>"), with_tasks=False)
     prompts = trained_prompts(marker, corpus.prompts)  # what this model learnt, not all the corpus can ask
     if args.task in corpus.prompts and args.task not in prompts:
         raise SystemExit(untrained_task_error(args.task, prompts))
@@ -197,7 +262,11 @@ def main(argv=None) -> int:
     from ..model.processing_elm import ElmProcessor
 
     dtype = "float32" if args.server and args.dtype == "auto" else args.dtype
-    model, processor = load_elm(args.model, args.device, dtype=dtype), ElmProcessor.from_pretrained(args.model)
+    try:
+        model = load_elm(args.model, args.device, dtype=dtype)
+    except LoadError as error:
+        raise SystemExit(str(error)) from None
+    processor = ElmProcessor.from_pretrained(args.model)
     if args.server:
         from ..serving import ElmServingClient, ServerError
 

@@ -3,7 +3,7 @@
     python -m modeling_elm.scripts.evaluate --model checkpoints/elm-quick          # the main job's checkpoint
     python -m modeling_elm.scripts.evaluate --model user/elm-movielens --corpus <corpus folder> --max_examples 200
     python -m modeling_elm.scripts.evaluate --model checkpoints/elm-wordnet --probes "king - man + woman"
-    python -m modeling_elm.scripts.evaluate --model exports/elm-quick --server http://127.0.0.1:8000   # on vLLM
+    python -m modeling_elm.scripts.evaluate --model checkpoints/elm-quick --server http://127.0.0.1:8000   # on vLLM
 
 Writes `results.json` (schema in docs/evaluation.md), `report.md` and PNG plots into `--output_dir`; what is measured
 and against which controls: `modeling_elm.evaluation.evaluate`.
@@ -19,15 +19,18 @@ def main(argv=None) -> int:
     from transformers import HfArgumentParser
 
     from ..evaluation.report import write_report
+    from ..inference import LoadError
     from ..serving import ServerError
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     parser = HfArgumentParser(EvalArguments, prog="python -m modeling_elm.scripts.evaluate",
                               description=__doc__.split("\n\n")[0])
     (args,) = parser.parse_args_into_dataclasses(args=argv)
+    # A --model, --corpus or --device that cannot be used, a --server that is not there (its URL named): one message
+    # with the fix, not a traceback.
     try:
         results = evaluate(args)
-    except ServerError as error:  # --server: one message with the URL and the fix, not a traceback
+    except (LoadError, ServerError) as error:
         raise SystemExit(str(error)) from None
     out = write_report(results, Path(args.output_dir))
     print(f"\nWrote {out / 'results.json'}, {out / 'report.md'} and plots.\n")

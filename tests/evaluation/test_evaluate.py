@@ -269,3 +269,34 @@ def test_hypothetical_vectors_are_asked_the_tasks_the_model_learnt():
     assert interpolation_prompt(reviews_only) == ("positive_review", "Praise <movie>.")
     unrecorded = SimpleNamespace(corpus=corpus, marker={})  # trained before models recorded their tasks
     assert describe_prompt(unrecorded) == "Summarise <movie>."
+
+
+def test_every_bad_model_or_device_ends_the_cli_in_one_line(trained, tmp_path, monkeypatch):
+    """What a user gets wrong about --model or --device: one message naming the problem and the fix, no traceback."""
+    from modeling_elm.scripts.evaluate import main
+
+    config_only = tmp_path / "config-only"
+    config_only.mkdir()
+    (config_only / "config.json").write_text((trained[0] / "config.json").read_text())
+    cut = tmp_path / "cut"
+    shutil.copytree(trained[0], cut, ignore=shutil.ignore_patterns("stage*", "checkpoint-*"))
+    weights = cut / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])  # a download or save cut short
+    (tmp_path / "a-file").write_text("")
+    base = write_tiny_base_model(tmp_path / "base")
+    expected = {
+        str(tmp_path / "missing"): "No folder at",
+        str(tmp_path / "a-file"): "is a file, not a model folder",
+        str(base): "holds a llama model, not a trained ELM",
+        str(config_only): "holds no trained ELM: no weights (model.safetensors) nor the record of a train.py run",
+        str(cut): f"{weights} is damaged (",
+    }
+    for model, message in expected.items():
+        with pytest.raises(SystemExit) as stop:
+            main(["--model", model, "--device", "cpu", "--output_dir", str(tmp_path / "eval")])
+        assert isinstance(stop.value.code, str) and message in stop.value.code, (model, stop.value.code)
+        assert "--corpus" not in stop.value.code
+    assert "re-run the train.py command that wrote it" in stop.value.code
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(SystemExit, match=r"^--device cuda: no GPU is available on this machine; use --device cpu\.$"):
+        main(["--model", str(trained[0]), "--device", "cuda", "--output_dir", str(tmp_path / "eval")])

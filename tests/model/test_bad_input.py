@@ -1,6 +1,7 @@
 """The model and the processor refuse malformed vectors and inputs (wrong sizes, NaN or inf, a single number, text,
-tensors on the meta device, values that overflow the model's dtype) with a ValueError naming what was expected and
-what came, before any compute."""
+tensors on the meta device, values that overflow the model's dtype, complex values, vectors per example where the
+model takes them by space) with a ValueError naming what was expected and what came, before any compute; so do
+`inference.generate_texts` and the serving client, which hand vectors on to the processor."""
 
 import numpy as np
 import pytest
@@ -121,3 +122,57 @@ def test_malformed_inputs_raise_value_errors_at_the_processor(kwargs, message):
     _, processor = assemble("llama")
     with pytest.raises(ValueError, match=message):
         processor(**kwargs)
+
+
+def test_vectors_per_example_at_the_model_say_to_batch_them_through_the_processor():
+    model, processor = assemble("llama")
+    batch = processor(text="describe <movie> .", vectors=torch.ones(8))
+    with pytest.raises(ValueError, match=r"vectors per example \(a list of dicts\).*model\(\*\*processor\("):
+        model(input_ids=batch["input_ids"], vectors=[{"movie": torch.ones(8)}])
+    with pytest.raises(ValueError, match=r"processor's whole output: pass it as model\(\*\*batch\)"):
+        model(input_ids=batch["input_ids"], vectors=batch)
+
+
+@pytest.fixture(scope="module")
+def single_space_elm():
+    return assemble("llama")
+
+
+def generate_and_client():
+    """generate_texts and the serving client's prompt embeddings: the two ways prompts with vectors leave this
+    package's Python API (describe and evaluation go through them). The client needs no server for embeddings."""
+    from modeling_elm.inference import generate_texts
+    from modeling_elm.serving import ElmServingClient
+
+    return {
+        "generate_texts": lambda model, processor, vectors: generate_texts(
+            model, processor, ["describe <movie> ."], [vectors], max_new_tokens=2),
+        "client": lambda model, processor, vectors: ElmServingClient(
+            model, processor, "http://127.0.0.1:9").prompt_embeddings(["describe <movie> ."], [vectors]),
+    }
+
+
+@pytest.mark.parametrize("path", ["generate_texts", "client"])
+@pytest.mark.parametrize("vectors, message", [
+    ({"movie": np.ones(8) * (1 + 2j)}, r"complex-valued \(torch.complex128\).*Pass the real part \(v.real\)"),
+    ({"movie": [torch.ones(8, dtype=torch.complex64)]}, r"complex-valued \(torch.complex64\)"),
+    ({"movie": np.ones((8, 1))}, r"expects vectors of size 8, got shape \(8, 1\); pass one vector of shape \(8,\) "
+                                 r"or several as \(n, 8\)"),
+    ({"movie": ["a", "b"]}, r"must be numbers, got text: pass one vector of shape \(dim,\) or several as \(n, dim\)"),
+    ({"movie": [[1.0] * 8, [1.0] * 7]}, r"not one array of numbers .*pass one vector of shape \(dim,\)"),
+    ({"movie": np.ones((1, 1, 8))}, r"have shape \(1, 1, 8\): pass one vector of shape \(dim,\) or several"),
+])
+def test_generation_paths_refuse_what_a_cast_to_float_would_lose_or_misread(single_space_elm, path, vectors,
+                                                                           message):
+    model, processor = single_space_elm
+    with pytest.raises(ValueError, match=message):
+        generate_and_client()[path](model, processor, vectors)
+
+
+@pytest.mark.parametrize("path", ["generate_texts", "client"])
+def test_generation_paths_take_one_vector_as_dim_or_as_one_row(single_space_elm, path):
+    model, processor = single_space_elm
+    vector = np.random.default_rng(0).standard_normal(8).astype(np.float32)
+    run = generate_and_client()[path]
+    one_dim, one_row = run(model, processor, {"movie": vector}), run(model, processor, {"movie": vector[None]})
+    assert one_dim == one_row if path == "generate_texts" else torch.equal(one_dim[0], one_row[0])

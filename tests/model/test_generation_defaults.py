@@ -42,3 +42,20 @@ def test_the_decoding_defaults_let_an_answer_name_two_decades():
     assert torch.isfinite(banned[0, vocab["9"]])
     trigrams = NoRepeatNGramLogitsProcessor(3)(ids, torch.zeros(1, len(vocab)))
     assert not torch.isfinite(trigrams[0, vocab["9"]])  # what the old default did
+
+
+def test_wrapping_leaves_the_callers_lm_decoding_as_it_was():
+    """from_language_model writes the ELM's defaults into a copy: the LM the caller passed keeps its own (sampling,
+    no n-gram limit, no suppressed tokens), and its generation_config is not the ELM's object."""
+    from modeling_elm import ElmForCausalLM
+    from helpers.elm import build_language_model, build_tokenizer
+
+    tokenizer = build_tokenizer()
+    lm = build_language_model("llama", len(tokenizer))
+    lm.generation_config.update(do_sample=True, temperature=0.7, top_p=0.9)
+    before = lm.generation_config.to_dict()
+    model, _ = ElmForCausalLM.from_language_model(lm, {"movie": {"dim": 8}}, tokenizer=tokenizer)
+    assert model.generation_config is not lm.generation_config
+    assert model.generation_config.do_sample is False and model.generation_config.no_repeat_ngram_size == 4
+    assert lm.generation_config.to_dict() == before
+    assert lm.generation_config.do_sample is True and lm.generation_config.temperature == 0.7

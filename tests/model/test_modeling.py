@@ -189,3 +189,21 @@ def test_lora_on_the_lm_with_the_adapter_fully_trained_and_merged():
         assert type(merged) is ElmForCausalLM
         after = merged(**batch).logits
     torch.testing.assert_close(before, after, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("family", ["llama", "gpt2"])
+def test_generate_from_the_prompt_embeddings_gives_the_same_new_tokens(family):
+    """generate(inputs_embeds=embed_prompt(ids, vectors)): what a caller that computes the prompt embeddings itself
+    (as the serving client does) runs; a left-padded batch, so positions come from the attention mask."""
+    model, processor = assemble(family)
+    torch.manual_seed(0)
+    texts = [PROMPT, "<|im_start|>user <movie> ?<|im_end|> <|im_start|>assistant"]
+    batch = processor(text=texts, vectors=list(torch.randn(2, 8)))
+    # n-grams off on both sides: from embeddings alone, generate cannot see the prompt's tokens to ban repeats of
+    settings = dict(max_new_tokens=8, min_new_tokens=8, no_repeat_ngram_size=0)
+    with torch.no_grad():
+        from_ids = model.generate(**batch, **settings)[:, batch["input_ids"].shape[1]:]
+        embeds = model.embed_prompt(batch["input_ids"], batch["vectors"])
+        from_embeds = model.generate(inputs_embeds=embeds, attention_mask=batch["attention_mask"], **settings)
+    assert from_embeds.shape == (2, 8)  # only the new tokens: generate had no ids to return
+    assert torch.equal(from_embeds, from_ids)

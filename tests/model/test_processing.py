@@ -90,3 +90,23 @@ def test_truncation_that_would_cut_a_placeholder_is_refused(tiny_elm):
         processor(text=words + "<movie>", vectors=torch.randn(8), truncation=True, max_length=10)
     ok = processor(text="<movie> " + words, vectors=torch.randn(8), truncation=True, max_length=10)
     assert ok["input_ids"].shape[1] == 10
+
+
+def test_the_processors_own_batch_format_can_be_passed_back_in(two_space_elm):
+    """{space: (n, dim)} with the rows in placeholder order across the batch, as `__call__` returns it, gives the same
+    batch as the vectors per text; counts that do not add up are refused with the counts per text."""
+    _, processor = two_space_elm
+    texts = ["<|im_start|>user <user> likes <movie> and <movie>", "<|im_start|>user what about <movie>"]
+    per_text = [{"movie": torch.randn(2, 8), "user": torch.randn(5)}, {"movie": torch.randn(8)}]
+    reference = processor(text=texts, vectors=per_text)
+    again = processor(text=texts, vectors=reference["vectors"])
+    assert torch.equal(again["input_ids"], reference["input_ids"])
+    for name in ("movie", "user"):
+        torch.testing.assert_close(again["vectors"][name], reference["vectors"][name])
+    single = processor(text=texts[1], vectors={"movie": torch.randn(1, 8)})  # one text: (1, 8) as it comes out
+    assert single["vectors"]["movie"].shape == (1, 8)
+    counts = r"2 vector\(s\) for space 'movie' but the texts have 3 <movie> placeholder\(s\) \(\[2, 1\] per text\)"
+    with pytest.raises(ValueError, match=counts):
+        processor(text=texts, vectors={"movie": torch.randn(2, 8), "user": torch.randn(1, 5)})
+    with pytest.raises(ValueError, match=r"Unknown embedding space\(s\) \['book'\].*a list with one entry per text"):
+        processor(text=texts, vectors={"book": torch.randn(3, 8)})
