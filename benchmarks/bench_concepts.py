@@ -47,17 +47,21 @@ def plot(rows: list[dict], path: Path) -> None:
 
     fig, axes = plt.subplots(1, len(rows), figsize=(5 * len(rows), 3.6), dpi=120, sharey=True, squeeze=False)
     axes = axes[0]
+    many = max(len(row["concepts"]) for row in rows) > 5  # then intervals would hide the lines
     for ax, row in zip(axes, rows):
         for name, c in row["concepts"].items():
             points = c["names_genre_keeps_decade"]
-            ax.errorbar(row["strength"], [p["mean"] for p in points], marker="o", capsize=3, label=name,
-                        yerr=[[p["mean"] - p["low"] for p in points], [p["high"] - p["mean"] for p in points]])
+            errors = None if many else [[p["mean"] - p["low"] for p in points], [p["high"] - p["mean"] for p in points]]
+            ax.errorbar(row["strength"], [p["mean"] for p in points], marker="o", capsize=3, label=name, yerr=errors)
         ax.axhline(0.5, color="grey", lw=0.8, ls="--")
         ax.set(title=f"{row['method'].replace('_', ' ')}, {row.get('task', 'first task')}", ylim=(-0.03, 1.03),
                xlabel="strength s (steps of the concept)")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("names the genre, keeps the decade")
-    axes[0].legend()
+    if many:
+        axes[-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    else:
+        axes[0].legend()
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
