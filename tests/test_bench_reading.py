@@ -1,20 +1,18 @@
 """The reading benchmark chooses on validation entities carved out of the training ones, never on the test split."""
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from helpers.benchmarks import load_benchmark
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_reading", ROOT / "benchmarks" / "bench_reading.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("bench_reading")
 
 
 def test_validation_movies_and_users_come_from_training_and_leave_its_rows(trained, tmp_path):

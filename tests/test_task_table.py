@@ -1,17 +1,8 @@
 """The per-task table of a many-task model: each target is checked on every seed, and a task that misses it is named."""
 
-import importlib.util
 import json
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def task_table():
-    spec = importlib.util.spec_from_file_location("task_table", ROOT / "benchmarks" / "task_table.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from helpers.benchmarks import load_benchmark
 
 
 def ci(mean, low=None, high=None, n=48):
@@ -34,7 +25,7 @@ def run(seed, summary_gap_high, review_sc):
 
 
 def test_a_target_counts_only_when_every_seed_meets_it(tmp_path, capsys):
-    module = task_table()
+    module = load_benchmark("task_table")
     paths = []
     for seed, (gap_high, review_sc) in enumerate([(-0.1, 0.58), (0.02, 0.55)]):  # seed 1 misses two targets
         paths.append(tmp_path / f"s{seed}.json")
