@@ -132,8 +132,23 @@ CANDIDATES = {
                                    "(549 training users: ~6 epochs instead of ~3)",
                               recipe="recipes/quick-users.yaml", corpus={"titles": False}, budget={"stage1_steps": 200},
                               train=["--num_tokens", "16", *STD, "--stage1_learning_rate", "4e-3"]),
+    # Your own data: WordNet noun synsets (`python -m modeling_elm.scripts.wordnet --output data/wordnet` first),
+    # validation synsets carved from the training ones; hits@1 is by likelihood among 10 held-out synsets.
+    "wordnet": dict(help="recipes/wordnet.yaml as it was: lr 2e-3, 220 + 10 steps", recipe="recipes/wordnet.yaml",
+                    train=["--stage1_learning_rate", "2e-3", "--bf16", "true"],
+                    budget={"stage1_steps": 220, "stage2_steps": 10}),
+    "wordnet-300": dict(help="WordNet, lr 2e-3, 300 + 10 steps", recipe="recipes/wordnet.yaml",
+                        train=["--stage1_learning_rate", "2e-3", "--bf16", "true"],
+                        budget={"stage1_steps": 300, "stage2_steps": 10}),
+    "wordnet-lr4e-3-300": dict(help="WordNet, the MovieLens lr 4e-3, 300 + 10 steps", recipe="recipes/wordnet.yaml",
+                               train=["--stage1_learning_rate", "4e-3", "--bf16", "true"],
+                               budget={"stage1_steps": 300, "stage2_steps": 10}),
+    "wordnet-lr4e-3-600": dict(help="WordNet, lr 4e-3, 600 + 10 steps: what 15 minutes of training buy",
+                               recipe="recipes/wordnet.yaml",
+                               train=["--stage1_learning_rate", "4e-3", "--bf16", "true"],
+                               budget={"stage1_steps": 600, "stage2_steps": 10}),
 }
-METRICS = ("nll", "sc", "hits@10", "mrr", "genre_f1", "decade_accuracy", "repeat_free", "no_invented_title",
+METRICS = ("nll", "sc", "hits@1", "hits@10", "mrr", "genre_f1", "decade_accuracy", "repeat_free", "no_invented_title",
            "bc_rated")
 
 
@@ -144,11 +159,11 @@ def corpus_for(tasks: list[str], detail: str, **options) -> Path:
                                      **options))
 
 
-def carve_validation(corpus: Path, n_movies: int, seed: int, out: Path, n_users: int = 0) -> Path:
-    """A copy of `corpus` whose `test` split holds the rows of `n_movies` *training* movies (and `n_users` training
-    users), removed from `train`.
+def carve_validation(corpus: Path, counts: dict[str, int], seed: int, out: Path) -> Path:
+    """A copy of `corpus` whose `test` split holds the rows of `counts[kind]` *training* entities of each kind (movies
+    and users, or your own data's first space), removed from `train`.
 
-    The corpus' real test movies and users are marked `heldout` in the copy, so nothing tuned here ever looks at them.
+    The corpus' real test entities are marked `heldout` in the copy, so nothing tuned here ever looks at them.
     """
     import pandas as pd
 
@@ -157,15 +172,16 @@ def carve_validation(corpus: Path, n_movies: int, seed: int, out: Path, n_users:
     if (out / "manifest.json").is_file():
         return out
     rng = np.random.default_rng(seed)
-    movies = pd.read_parquet(corpus / ENTITIES_DIR / "movie.parquet")
-    users = pd.read_parquet(corpus / ENTITIES_DIR / "user.parquet")
+    tables = {path.stem: pd.read_parquet(path) for path in sorted((corpus / ENTITIES_DIR).glob("*.parquet"))}
     chosen = {}
-    for kind, table, n in (("movie", movies, n_movies), ("user", users, n_users)):
+    for kind, n in counts.items():
+        table = tables[kind]
         train_ids = table.loc[table["split"] == "train", "id"].to_numpy()
         chosen[kind] = set(rng.choice(train_ids, size=min(n, len(train_ids)), replace=False).tolist()) if n else set()
     tasks = load_task_splits(corpus)
-    about_chosen = [any(m in chosen["movie"] for m in movie_ids) or any(u in chosen["user"] for u in user_ids)
-                    for movie_ids, user_ids in zip(tasks["train"]["movie_ids"], tasks["train"]["user_ids"])]
+    columns = {kind: tasks["train"][f"{kind}_ids"] for kind in chosen}
+    about_chosen = [any(i in chosen[kind] for kind in chosen for i in (columns[kind][row] or []))
+                    for row in range(len(tasks["train"]))]
     keep = [i for i, hit in enumerate(about_chosen) if not hit]
     val = [i for i, hit in enumerate(about_chosen) if hit]
     partial = out.with_name(out.name + ".partial")
@@ -174,10 +190,12 @@ def carve_validation(corpus: Path, n_movies: int, seed: int, out: Path, n_users:
     save_task_splits(partial, {"train": tasks["train"].select(keep), "test": tasks["train"].select(val)})
     shutil.copytree(corpus / VECTORS_DIR, partial / VECTORS_DIR)
     (partial / ENTITIES_DIR).mkdir()
-    for kind, table in (("movie", movies), ("user", users)):
-        split = np.where(table["id"].isin(chosen[kind]), "test", np.where(table["split"] == "test", "heldout", "train"))
+    for kind, table in tables.items():
+        split = np.where(table["id"].isin(chosen.get(kind, set())), "test",
+                         np.where(table["split"] == "test", "heldout", "train"))
         table.assign(split=split).to_parquet(partial / ENTITIES_DIR / f"{kind}.parquet", index=False)
-    shutil.copytree(corpus / "concepts", partial / "concepts")
+    if (corpus / "concepts").is_dir():
+        shutil.copytree(corpus / "concepts", partial / "concepts")
     manifest = json.loads((corpus / "manifest.json").read_text())
     manifest["validation_of"] = str(corpus)
     manifest["counts"]["rows"] = {"train": len(keep), "test": len(val)}
@@ -218,13 +236,9 @@ def bench_one(name: str, seed: int, args) -> dict:
         (where / "model").symlink_to(Path(args.evaluate_only).resolve())
         train_s = sum(stage.get("seconds", 0) for stage in (marker.get("stages") or {}).values())
     else:
-        tasks = candidate.get("tasks") or _recipe_tasks(recipe)
-        corpus = corpus_for(tasks, "brief", **{**_recipe_corpus(recipe), **candidate.get("corpus", {})})
-        if not args.final:
-            n_users = args.validation_users if "user_profile" in tasks else 0
-            corpus = carve_validation(corpus, args.validation_movies, 1234,
-                                      corpus.with_name(f"{corpus.name}-validation-{n_users}u"), n_users)
-        steps = {"stage1_steps": args.stage1_steps, "stage2_steps": args.stage2_steps, **candidate.get("budget", {})}
+        corpus, recipe = training_corpus(candidate, recipe, where, args)
+        steps = {"stage1_steps": args.stage1_steps, "stage2_steps": args.stage2_steps,
+                 **({} if args.quick else candidate.get("budget", {}))}  # a smoke run stays one
         budget = ["--stage1_max_steps", str(steps["stage1_steps"]), "--stage2_max_steps", str(steps["stage2_steps"]),
                   "--per_device_train_batch_size", str(args.batch_size),
                   # stated either way: train.py picks bf16 by itself on CPUs with bf16 units, and rows must not move
@@ -233,13 +247,48 @@ def bench_one(name: str, seed: int, args) -> dict:
         train_s = run([sys.executable, "train.py", "--config", recipe, "--corpus_path", str(corpus),
                        "--output_dir", str(where / "model"), "--seed", str(seed), "--save_steps", "100000",
                        "--report_to", "none", "--disable_tqdm", "true", *budget, *options], where / "train.log")
+    # your own data has no constant guess of facts: the untrained adapter is its floor beside the shuffled vector
+    controls = ["shuffled"] if json.loads((Path(corpus) / "manifest.json").read_text())["kind"] == "movielens" \
+        else ["shuffled", "untrained"]
     eval_cmd = [sys.executable, "-m", "modeling_elm.scripts.evaluate", "--model", str(where / "model"),
                 "--corpus", str(corpus),
-                "--max_examples", str(args.eval_movies), "--controls", "shuffled", "--curves", "false",
+                "--max_examples", str(args.eval_movies), "--controls", *controls, "--curves", "false",
                 "--output_dir", str(where / "eval"), "--seed", str(seed), "--dtype", args.eval_dtype]
     run(eval_cmd, where / "eval.log")
     results = json.loads((where / "eval" / "results.json").read_text())
     return row_of(name, seed, results, train_s, args, steps if not args.evaluate_only else None)
+
+
+def training_corpus(candidate: dict, recipe: str, where: Path, args) -> tuple[Path, str]:
+    """(corpus folder, recipe to train with): the candidate's corpus, with validation entities carved from the training
+    ones unless --final. A `data:` recipe (your own files) is built as train.py would build it, then trained from a
+    copy of the recipe that names the carved folder in place of its data section."""
+    settings = _recipe(recipe)
+    if "data" in settings:
+        from modeling_elm.data.byo import DataConfig, build_byo_corpus
+
+        data = {**settings["data"], **candidate.get("data", {})}
+        for spec in data["spaces"].values():  # relative to the repository, as train.py reads the recipe
+            spec["path"] = str(ROOT / spec["path"]) if not Path(spec["path"]).is_absolute() else spec["path"]
+        if data.get("texts") and not Path(data["texts"]).is_absolute():
+            data["texts"] = str(ROOT / data["texts"])
+        corpus = build_byo_corpus(DataConfig.from_dict(data))
+        anchor = next(iter(data["spaces"]))
+        if not args.final:
+            corpus = carve_validation(corpus, {anchor: args.validation_entities}, 1234,
+                                      corpus.with_name(f"{corpus.name}-validation-{args.validation_entities}"))
+        import yaml
+
+        settings = {key: value for key, value in settings.items() if key != "data"}
+        (where / "recipe.yaml").write_text(yaml.safe_dump({**settings, "corpus_path": str(corpus)}))
+        return corpus, str(where / "recipe.yaml")
+    tasks = candidate.get("tasks") or list(settings["tasks"])
+    corpus = corpus_for(tasks, "brief", **{**_recipe_corpus(recipe), **candidate.get("corpus", {})})
+    if not args.final:
+        n_users = args.validation_users if "user_profile" in tasks else 0
+        corpus = carve_validation(corpus, {"movie": args.validation_entities, "user": n_users}, 1234,
+                                  corpus.with_name(f"{corpus.name}-validation-{n_users}u"))
+    return corpus, recipe
 
 
 def train_options(candidate: dict, workdir: str, seed: int) -> list[str]:
@@ -251,17 +300,15 @@ def train_options(candidate: dict, workdir: str, seed: int) -> list[str]:
     return options
 
 
-def _recipe_tasks(recipe: str) -> list[str]:
+def _recipe(recipe: str) -> dict:
     import yaml
 
-    return list(yaml.safe_load((ROOT / recipe).read_text())["tasks"])
+    return yaml.safe_load((ROOT / recipe).read_text())
 
 
 def _recipe_corpus(recipe: str) -> dict:
     """The corpus options a recipe sets beyond tasks and detail (e.g. `titles`), so its candidates train on its data."""
-    import yaml
-
-    settings = yaml.safe_load((ROOT / recipe).read_text())
+    settings = _recipe(recipe)
     return {key: settings[key] for key in ("titles",) if key in settings}
 
 
@@ -284,9 +331,15 @@ def row_of(name, seed, results, train_s, args, steps: dict | None = None) -> dic
            "nll_gap": gaps[0] if len(gaps) == 1 else {"mean": float(np.mean([g["mean"] for g in gaps])),
                                                       "low": float("nan"), "high": float("nan")}}
     for metric in METRICS:
-        for condition in ("real", "shuffled", "reference"):
+        for condition in ("real", "shuffled", "untrained", "reference"):
             row[f"{metric}_{condition}"] = mean(condition, metric)
         row[f"{metric}_constant"] = mean("c", metric, constant)
+    if results["tasks"] and all("hits@1" in t["real"] for t in results["tasks"].values()):  # your own data: per task
+        row["tasks"] = {task: {"hits@1": t["real"]["hits@1"]["mean"], "nll_gap": results["gap_real_minus_shuffled"]
+                               [task]["nll"], **{f"sc_{c}": (t.get(c, {}).get("sc") or {}).get("mean")
+                                                 for c in ("real", "shuffled", "untrained", "reference")},
+                               "sc_constant": (constant.get(task, {}).get("c", {}).get("sc") or {}).get("mean")}
+                        for task, t in results["tasks"].items()}
     return row
 
 
@@ -310,6 +363,23 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def task_rows_table(rows: list[dict]) -> str:
+    """Your own data's rows, per task: hits@1 by likelihood among the candidates, the NLL gap, SC and its controls."""
+    def f(x):
+        return "–" if x is None or x != x else f"{x:.3f}"
+
+    lines = ["| candidate | split, seed | task | hits@1 | NLL gap [95% CI] | "
+             "SC real / shuffled / untrained / constant / ref | train s |", "| --- |" + " --- |" * 6]
+    for r in rows:
+        for task, t in r["tasks"].items():
+            gap = t["nll_gap"]
+            lines.append(f"| {r['candidate']} | {r['split']}, {r['seed']} | {task} | {f(t['hits@1'])} | "
+                         f"{f(gap['mean'])} "
+                         f"[{f(gap['low'])}, {f(gap['high'])}] | {f(t['sc_real'])} / {f(t['sc_shuffled'])} / "
+                         f"{f(t['sc_untrained'])} / {f(t['sc_constant'])} / {f(t['sc_reference'])} | {r['train_s']} |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False,
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -326,10 +396,12 @@ def main(argv=None) -> int:
     parser.add_argument("--evaluate_only", default=None, metavar="MODEL",
                         help="score an already trained model (e.g. the main job's) instead of training; with --final, "
                              "on every test movie")
-    parser.add_argument("--validation_movies", type=int, default=150, help="training movies carved out for choosing")
+    parser.add_argument("--validation_entities", "--validation_movies", type=int, default=150, help=(
+        "training entities (movies, or your data's first space) carved out for choosing"))
     parser.add_argument("--validation_users", type=int, default=60, help=(
         "training users carved out for choosing, when a candidate trains user profiles"))
-    parser.add_argument("--eval_movies", type=int, default=150, help="movies scored per task (all: a large number)")
+    parser.add_argument("--eval_movies", "--eval_entities", type=int, default=150, help=(
+        "entities scored per task (all: a large number)"))
     parser.add_argument("--quick", action="store_true", help="smoke run: 4 + 1 steps, 8 movies")
     parser.add_argument("--workdir", default="/tmp/elm-bench-reading", help="models and logs of each run")
     parser.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / "reading.jsonl"),
@@ -359,7 +431,10 @@ def main(argv=None) -> int:
                 handle.write(json.dumps(row) + "\n")
             print(json.dumps(row), flush=True)
     rows = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
-    print(table([r for r in rows if "failed" not in r]))
+    if any("failed" not in r and "tasks" not in r for r in rows):
+        print(table([r for r in rows if "failed" not in r and "tasks" not in r]))
+    if any("tasks" in r for r in rows):
+        print(task_rows_table([r for r in rows if "failed" not in r and "tasks" in r]))
     for r in rows:
         if "failed" in r:
             print(f"failed: {r['candidate']} seed {r['seed']}: {r['failed']}")

@@ -19,7 +19,7 @@ def test_validation_movies_and_users_come_from_training_and_leave_its_rows(train
     from modeling_elm.data.corpus import load_task_splits
 
     corpus = trained[1]
-    out = bench().carve_validation(corpus, n_movies=3, seed=0, out=tmp_path / "validation", n_users=2)
+    out = bench().carve_validation(corpus, {"movie": 3, "user": 2}, seed=0, out=tmp_path / "validation")
     movies, users = (pd.read_parquet(out / "entities" / "movie.parquet"),
                      pd.read_parquet(out / "entities" / "user.parquet"))
     original_movies, original_users = (pd.read_parquet(corpus / "entities" / "movie.parquet"),
@@ -48,7 +48,7 @@ def test_every_candidate_names_what_it_changes_and_a_recipe_that_exists():
         assert candidate["help"] and isinstance(candidate["train"], list), name
         assert (ROOT / candidate.get("recipe", "recipes/quick.yaml")).is_file(), name
     assert module._recipe_corpus("recipes/quick-users.yaml") == {"titles": False}
-    assert module._recipe_tasks("recipes/quick-users.yaml") == ["user_profile"]
+    assert module._recipe("recipes/quick-users.yaml")["tasks"] == ["user_profile"]
 
 
 def test_a_curriculum_candidate_needs_its_first_step_and_points_train_at_its_model(tmp_path):
@@ -70,3 +70,42 @@ def test_rows_measured_before_the_learning_rate_moved_keep_theirs():
     assert k16[k16.index("--stage1_learning_rate") + 1] == "2e-3"
     winner = module.train_options(module.CANDIDATES["k16-std-lr4e-3"], "/w", 0)
     assert winner.count("--stage1_learning_rate") == 1 and winner[winner.index("--stage1_learning_rate") + 1] == "4e-3"
+
+
+def test_your_own_data_is_benchmarked_on_synsets_carved_from_training_through_a_recipe_without_its_data(tmp_path):
+    """A `data:` recipe: the corpus train.py would build, validation entities of its first space carved out of the
+    training ones, and a copy of the recipe that trains on the carved folder instead of rebuilding the data."""
+    import argparse
+
+    import numpy as np
+    import yaml
+
+    from modeling_elm.data.corpus import load_task_splits
+
+    rng = np.random.default_rng(0)
+    pd.DataFrame({"id": [f"w{i}" for i in range(40)], "vector": list(rng.standard_normal((40, 4)).astype("float32")),
+                  "word": [f"word {i}" for i in range(40)]}).to_parquet(tmp_path / "words.parquet")
+    recipe = {"base_model": "unused", "num_tokens": 2, "data": {
+        "spaces": {"word": {"path": str(tmp_path / "words.parquet")}},
+        "templates": [{"task": "name", "prompt": "Name <word>.", "target": "{word}."}],
+        "test_fraction": 0.25, "output_dir": str(tmp_path / "corpus")}}
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+    module = bench()
+    where = tmp_path / "run"
+    where.mkdir()
+    args = argparse.Namespace(final=False, validation_entities=6)
+    corpus, trained_recipe = module.training_corpus({"train": []}, str(tmp_path / "recipe.yaml"), where, args)
+    assert corpus.name == "corpus-validation-6"
+    words = pd.read_parquet(corpus / "entities" / "word.parquet")
+    original = pd.read_parquet(tmp_path / "corpus" / "entities" / "word.parquet")
+    carved = words["split"] == "test"
+    assert carved.sum() == 6 and (original.loc[carved.to_numpy(), "split"] == "train").all()
+    assert ((words["split"] == "heldout") == (original["split"] == "test")).all()
+    splits = load_task_splits(corpus)
+    assert {i for ids in splits["test"]["word_ids"] for i in ids} == set(words.loc[carved, "id"])
+    assert not {i for ids in splits["train"]["word_ids"] for i in ids} & set(words.loc[carved, "id"])
+    settings = yaml.safe_load(Path(trained_recipe).read_text())
+    assert "data" not in settings and settings["corpus_path"] == str(corpus) and settings["num_tokens"] == 2
+    final, _ = module.training_corpus({"train": []}, str(tmp_path / "recipe.yaml"), where,
+                                      argparse.Namespace(final=True, validation_entities=6))
+    assert final == tmp_path / "corpus"  # --final scores on the data's own test split

@@ -255,7 +255,7 @@ def test_every_command_is_a_console_script():
     import tomllib
 
     scripts = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["project"]["scripts"]
-    assert scripts == {f"elm-{name}": f"modeling_elm.scripts.{name}:main" for name in commands()}
+    assert scripts == {f"elm-{name.replace('_', '-')}": f"modeling_elm.scripts.{name}:main" for name in commands()}
     installed = Path(sys.executable).parent / "elm-describe"
     result = subprocess.run([str(installed), "--help"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and "--max_new_tokens" in result.stdout, result.stderr[-1000:]

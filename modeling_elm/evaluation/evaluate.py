@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.corpus import row_vectors
-from .metrics import bootstrap_ci, derangement, rank_metrics, semantic_consistency, summarise
+from .metrics import bootstrap_ci, derangement, rank_metrics, semantic_consistency, summarise, unit
 
 logger = logging.getLogger(__name__)
 RESULTS_VERSION = 2  # 2: one schema for every corpus (version 1 had a second, smaller one for your own data)
@@ -61,13 +61,26 @@ class EvalArguments:
     judge_endpoint: str | None = field(default=None, metadata={"help": (
         "optional LLM judge: an OpenAI-compatible / TGI URL, or a Hub model id for Inference Providers")})
     bc_sample: int = field(default=200, metadata={"help": "fixed sample of other movies for behavioural consistency"})
-    output_dir: str = field(default="eval", metadata={"help": "where results.json, report.md and plots go"})
+    output_dir: str | None = field(default=None, metadata={"help": (
+        "where results.json, report.md and plots go; default: beside the model, <model folder>-eval (a Hub model: "
+        "<repo name>-eval here), so evaluating a second model never replaces the first one's report")})
     seed: int = field(default=0, metadata={"help": "seed for samples, controls and bootstrap"})
 
     def __post_init__(self):
         unknown = set(self.controls) - set(CONTROLS)
         if unknown:
             raise ValueError(f"Unknown control(s) {sorted(unknown)}; choose among {list(CONTROLS)}.")
+        if self.output_dir is None:
+            self.output_dir = str(default_output_dir(self.model))
+
+
+def default_output_dir(model: str) -> Path:
+    """`<model folder>-eval` beside a local model; `<repo name>-eval` in the working folder for a Hub id."""
+    where = Path(model)
+    if where.is_dir():
+        where = where if where.name else where.resolve()  # "." or "..": name the folder itself
+        return where.with_name(where.name + "-eval")
+    return Path(f"{model.rstrip('/').split('/')[-1]}-eval")
 
 
 class Evaluation:
@@ -169,7 +182,29 @@ class EntityScorer:
         return None
 
     def after_tasks(self, task_rows: dict, results: dict) -> None:
-        pass
+        constant = {task: guess for task, rows in task_rows.items() if (guess := self.constant_guess(task, rows))}
+        if constant:
+            results["constant_guess"] = {"tasks": constant}
+
+    def constant_guess(self, task: str, rows: list[dict], sample: int = 256) -> dict | None:
+        """The best answer that ignores the vector: among a seeded sample of the task's training targets, the one with
+        the highest mean SC to the sample's own vectors, scored against the held-out rows' vectors. An answer whose SC
+        does not beat it says what the task always says, not what this vector holds."""
+        ev = self.ev
+        if ev.encoder is None or not ev.anchor_encoded or not single_entity(rows, ev.anchor):
+            return None
+        train = ev.corpus.tasks["train"]
+        indices = [i for i, name in enumerate(train["task"]) if name == task]
+        if len(indices) < 2:
+            return None
+        chosen = np.random.default_rng(ev.args.seed).choice(indices, min(sample, len(indices)), replace=False)
+        train_rows = [train[int(i)] for i in sorted(chosen)]
+        texts = [r["target"] for r in train_rows]
+        sources = np.stack([row_vectors(r, ev.vector_tables)[ev.anchor][0] for r in train_rows])
+        best = texts[int(np.argmax((unit(ev.embed(texts)) @ unit(sources).T).mean(axis=1)))]
+        held_out = np.stack([row_vectors(r, ev.vector_tables)[ev.anchor][0] for r in rows])
+        sc = semantic_consistency(np.repeat(ev.embed([best]), len(held_out), 0), held_out)
+        return {"text": best, "sc": bootstrap_ci(sc, seed=ev.args.seed)}
 
 
 def single_entity(rows: list[dict], space: str) -> bool:

@@ -25,7 +25,7 @@ def task_table(results: dict) -> list[str]:
         return "–" if not ci or ci["mean"] != ci["mean"] else f"{ci['mean']:.{digits}f}"
 
     lines = ["| task | n | NLL real / shuffled | gap [95% CI] | SC real / shuffled / references | genre F1 | decade | "
-             "hits@10 | repeat-free (refs) | no invented title |", "| --- |" + " --- |" * 9]
+             "hits@1 / @10 | repeat-free (refs) | no invented title |", "| --- |" + " --- |" * 9]
     for task in results["tasks"]:
         gap = results["gap_real_minus_shuffled"].get(task, {}).get("nll")
         n = (results["tasks"][task].get("real", {}).get("nll") or {}).get("n", "–")
@@ -33,7 +33,7 @@ def task_table(results: dict) -> list[str]:
             f"| {task} | {n} | {cell(task, 'real', 'nll')} / {cell(task, 'shuffled', 'nll')} | {_fmt(gap)} | "
             f"{cell(task, 'real', 'sc')} / {cell(task, 'shuffled', 'sc')} / {cell(task, 'reference', 'sc')} | "
             f"{cell(task, 'real', 'genre_f1')} | {cell(task, 'real', 'decade_accuracy')} | "
-            f"{cell(task, 'real', 'hits@10')} | {cell(task, 'real', 'repeat_free')} "
+            f"{cell(task, 'real', 'hits@1')} / {cell(task, 'real', 'hits@10')} | {cell(task, 'real', 'repeat_free')} "
             f"({cell(task, 'reference', 'repeat_free')}) | {cell(task, 'real', 'no_invented_title')} |")
     return lines
 

@@ -2,6 +2,7 @@
 on disk through both stages to evaluation."""
 
 import json
+import pathlib
 
 import numpy as np
 import pandas as pd
@@ -157,9 +158,10 @@ def test_own_files_through_both_stages_to_evaluation(tmp_path, capsys):
     config = json.loads((out / "config.json").read_text())
     space = config["embedding_spaces"]["word"]
     assert space["dim"] == 6 and space["placeholder"] == "<word>"
-    evaluate(["--model", str(out), "--max_examples", "3", "--candidates", "3", "--max_new_tokens", "3",
-              "--output_dir", str(tmp_path / "eval")])
-    results = json.loads((tmp_path / "eval" / "results.json").read_text())
+    # no --output_dir: the report goes beside the model, where a second model's cannot replace it
+    evaluate(["--model", str(out), "--max_examples", "3", "--candidates", "3", "--max_new_tokens", "3"])
+    assert not (tmp_path / "eval").exists()
+    results = json.loads((tmp_path / "elm-eval" / "results.json").read_text())
     assert set(results["tasks"]) == {"name", "kind"}
     for task in results["tasks"].values():
         assert {"nll", "hits@1", "hits@5", "mrr"} <= set(task["real"]) and "nll" in task["shuffled"]
@@ -168,7 +170,7 @@ def test_own_files_through_both_stages_to_evaluation(tmp_path, capsys):
 
     assert results["version"] == RESULTS_VERSION and results["encoder"] is None
     assert "nll" in results["gap_real_minus_shuffled"]["name"]
-    assert (tmp_path / "eval" / "report.md").is_file()
+    assert (tmp_path / "elm-eval" / "report.md").is_file()
 
 
 def test_bad_entity_files_name_file_row_and_fix_at_build_time(tmp_path):
@@ -415,3 +417,27 @@ def test_an_id_holding_a_bar_is_one_id_and_a_csv_cell_may_hold_a_list_of_ids(tmp
     named = {target: list(ids) for split in load_task_splits(folder).values()
              for target, ids in zip(split["target"], split["word_ids"])}
     assert named == {"one": ["a|1"], "two": ["a|1", "e1"], "three": ["e2", "e3"], "four": ["e4", "e5"]}
+
+
+def test_movielens_behavioural_vectors_written_as_your_own_data_build_with_the_recipes_data_section(trained, tmp_path):
+    """The third domain's files: every movie once with its ALS vector and the two texts the recipe's templates use."""
+    from modeling_elm.data.corpus import load_corpus
+    from modeling_elm.data.movielens.items import write_item_files
+    from modeling_elm.data.vector_table import VectorTable
+
+    corpus = trained[1]
+    items = pd.read_parquet(write_item_files(tmp_path / "items", corpus) / "items.parquet")
+    movies = pd.read_parquet(corpus / "entities" / "movie.parquet")
+    assert list(items["id"]) == list(movies["id"])
+    expected = VectorTable.load(corpus, "movie_behavioural").lookup(movies["id"])
+    assert np.allclose(np.stack(items["vector"]), expected)
+    first = movies.iloc[0]
+    decade = f"{int(first['year']) // 10 * 10}s"
+    assert items["kind"].iloc[0].endswith(f"film from the {decade}.") and items["reach"].str.endswith(".").all()
+    recipe = pathlib.Path(__file__).resolve().parents[2] / "recipes" / "movielens-items.yaml"
+    data = yaml.safe_load(recipe.read_text())["data"]
+    data["spaces"]["item"]["path"] = str(tmp_path / "items" / "items.parquet")
+    built = load_corpus(build_byo_corpus(DataConfig.from_dict({**data, "output_dir": str(tmp_path / "corpus"),
+                                                               "test_fraction": 0.3})))
+    assert set(built.tasks["train"]["task"]) == {"kind", "reach"}
+    assert built.manifest["spaces"] == {"item": expected.shape[1]} and built.text_encoder("item")[0] is None

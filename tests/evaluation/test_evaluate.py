@@ -300,3 +300,50 @@ def test_every_bad_model_or_device_ends_the_cli_in_one_line(trained, tmp_path, m
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(SystemExit, match=r"^--device cuda: no GPU is available on this machine; use --device cpu\.$"):
         main(["--model", str(trained[0]), "--device", "cuda", "--output_dir", str(tmp_path / "eval")])
+
+
+def test_each_model_gets_its_own_report_folder_by_default(tmp_path, monkeypatch):
+    from modeling_elm.evaluation.evaluate import EvalArguments
+
+    monkeypatch.chdir(tmp_path)
+    for name in ("elm-a", "elm-b"):
+        (tmp_path / "checkpoints" / name).mkdir(parents=True)
+    folders = {EvalArguments(model=f"checkpoints/{name}").output_dir for name in ("elm-a", "elm-b")}
+    assert folders == {"checkpoints/elm-a-eval", "checkpoints/elm-b-eval"}
+    assert EvalArguments(model="checkpoints/elm-a/").output_dir == "checkpoints/elm-a-eval"
+    assert EvalArguments(model="someone/elm-movielens").output_dir == "elm-movielens-eval"  # a Hub id: here
+    assert EvalArguments(model="checkpoints/elm-a", output_dir="mine").output_dir == "mine"
+
+
+def test_your_own_datas_constant_guess_is_the_training_answer_nearest_to_every_vector(tmp_path):
+    """The best answer that ignores the vector: chosen among training targets, scored on the held-out rows."""
+    from types import SimpleNamespace
+
+    import numpy as np
+    import pandas as pd
+
+    from modeling_elm.data.byo import DataConfig, build_byo_corpus
+    from modeling_elm.data.corpus import load_corpus
+    from modeling_elm.data.embeddings import load_encoder, semantic_embeddings
+    from modeling_elm.evaluation.evaluate import EntityScorer
+
+    encoder = load_encoder(None)
+    words = ["violin", "cello", "viola", "guitar", "harp", "lute", "mandolin", "banjo", "banana", "spreadsheet"]
+    pd.DataFrame({"id": words, "vector": list(semantic_embeddings(words, encoder, progress=False)),
+                  "word": words}).to_parquet(tmp_path / "words.parquet")
+    corpus = load_corpus(build_byo_corpus(DataConfig.from_dict({
+        "spaces": {"word": {"path": str(tmp_path / "words.parquet")}},
+        "templates": [{"task": "name", "prompt": "Name <word>.", "target": "{word}"}],
+        "test_fraction": 0.2, "seed": 1, "output_dir": str(tmp_path / "corpus")})))
+    ev = SimpleNamespace(encoder=encoder, anchor="word", anchor_encoded=True, corpus=corpus,
+                         vector_tables=corpus.vectors, args=SimpleNamespace(seed=0),
+                         embed=lambda texts: semantic_embeddings(texts, encoder, progress=False))
+    held_out = [corpus.tasks["test"][i] for i in range(len(corpus.tasks["test"]))]
+    guess = EntityScorer(ev).constant_guess("name", held_out)
+    trained_words = {ids[0] for ids in corpus.tasks["train"]["word_ids"]}
+    assert guess["text"] in trained_words and guess["text"] not in {"banana", "spreadsheet"}  # a string instrument
+    own = semantic_embeddings([guess["text"]], encoder, progress=False)[0]
+    expected = [float(own @ corpus.vectors["word"].lookup(r["word_ids"])[0]) for r in held_out]
+    assert guess["sc"]["n"] == 2 and guess["sc"]["mean"] == pytest.approx(np.mean(expected), abs=1e-4)
+    ev.encoder = None  # vectors no encoder made: there is no text to re-embed, so no constant answer either
+    assert EntityScorer(ev).constant_guess("name", held_out) is None
