@@ -12,7 +12,9 @@ from submission to its answer (for transformers: its batch's wall time). Engine 
 the server to its first answer on /v1/models. Each of `--dtypes` runs all three (transformers in bf16 runs attention
 in float32 on the CPU, as `describe` does; the vLLM engine is started with that `--dtype`), one after another in one
 process on this machine, and the greedy answers are compared: vLLM's against transformers' in the same dtype, and
-each dtype's against the first's.
+each dtype's against the first's. Those runs decode plain greedy on both sides (exact lengths); `checkpoint_decoding`
+then answers `--same_requests` prompts with the checkpoint's own decoding, its no-repeat-n-gram rule included, through
+the client and through `generate_texts`, and counts the same texts.
 """
 
 import argparse
@@ -74,8 +76,9 @@ def run_transformers(model, processor, prompts, vectors, batch_size: int, new_to
 
 
 def run_vllm(client, bodies: list[dict], concurrency: int, new_tokens: int) -> tuple[dict, list]:
-    """`bodies`: per request, the prompt part of a Completions body (prompt_embeds or prompt token ids)."""
-    settings = client.sampling(new_tokens) | {"min_tokens": new_tokens}
+    """`bodies`: per request, the prompt part of a Completions body (prompt_embeds or prompt token ids). Plain greedy,
+    as transformers runs here: the no-repeat-n-gram rule is compared separately (`checkpoint_decoding`)."""
+    settings = {k: v for k, v in client.sampling(new_tokens).items() if k != "vllm_xargs"} | {"min_tokens": new_tokens}
     latencies = []
 
     def one(body):
@@ -91,6 +94,27 @@ def run_vllm(client, bodies: list[dict], concurrency: int, new_tokens: int) -> t
     tokens = sum(a["usage"]["completion_tokens"] for a in answers)
     texts = [a["choices"][0]["text"] for a in answers]
     return summary(latencies, seconds, tokens) | {"completion_tokens": tokens}, texts
+
+
+def checkpoint_decoding(args, client, prompts, vectors, dtype: str) -> dict:
+    """Answers with the checkpoint's own decoding (greedy, no_repeat_ngram_size included, its length) through the
+    client and through `inference.generate_texts`, on the first `--same_requests` prompts: the share that is the same
+    text, and how many the n-gram rule changed (plain greedy through the server differs from the ruled answer)."""
+    from modeling_elm.inference import generate_texts
+
+    n = min(args.same_requests, len(prompts))
+    model = load_elm(args.model, "cpu", dtype=dtype)
+    with float32_attention(model):
+        local = generate_texts(model, client.processor, prompts[:n], vectors[:n], batch_size=16)
+    served = client.generate_texts(prompts[:n], vectors[:n])
+    rule = client.generation_config.no_repeat_ngram_size
+    client.generation_config.no_repeat_ngram_size = 0
+    try:
+        plain = client.generate_texts(prompts[:n], vectors[:n])
+    finally:
+        client.generation_config.no_repeat_ngram_size = rule
+    return {"requests": n, "no_repeat_ngram_size": rule, "same_as_generate": same(served, local),
+            "answers_the_rule_changed": sum(a.strip() != b.strip() for a, b in zip(plain, served))}
 
 
 def same(a: list[str], b: list[str]) -> float:
@@ -124,6 +148,7 @@ def measure(args, dtype: str, prompts, vectors, report: dict) -> dict:
             row["vllm_engine_start_s"] = round(started, 1)
             row["vllm_prompt_embeds"], texts["vllm"] = run_vllm(client, with_embeds, args.concurrency, args.new_tokens)
             row["vllm_token_ids"], _ = run_vllm(client, with_ids, args.concurrency, args.new_tokens)
+            row["checkpoint_decoding"] = checkpoint_decoding(args, client, prompts, vectors, dtype)
         finally:
             stop_engine(process)
     served, plain = row["vllm_prompt_embeds"]["tokens_per_s"], row["vllm_token_ids"]["tokens_per_s"]
@@ -147,6 +172,9 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=8031)
     parser.add_argument("--dtypes", nargs="+", choices=["float32", "bfloat16"], default=["float32", "bfloat16"],
                         help="each runs transformers and the vLLM engine in that dtype; ratios are to the first's")
+    parser.add_argument("--same_requests", type=int, default=64, help=(
+        "requests answered with the checkpoint's own decoding (its no-repeat-n-gram rule included) both ways, to "
+        "compare the texts"))
     parser.add_argument("--output", default=None, help="also write the report to this JSON file")
     args = parser.parse_args()
 

@@ -32,6 +32,8 @@ class ServerError(RuntimeError):
 
 
 URL_EXAMPLE = "http://127.0.0.1:8000"
+# the per-request arguments the engine's no-repeat-n-gram processor reads (engine_plugins/elm_logits.py)
+NGRAM_SIZE, PROMPT_IDS = "no_repeat_ngram_size", "elm_prompt_ids"
 
 
 def server_url(url: str) -> str:
@@ -69,16 +71,51 @@ def encode_embeddings(embeddings: torch.Tensor) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
+def input_side(folder: str | Path):
+    """An export's input side (`input/`: token embeddings, adapters with their standardisation) as an `ElmModel` whose
+    LM has no layer: its `embed_prompt` is the trained model's own (the same embedding module, Gemma's scale inside
+    it included, and the same injection), while the client holds the embedding table and the adapters, not the LM."""
+    from safetensors.torch import load_file
+    from transformers.initialization import no_init_weights
+
+    from ..model.configuration_elm import ElmConfig
+    from ..model.modeling_elm import ElmModel
+
+    config = ElmConfig.from_pretrained(folder)
+    config.text_config.num_hidden_layers = 0
+    if getattr(config.text_config, "layer_types", None) is not None:  # one entry per layer, where a family has them
+        config.text_config.layer_types = []
+    with no_init_weights():  # every weight the input side uses is loaded below
+        model = ElmModel(config)
+    state = {}
+    for path in sorted(Path(folder).glob("*.safetensors")):
+        state.update(load_file(path))
+    # assign: the loaded tensors become the weights, with no second copy of the embedding table
+    loaded = model.load_state_dict({k.removeprefix("model."): v.float() for k, v in state.items()}, strict=False,
+                                   assign=True)
+    embedding = next(name for name, module in model.named_modules() if module is model.get_input_embeddings())
+    needed = [k for k in loaded.missing_keys if k.startswith(("adapters.", f"{embedding}."))]
+    if needed or loaded.unexpected_keys:
+        raise ValueError(f"{folder} is not an export's input side: missing {needed[:3]}, unexpected "
+                         f"{loaded.unexpected_keys[:3]}; export the trained model again (python -m "
+                         "modeling_elm.scripts.export).")
+    return model.eval()
+
+
 class ElmServingClient:
     """Generates through a vLLM server from an exported ELM's input side (`modeling_elm.serving.export`)."""
 
     def __init__(self, model, processor, url: str, served_model: str | None = None, timeout: float = 120.0,
-                 concurrency: int = 16, dtype: torch.dtype = torch.float32, export_dir: str | Path | None = None):
-        """`export_dir`: the export the input side comes from (`from_export` passes it), whose id the served model is
-        checked against; a client built from a trained model has none and takes the first model the server serves."""
+                 concurrency: int = 16, dtype: torch.dtype = torch.float32, export_dir: str | Path | None = None,
+                 generation_config=None):
+        """`model`: anything with the ELM's `embed_prompt` (a trained `ElmForCausalLM`, or `input_side`'s LM-less
+        `ElmModel`); `generation_config`: the checkpoint's decoding (default: the model's own). `export_dir`: the
+        export the input side comes from (`from_export` passes it), whose id the served model is checked against; a
+        client built from a trained model has none and takes the first model the server serves."""
         from .export import INPUT_FOLDER, export_id
 
         self.model = model.eval()
+        self.generation_config = generation_config if generation_config is not None else model.generation_config
         self.processor = processor
         self.url = server_url(url)
         self.export_dir = None if export_dir is None else Path(export_dir)
@@ -87,14 +124,13 @@ class ElmServingClient:
         self.concurrency = concurrency
         self.dtype = dtype  # float32 on the wire unless a test shows lower precision gives the same text
         self._served_model = served_model
-        self._warned_ngram = False
 
     @classmethod
     def from_export(cls, export_dir: str | Path, url: str, **kwargs) -> "ElmServingClient":
-        from transformers.utils import logging as hf_logging
+        """A client holding the export's input side alone (`input_side`): the LM's weights stay in the server."""
+        from transformers import GenerationConfig
 
         from ..model.processing_elm import ElmProcessor
-        from ..model.modeling_elm import ElmForCausalLM
         from .export import INPUT_FOLDER, export_command, export_target, is_trained_elm
 
         folder = Path(export_dir) / INPUT_FOLDER
@@ -102,19 +138,19 @@ class ElmServingClient:
             what = "is a trained ELM, not an export" if is_trained_elm(export_dir) else f"holds no {INPUT_FOLDER}/"
             raise ValueError(f"{export_dir} {what}; export it first: {export_command(export_dir)}, and load the "
                              f"client from {export_target(export_dir)}.")
-        verbosity = hf_logging.get_verbosity()
-        hf_logging.set_verbosity_error()  # the LM body is not in input/ (the server has it): no warning per weight
-        try:
-            model = ElmForCausalLM.from_pretrained(folder, dtype=torch.float32)
-        finally:
-            hf_logging.set_verbosity(verbosity)
-        return cls(model, ElmProcessor.from_pretrained(str(folder)), url, export_dir=export_dir, **kwargs)
+        return cls(input_side(folder), ElmProcessor.from_pretrained(str(folder)), url, export_dir=export_dir,
+                   generation_config=GenerationConfig.from_pretrained(folder), **kwargs)
 
     # ---- prompt embeddings -------------------------------------------------------------------------------------
-    @torch.no_grad()
     def prompt_embeddings(self, prompts: list[str], vectors: list[dict | None]) -> list[torch.Tensor]:
-        """Per prompt, the (seq, hidden) embeddings the ELM's forward feeds its LM: chat-formatted by the processor,
-        placeholders filled by the adapters. Raises ValueError for bad vectors before anything is sent.
+        """Per prompt, the (seq, hidden) embeddings the ELM's forward feeds its LM (`prompt_inputs` without the ids)."""
+        return [embedded for _, embedded in self.prompt_inputs(prompts, vectors)]
+
+    @torch.no_grad()
+    def prompt_inputs(self, prompts: list[str], vectors: list[dict | None]) -> list[tuple[list[int], torch.Tensor]]:
+        """Per prompt, (its token ids, the (seq, hidden) embeddings the ELM's forward feeds its LM): chat-formatted by
+        the processor, placeholders filled by the adapters. The ids go along for the no-repeat-n-gram rule, which
+        `generate` applies over the prompt too. Raises ValueError for bad vectors before anything is sent.
 
         An engine adds nothing to prompt embeddings, so they must be what the LM's layers read. They are: Gemma's
         sqrt(hidden size) scale sits inside transformers' embedding module (Gemma 1-3), which `embed_prompt` runs,
@@ -128,7 +164,7 @@ class ElmServingClient:
             batch = self.processor(text=[self.processor.prompt(prompt)],
                                    vectors=None if row_vectors is None else [_per_example_vectors(row_vectors)])
             embedded = self.model.embed_prompt(batch["input_ids"], batch.get("vectors"))
-            embeddings.append(embedded[0].to(self.dtype))
+            embeddings.append((batch["input_ids"][0].tolist(), embedded[0].to(self.dtype)))
         return embeddings
 
     # ---- the server --------------------------------------------------------------------------------------------
@@ -230,7 +266,7 @@ class ElmServingClient:
     def sampling(self, max_new_tokens: int | None = None) -> dict:
         """The checkpoint's decoding as Completions parameters: greedy unless it samples, its length, and the
         placeholders suppressed (a generated placeholder would ask for a vector nobody gave)."""
-        config = self.model.generation_config
+        config = self.generation_config
         default = config.max_new_tokens or 40
         if max_new_tokens is not None and (isinstance(max_new_tokens, bool) or not isinstance(
                 max_new_tokens, numbers.Integral) or max_new_tokens < 1):
@@ -244,14 +280,15 @@ class ElmServingClient:
             settings["temperature"] = 0.0
         if config.suppress_tokens:
             settings["logit_bias"] = {str(t): -100 for t in config.suppress_tokens}
-        if config.no_repeat_ngram_size and not self._warned_ngram:
-            self._warned_ngram = True
-            logger.warning("The checkpoint decodes with no_repeat_ngram_size=%d, which vLLM's Completions API does not "
-                           "offer: served answers are plain greedy and may repeat where `generate`'s would not.",
-                           config.no_repeat_ngram_size)
+        if config.no_repeat_ngram_size:  # the engine's logits processor (engine_plugins/elm_logits.py) applies it
+            settings["vllm_xargs"] = {NGRAM_SIZE: int(config.no_repeat_ngram_size)}
         return settings
 
-    def complete(self, embeddings: torch.Tensor, **settings) -> dict:
+    def complete(self, embeddings: torch.Tensor, prompt_ids: list[int] | None = None, **settings) -> dict:
+        """One Completions request. `prompt_ids`: the prompt's token ids, which the no-repeat-n-gram rule reads (as
+        `generate`, called with them, does); without them the rule sees the answer's tokens alone."""
+        if prompt_ids is not None and NGRAM_SIZE in settings.get("vllm_xargs", {}):
+            settings = {**settings, "vllm_xargs": {**settings["vllm_xargs"], PROMPT_IDS: [int(t) for t in prompt_ids]}}
         body = {"model": self.served_model, "prompt_embeds": encode_embeddings(embeddings), **settings}
         answer = self._request("POST", "/v1/completions", json=body)
         choices = answer.get("choices")
@@ -266,9 +303,9 @@ class ElmServingClient:
                        max_new_tokens: int | None = None) -> list[str]:
         """Answer every prompt about its vectors, `concurrency` requests in flight (the engine batches them).
         Same arguments and answers as `inference.generate_texts`, through the server."""
-        embeddings = self.prompt_embeddings(prompts, vectors)  # every refusal happens here, before any request
+        inputs = self.prompt_inputs(prompts, vectors)  # every refusal happens here, before any request
         settings = self.sampling(max_new_tokens)
         self.served_model  # noqa: B018 - ask once, before the threads
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            choices = list(pool.map(lambda e: self.complete(e, **settings), embeddings))
+            choices = list(pool.map(lambda pair: self.complete(pair[1], prompt_ids=pair[0], **settings), inputs))
         return [choice["text"].strip() for choice in choices]

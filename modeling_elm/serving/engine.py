@@ -17,6 +17,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_VENV = ROOT / ".venv-vllm"
+# Code the engine imports in its own environment (vLLM's, not this package's): the checkpoint's decoding rules
+PLUGINS = Path(__file__).resolve().parent / "engine_plugins"
+LOGITS_PROCESSORS = ["elm_logits:NoRepeatNGram"]
 
 
 def engine_python(venv: str | Path | None = None) -> Path:
@@ -44,7 +47,9 @@ def engine_command(export_dir: str | Path, port: int, venv=None, max_model_len: 
     is never raised above them. `memory_fraction` is vLLM's `--gpu-memory-utilization`, which on the CPU backend
     is the share of RAM reserved for the KV cache (its default, 0.92, fails on a machine doing anything else).
     `dtype`: the LM's compute dtype in the engine (float32 or bfloat16). The model is served under its export's id
-    (`export.served_name`), which the client checks before it sends anything."""
+    (`export.served_name`), which the client checks before it sends anything. The checkpoint's no-repeat-n-gram rule
+    is loaded as a logits processor (`engine_plugins/elm_logits.py`; `start_engine` puts it on the engine's path),
+    which the client's requests switch on."""
     from .export import LM_FOLDER, export_command, export_id, export_target, is_trained_elm, served_name
 
     if dtype not in ("float32", "bfloat16"):
@@ -64,6 +69,7 @@ def engine_command(export_dir: str | Path, port: int, venv=None, max_model_len: 
             *(["--served-model-name", served_name(identity)] if identity else []),  # else under its path
             "--host", "127.0.0.1", "--port", str(port), "--enable-prompt-embeds", "--dtype", dtype,
             "--no-enable-prefix-caching", *(["--max-model-len", str(length)] if length else []),
+            "--logits-processors", *LOGITS_PROCESSORS,
             "--gpu-memory-utilization", str(memory_fraction), *(extra or [])]
 
 
@@ -90,7 +96,7 @@ def start_engine(export_dir, port: int = 8000, log: str | Path | None = None, **
     command = engine_command(export_dir, port, **options)
     output = open(log, "w") if log else subprocess.DEVNULL
     env = {**os.environ, "VLLM_CONFIGURE_LOGGING": "1"}
-    env.pop("PYTHONPATH", None)  # the engine's environment, not this package's
+    env["PYTHONPATH"] = str(PLUGINS)  # the engine's environment, not this package's: only its plugins
     process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:

@@ -4,12 +4,14 @@ client refuses bad input before any request."""
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
 from helpers.elm import build_language_model, build_tokenizer
 from modeling_elm import ElmForCausalLM
+from modeling_elm.inference import _per_example_vectors
 from modeling_elm.serving import ElmServingClient, ServerError, export_for_serving
 from modeling_elm.serving.client import encode_embeddings
 
@@ -359,3 +361,28 @@ def test_the_commands_the_serving_scripts_advise_work_when_followed(tmp_path, mo
         for line in (line for line in doc.splitlines() if "--server" in line and "--model" in line):
             model = re.search(r"--model (\S+)", line).group(1)
             assert model not in exports and model in models, line
+
+
+@pytest.mark.parametrize("family", ["llama-untied", "qwen2", "gpt2", "gemma2", "gemma3"])
+def test_the_clients_input_side_holds_no_lm_layer_and_embeds_prompts_as_the_model(tmp_path, family):
+    """`from_export` builds the embedding table and the adapters only, and its prompt embeddings are the trained
+    model's (Gemma's embedding scale included: it lives in the embedding module the input side keeps)."""
+    source = tiny_trained_elm(tmp_path / "elm", family)
+    export = export_for_serving(str(source), tmp_path / "export")
+    client = ElmServingClient.from_export(export, "http://127.0.0.1:9")
+    elm = ElmForCausalLM.from_pretrained(source).eval()
+    side = client.model
+    embedding, adapters = side.get_input_embeddings(), side.adapters
+    counted = sum(p.numel() for p in embedding.parameters()) + sum(p.numel() for p in adapters.parameters())
+    rest = sum(p.numel() for p in side.parameters()) - counted
+    text = elm.config.text_config
+    assert rest <= 2 * text.hidden_size + (text.n_positions * text.hidden_size if family == "gpt2" else 0)
+    assert not any(isinstance(m, torch.nn.ModuleList) and len(m) for m in side.language_model.children())
+    prompts = ["Would <user> enjoy <movie>?", "Compare <movie> with <movie>."]
+    vectors = [{"movie": [np.ones(8)], "user": [np.arange(4.0)]}, {"movie": [np.ones(8), -np.ones(8)]}]
+    for (ids, sent), prompt, row in zip(client.prompt_inputs(prompts, vectors), prompts, vectors):
+        batch = client.processor(text=[client.processor.prompt(prompt)], vectors=[_per_example_vectors(row)])
+        assert ids == batch["input_ids"][0].tolist()
+        torch.testing.assert_close(sent, elm.model.embed_prompt(batch["input_ids"], batch["vectors"])[0],
+                                   rtol=1e-5, atol=1e-6)
+    assert client.generation_config.no_repeat_ngram_size == elm.generation_config.no_repeat_ngram_size == 4

@@ -1,7 +1,7 @@
 """A real vLLM server (started here on 127.0.0.1 from .venv-vllm, `bash scripts/setup_vllm.sh`) answers an exported
 ELM's prompt embeddings token for token as `ElmForCausalLM.generate` does: tiny random Llama, Gemma 2 and Gemma 3,
-and the real SmolLM2-135M-Instruct, two vectors in one prompt and two embedding spaces; a server stopped mid-run
-gives one clear error instead of a hang."""
+and the real SmolLM2-135M-Instruct, two vectors in one prompt and two embedding spaces, with the checkpoint's
+no-repeat-n-gram rule applied by the engine; a server stopped mid-run gives one clear error instead of a hang."""
 
 import shutil
 import socket
@@ -69,8 +69,10 @@ def test_greedy_tokens_through_the_server_equal_generate(served):
     model, client, _ = served
     prompts, vectors = requests()
     embeddings = client.prompt_embeddings(prompts, vectors)
-    # Exactly NEW_TOKENS on both sides (EOS held back), so every compared position is a real decision.
-    settings = client.sampling(NEW_TOKENS) | {"min_tokens": NEW_TOKENS, "return_token_ids": True, "logprobs": 0}
+    # Exactly NEW_TOKENS on both sides (EOS held back), so every compared position is a real decision; plain greedy on
+    # both (the n-gram rule has its own tests below).
+    settings = {k: v for k, v in client.sampling(NEW_TOKENS).items() if k != "vllm_xargs"}
+    settings |= {"min_tokens": NEW_TOKENS, "return_token_ids": True, "logprobs": 0}
     for prompt, row_vectors, embedded in zip(prompts, vectors, embeddings):
         batch = client.processor(text=[client.processor.prompt(prompt)], vectors=[_per_example_vectors(row_vectors)])
         local = model.generate(**batch, max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS, no_repeat_ngram_size=0,
@@ -91,11 +93,44 @@ def test_greedy_tokens_through_the_server_equal_generate(served):
 
 
 def test_answers_through_the_client_equal_generate_texts(served):
+    """With the checkpoint's own decoding, no_repeat_ngram_size=4 included: the engine's logits processor applies it."""
     model, client, _ = served
+    assert model.generation_config.no_repeat_ngram_size == 4
     prompts, vectors = requests(seed=1)
-    local = generate_texts(model, client.processor, prompts, vectors, max_new_tokens=NEW_TOKENS,
-                           no_repeat_ngram_size=0)
+    local = generate_texts(model, client.processor, prompts, vectors, max_new_tokens=NEW_TOKENS)
     assert client.generate_texts(prompts, vectors, max_new_tokens=NEW_TOKENS) == local
+
+
+def repeats_an_ngram(prompt: list[int], answer: list[int], n: int = 4) -> bool:
+    """Whether an n-gram ending in the answer occurred before (in the prompt or earlier in the answer). The prompt's
+    own repeats (a placeholder's k copies) are not the answer's doing."""
+    tokens = prompt + answer
+    first = max(0, len(prompt) - n + 1)  # the first n-gram that ends in the answer
+    seen = {tuple(tokens[i:i + n]) for i in range(first)}
+    for i in range(first, len(tokens) - n + 1):
+        if tuple(tokens[i:i + n]) in seen:
+            return True
+        seen.add(tuple(tokens[i:i + n]))
+    return False
+
+
+def test_the_served_rule_fires_where_plain_greedy_repeats(served):
+    """A long answer that plain greedy decoding makes repeat a 4-gram: the rule changes it, to generate's."""
+    model, client, _ = served
+    prompts, vectors = requests(seed=3)
+    long = 128  # a tiny random Llama repeats a 4-gram within 128 greedy tokens on one of these prompts, Gemma on all
+    settings = client.sampling(long) | {"min_tokens": long, "return_token_ids": True}
+    plain = {k: v for k, v in settings.items() if k != "vllm_xargs"}
+    fired = 0
+    for (ids, embedded), prompt, row_vectors in zip(client.prompt_inputs(prompts, vectors), prompts, vectors):
+        unruled = client.complete(embedded, prompt_ids=ids, **plain)["token_ids"]
+        ruled = client.complete(embedded, prompt_ids=ids, **settings)["token_ids"]
+        assert not repeats_an_ngram(ids, ruled)  # over the prompt too, as generate(input_ids=...) sees it
+        batch = client.processor(text=[client.processor.prompt(prompt)], vectors=[_per_example_vectors(row_vectors)])
+        local = model.generate(**batch, max_new_tokens=long, min_new_tokens=long)
+        assert ruled == local[0, batch["input_ids"].shape[1]:].tolist()
+        fired += repeats_an_ngram(ids, unruled)
+    assert fired  # the check above compared answers the rule actually changed
 
 
 def test_bad_vectors_never_reach_the_server(served):
