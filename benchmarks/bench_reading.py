@@ -292,8 +292,10 @@ def training_corpus(candidate: dict, recipe: str, where: Path, args) -> tuple[Pa
     corpus = corpus_for(tasks, "brief", **{**_recipe_corpus(recipe), **candidate.get("corpus", {})})
     if not args.final:
         n_users = args.validation_users if "user_profile" in tasks else 0
+        # the counts name the folder: another --validation_entities must not reuse a carve of another size
+        suffix = "" if args.validation_entities == 150 else f"-{args.validation_entities}m"  # 150: the rows so far
         corpus = carve_validation(corpus, {"movie": args.validation_entities, "user": n_users}, 1234,
-                                  corpus.with_name(f"{corpus.name}-validation-{n_users}u"))
+                                  corpus.with_name(f"{corpus.name}-validation{suffix}-{n_users}u"))
     return corpus, recipe
 
 
