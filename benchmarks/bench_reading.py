@@ -66,7 +66,7 @@ CANDIDATES = {
                            "default budget of 100 x 16)",
                       train=["--num_tokens", "4", "--standardize_inputs", "true", "--per_device_train_batch_size", "8",
                              "--stage1_max_steps", "200", "--warmup_steps", "20"]),
-    # Issue 19's levers on the main job's recipe (k = 16, standardised), each against the same budget.
+    # Levers on the main job's recipe (k = 16, standardised), each against the same budget.
     "k32-std": dict(help="k=32, standardised: twice the soft tokens", train=["--num_tokens", "32", *STD]),
     "k16-std-nosys": dict(help="k=16, standardised, no system prompt: rows ~10 tokens shorter, so each step is cheaper",
                           train=["--num_tokens", "16", *STD, "--system_prompt", ""]),
@@ -91,8 +91,8 @@ CANDIDATES = {
     "k16-std-lr4e-3-bf16-560": dict(help="the main job's recipe in bf16 with 560 stage-1 steps: the minutes of 220 "
                                          "float32 steps", train=[*MAIN_JOB, "--bf16", "true"],
                                     budget={"stage1_steps": 560}),
-    # Measured and removed because they did not pay (rows in docs/results.md; code in git history, commit 56cbdf1
-    # and its successors): "k4-std-distill" (--distill_weight 0.5, KL to the frozen LM reading the movie's text) and
+    # Measured and removed because they did not pay (rows in docs/results.md; code in git history): "k4-std-distill"
+    # (--distill_weight 0.5, KL to the frozen LM reading the movie's text) and
     # "k4-std-warm" (--warm_start, ridge regression of the adapter's output layer onto the text's embeddings);
     # "k16-std-s2x20" (stage 2 for 20 steps), "k16-std-lora" (stage 2 as LoRA, --stage2 lora), and the multi-task
     # mixes "k16-std-mix-paper" (what_kind + summary + movie_to_viewer), "k16-std-mix-recon" (what_kind + reconstruct)
