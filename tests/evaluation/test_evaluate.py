@@ -339,11 +339,12 @@ def test_your_own_datas_constant_guess_is_the_training_answer_nearest_to_every_v
                          vector_tables=corpus.vectors, args=SimpleNamespace(seed=0),
                          embed=lambda texts: semantic_embeddings(texts, encoder, progress=False))
     held_out = [corpus.tasks["test"][i] for i in range(len(corpus.tasks["test"]))]
-    guess = EntityScorer(ev).constant_guess("name", held_out)
+    everything = list(range(len(corpus.tasks["train"])))  # one task: every training row is one of its rows
+    guess = EntityScorer(ev).constant_guess("name", held_out, everything)
     trained_words = {ids[0] for ids in corpus.tasks["train"]["word_ids"]}
     assert guess["text"] in trained_words and guess["text"] not in {"banana", "spreadsheet"}  # a string instrument
     own = semantic_embeddings([guess["text"]], encoder, progress=False)[0]
     expected = [float(own @ corpus.vectors["word"].lookup(r["word_ids"])[0]) for r in held_out]
     assert guess["sc"]["n"] == 2 and guess["sc"]["mean"] == pytest.approx(np.mean(expected), abs=1e-4)
     ev.encoder = None  # vectors no encoder made: there is no text to re-embed, so no constant answer either
-    assert EntityScorer(ev).constant_guess("name", held_out) is None
+    assert EntityScorer(ev).constant_guess("name", held_out, everything) is None

@@ -15,14 +15,13 @@ import numpy as np
 import pandas as pd
 
 from ..vector_table import VectorTable
-from .writers.grounded import genre_phrase
+from .writers.grounded import _article, genre_phrase
 
 
 def _kind(genres, year) -> str:
     phrase = genre_phrase(list(genres))
-    article = "An" if phrase[0] in "aeiou" else "A"
     era = f" from the {int(year) // 10 * 10}s" if pd.notna(year) else ""
-    return f"{article} {phrase} film{era}."
+    return f"{_article(phrase).capitalize()} {phrase} film{era}."
 
 
 def _reach(share_below: float, mean_rating: float) -> str:
