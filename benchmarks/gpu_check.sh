@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU checks of docs/benchmarks.md, as one script a lent card runs as is in under 8 minutes (each step has its
+# The GPU checks of docs/benchmarks.md, as one script a GPU machine runs as is in under 8 minutes (each step has its
 # own time limit; the limits add up to 8 minutes). Figures go to
 # $OUT/gpu_check.json (one JSON), each step's log beside it. Prepared here by benchmarks/gpu_prepare.sh, then:
 #   device run(command="bash benchmarks/gpu_check.sh", carry=[".whl", "build/gpu"], timeout_s=570)

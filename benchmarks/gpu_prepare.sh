@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Prepare, on this machine, what benchmarks/gpu_check.sh needs on a lent GPU machine (no network there, and no
+# Prepare, on this machine, what benchmarks/gpu_check.sh needs on a GPU machine (no network there, and no
 # project install: its torch is not ours). Writes two ignored folders that the device call carries:
 #   .whl/        wheels for Python 3.12 of the libraries that machine lacks, at this venv's versions (~25 MB)
 #   build/gpu/   SmolLM2's tokenizer, and the 24-task ml-latest-small corpus (vectors stored once: ~7 MB)

@@ -1,6 +1,6 @@
-"""Screenshot every tab of the Space, each after a real generation, with headless chromium (for docs/).
+"""Screenshot every tab of the Space, each after a real generation, with headless chromium (for docs/screenshots/).
 
-    .venv/bin/python scripts/space_screenshots.py --model checkpoints/elm-quick --prefix docs/space
+    .venv/bin/python scripts/space_screenshots.py --model checkpoints/elm-quick --prefix docs/screenshots/space
 """
 
 import argparse
@@ -16,7 +16,7 @@ sys.path.insert(0, str(ROOT / "space"))
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="checkpoints/elm-quick")
-    parser.add_argument("--prefix", default="docs/space")
+    parser.add_argument("--prefix", default="docs/screenshots/space")
     args = parser.parse_args()
 
     from playwright.sync_api import sync_playwright

@@ -5,6 +5,7 @@ before it makes a clean install, the Hub's remote code or `describe` need more t
 """
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -270,3 +271,33 @@ def test_no_line_is_longer_than_120_columns():
             for number, line in enumerate((PACKAGE.parent / name).read_text().splitlines(), start=1)
             if len(line) > 120]
     assert long == []
+
+
+# Words about how the project was made rather than what it is: issue and stop numbers, the periods it was worked in,
+# which machine was lent. Dated pages under docs/experiments/ tell how a lever was found, by date alone.
+MAKING = re.compile(r"\b(?:issue|stop)[- #]*\d+|\bthe issue'?s?\b|\b(?:this|these|that|an earlier|a later) sessions?\b"
+                    r"|\blent\b|\bthis time\b", re.IGNORECASE)
+PROJECT_FILES = ["modeling_elm", "docs", "recipes", "benchmarks", "space", "hub", "scripts", "tests", "configs",
+                 "README.md", "pyproject.toml", "train.py"]
+
+
+def test_project_files_speak_of_the_project_alone():
+    import subprocess
+
+    files = subprocess.run(["git", "ls-files", *PROJECT_FILES], capture_output=True, text=True,
+                           cwd=PACKAGE.parent).stdout.split()
+    text_files = [name for name in files if name.endswith((".py", ".md", ".yaml", ".yml", ".toml", ".sh", ".txt"))]
+    assert len(text_files) > 100  # the listing found the project
+    found = [f"{name}:{number}: {match.group(0)}" for name in text_files if name != "tests/test_layout.py"
+             for number, line in enumerate((PACKAGE.parent / name).read_text().splitlines(), start=1)
+             for match in [MAKING.search(line)] if match]
+    assert found == []
+
+
+def test_the_making_pattern_finds_what_it_is_for():
+    for line in ("as issue 19 asked", "(issue-14 layout)", "stop 39", "no GPU was lent", "in these sessions",
+                 "the issue's target", "not measured this time"):
+        assert MAKING.search(line), line
+    for line in ('scope="session"', "get_session()", "start_new_session=True", "an excellent answer",
+                 "a known issue upstream"):
+        assert not MAKING.search(line), line

@@ -67,7 +67,7 @@ def test_torch_is_a_range_that_keeps_a_users_torch_while_set_up_installs_the_exa
     dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     torch_requirement = next(Requirement(d) for d in dependencies if Requirement(d).name == "torch")
     assert not any(s.operator == "==" for s in torch_requirement.specifier)
-    for version in ("2.6.0", "2.11.0", torch.__version__.split("+")[0]):  # 2.11: the lent GPU machine's CUDA build
+    for version in ("2.6.0", "2.11.0", torch.__version__.split("+")[0]):  # 2.11: the CUDA build a GPU run used
         assert torch_requirement.specifier.contains(version)
     assert 'pip install --quiet --progress-bar off "torch==2.13.0"' in (ROOT / "scripts" / "setup.sh").read_text()
 
