@@ -1,4 +1,5 @@
-"""Batched generation and teacher-forced NLL for ELM prompts: what evaluation, the Space and the CLI share."""
+"""Loading a trained ELM on a device and dtype, and batched generation for ELM prompts: what evaluation, the Space
+and the CLI share (teacher-forced NLL of reference texts lives in `evaluation/nll.py`)."""
 
 from contextlib import contextmanager
 from pathlib import Path

@@ -11,7 +11,8 @@ import re
 
 import numpy as np
 
-from ..data.movielens.writers.teacher import TeacherWriter, facts_text
+from ..data.chat import CachedChat
+from ..data.movielens.writers.teacher import facts_text
 
 JUDGE_SYSTEM = ("You grade short texts that another model wrote about a movie. You are strict and brief, and you "
                 "answer only in the requested format.")
@@ -42,8 +43,8 @@ class Judge:
     def __init__(self, model: str | None = None, endpoint: str | None = None, cache_path="judge_cache.jsonl",
                  batch_size: int = 8):
         self.name = model or endpoint
-        self.backend = TeacherWriter(model=model, endpoint=endpoint, cache_path=cache_path, batch_size=batch_size,
-                                     max_new_tokens=16)
+        self.backend = CachedChat(model=model, endpoint=endpoint, cache_path=cache_path, batch_size=batch_size,
+                                  max_new_tokens=16)
 
     def score(self, movies: list, texts: list[str], desc: str = "Judging") -> dict[str, np.ndarray]:
         """Per text, {"consistent": ..., "well_written": ...} as arrays (NaN where the reply was unparsable)."""
