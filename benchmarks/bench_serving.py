@@ -9,7 +9,9 @@ Every request generates exactly `--new_tokens` tokens (end of text held back on 
 like for like. transformers runs each of `--batch_sizes` once on the first 32 requests and the fastest runs all of
 them; vLLM gets all requests at once (`--concurrency` in flight) and batches them itself. Latency is per request,
 from submission to its answer (for transformers: its batch's wall time). Engine start is the seconds from launching
-the server to its first answer on /v1/models. Each of `--dtypes` runs all three (transformers in bf16 runs attention
+the server to its first answer on /v1/models; its memory is the resident memory of the server's process tree once
+ready and after the runs; the client's is `bench_client.py`'s (a fresh process, from the export to a client that has
+embedded a prompt). Each of `--dtypes` runs all three (transformers in bf16 runs attention
 in float32 on the CPU, as `describe` does; the vLLM engine is started with that `--dtype`), one after another in one
 process on this machine, and the greedy answers are compared: vLLM's against transformers' in the same dtype, and
 each dtype's against the first's. Those runs decode plain greedy on both sides (exact lengths); `checkpoint_decoding`
@@ -31,14 +33,29 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from modeling_elm.checkpoints import read_marker  # noqa: E402
+from modeling_elm.checkpoints import trained_corpus  # noqa: E402
 from modeling_elm.data.corpus import load_corpus, row_vectors  # noqa: E402
 from modeling_elm import ElmProcessor  # noqa: E402
 from modeling_elm.inference import _per_example_vectors, float32_attention, load_elm  # noqa: E402
 from modeling_elm.serving import ElmServingClient, export_for_serving  # noqa: E402
 from modeling_elm.serving.client import encode_embeddings  # noqa: E402
 from modeling_elm.serving.engine import start_engine, stop_engine  # noqa: E402
+from bench_client import measure as client_start  # noqa: E402
 from bench_matmul import machine  # noqa: E402
+
+
+def tree_memory_mb(process) -> float:
+    """Resident memory of the server and the engine processes it spawned."""
+    import psutil
+
+    root = psutil.Process(process.pid)
+    total = 0
+    for member in [root, *root.children(recursive=True)]:
+        try:
+            total += member.memory_info().rss
+        except psutil.Error:  # a worker that exited meanwhile
+            pass
+    return round(total / 2**20)
 
 
 def held_out_requests(corpus, task: str, n: int) -> tuple[list[str], list[dict]]:
@@ -146,9 +163,13 @@ def measure(args, dtype: str, prompts, vectors, report: dict) -> dict:
             with_ids = [{"prompt": ids.tolist()} for ids in token_ids]
             run_vllm(client, with_ids[:8], args.concurrency, 4)  # warm-up: first compilations, not measured
             row["vllm_engine_start_s"] = round(started, 1)
+            row["vllm_engine_memory_mb_ready"] = tree_memory_mb(process)
             row["vllm_prompt_embeds"], texts["vllm"] = run_vllm(client, with_embeds, args.concurrency, args.new_tokens)
             row["vllm_token_ids"], _ = run_vllm(client, with_ids, args.concurrency, args.new_tokens)
+            row["vllm_engine_memory_mb_after"] = tree_memory_mb(process)
             row["checkpoint_decoding"] = checkpoint_decoding(args, client, prompts, vectors, dtype)
+            # the client's side, in a fresh process: from the export to a client ready to embed a prompt
+            row["client"] = {k: round(v, 2) for k, v in client_start(export, "input_side").items()}
         finally:
             stop_engine(process)
     served, plain = row["vllm_prompt_embeds"]["tokens_per_s"], row["vllm_token_ids"]["tokens_per_s"]
@@ -178,8 +199,7 @@ def main() -> int:
     parser.add_argument("--output", default=None, help="also write the report to this JSON file")
     args = parser.parse_args()
 
-    marker = read_marker(args.model) or {}
-    corpus = load_corpus(marker["corpus"])
+    corpus = load_corpus(trained_corpus(args.model))
     prompts, vectors = held_out_requests(corpus, args.task, args.requests)
     report = {"machine": machine(), "command": "benchmarks/bench_serving.py " + " ".join(sys.argv[1:]),
               "model": args.model, "requests": len(prompts), "new_tokens": args.new_tokens}

@@ -6,7 +6,9 @@
 ELM_MODEL: a local folder or a Hub model id pinned to a revision (`id@commit`); ELM_CORPUS: the corpus folder or
 dataset repo holding its entities/, vectors/ and concepts/ (default: the corpus the model trained on); ELM_DEVICE:
 cuda or cpu (default: the GPU when there is one); ELM_DTYPE: float32 or bfloat16 (default: bf16 where the device
-computes it fast: a GPU, a CPU with AMX or AVX-512 BF16). Every action is one API endpoint with named parameters
+computes it fast: a GPU, a CPU with AMX or AVX-512 BF16); ELM_SERVER: the URL of a vLLM server serving the model's
+export (`python -m modeling_elm.scripts.serve`), which then writes the answers while the Space embeds the prompts
+(default: none, the Space generates itself). Every action is one API endpoint with named parameters
 (`Client.view_api()`).
 """
 

@@ -16,8 +16,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from modeling_elm.checkpoints import read_marker, trained_prompts, untrained_task_error
-from modeling_elm.data.concepts import Concept, move_along
+from modeling_elm.checkpoints import read_marker, trained_corpus, trained_prompts, untrained_task_error
+from modeling_elm.data import explore
+from modeling_elm.data.concepts import Concept
 from modeling_elm.data.embeddings import load_encoder, vector_from_expression
 from modeling_elm.data.corpus import load_corpus
 from modeling_elm.inference import load_elm, pick_device
@@ -55,7 +56,9 @@ class ElmSpace:
     """The model, its corpus (entities and their vectors) and every operation a tab needs."""
 
     def __init__(self, model: str | None = None, corpus: str | None = None, device: str | None = None,
-                 dtype: str | None = None):
+                 dtype: str | None = None, server: str | None = None):
+        """`server` (or ELM_SERVER): the URL of a vLLM server serving this model's export, which then writes the
+        answers (the engine batches concurrent users; the model here only embeds the prompts)."""
         model = model or os.environ.get("ELM_MODEL") or DEFAULT_MODEL
         repo, revision = split_revision(model)
         folder = _local_or_download(repo, revision, "model", ["*.json", "*.safetensors", "*.jinja", "*.txt"])
@@ -68,13 +71,12 @@ class ElmSpace:
         self.processor = ElmProcessor.from_pretrained(str(folder))
         self.stages = marker.get("stages") or {}
         self.evaluation = _evaluation(folder)
-        corpus = corpus or os.environ.get("ELM_CORPUS") or marker.get("corpus")
-        if not corpus:
-            raise ValueError("No corpus: set ELM_CORPUS to a corpus folder or a dataset repo id (`id@commit`).")
+        corpus = trained_corpus(folder, corpus or os.environ.get("ELM_CORPUS"),
+                                how="set ELM_CORPUS to a corpus folder or a dataset repo id (`id@commit`)")
         corpus_repo, corpus_revision = split_revision(corpus)
         self.corpus_folder = _local_or_download(corpus_repo, corpus_revision, "dataset",
                                                 ["manifest.json", "concepts/*", "vectors/*", "entities/*"])
-        corpus = load_corpus(self.corpus_folder, with_tasks=False)
+        self.corpus = corpus = load_corpus(self.corpus_folder, with_tasks=False)
         self.spaces = self.model.config.embedding_spaces
         self.anchor = corpus.anchor  # the space one picks, mixes and moves entities of
         self.space_name = corpus.manifest["vectors"][self.anchor]
@@ -91,7 +93,14 @@ class ElmSpace:
         self.user_vectors = corpus.entity_vectors("user") if self.users is not None else None
         self._encoder = None
         self.label_index = {label: i for i, label in enumerate(self.labels)}
-        self._lock = threading.Lock()  # one generation at a time per model; the queue holds the rest
+        self._lock = threading.Lock()  # one local generation at a time per model; the queue holds the rest
+        self.client = None
+        server = server or os.environ.get("ELM_SERVER")
+        if server:
+            from modeling_elm.serving import ElmServingClient
+
+            self.client = ElmServingClient(self.model, self.processor, server)
+            self.client.served_model  # noqa: B018 - a server that is not there fails at start, not at a click
         self._fit_map()
 
     # ---- what the UI shows ---------------------------------------------------------------------------------
@@ -187,21 +196,17 @@ class ElmSpace:
         return vector_from_expression(text, self._encoder)
 
     def entity_vector(self, label: str) -> np.ndarray:
-        if label not in self.label_index:
-            import difflib
-
-            close = difflib.get_close_matches(str(label), self.labels, n=3, cutoff=0.5)
-            hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else " Pick one from the list."
-            raise ValueError(f"Unknown {self.kind} {label!r}.{hint}")
-        return self.entity_vectors[self.label_index[label]]
+        """The vector of the entity a menu label (or a name, or part of one, as `describe` takes it) names."""
+        if label in self.label_index:  # what the menus send
+            return self.entity_vectors[self.label_index[label]]
+        row, _, _ = explore.pick(self.corpus, self.anchor, label)
+        return self.entity_vectors[row]
 
     def mix(self, first: str, second: str, alpha: float) -> np.ndarray:
-        return (1 - alpha) * self.entity_vector(first) + alpha * self.entity_vector(second)
+        return explore.mix(self.entity_vector(first), self.entity_vector(second), alpha)
 
     def move(self, label: str, concept: str, strength: float) -> np.ndarray:
-        if concept not in self.concepts:
-            raise ValueError(f"Unknown concept {concept!r}; choose one of {', '.join(sorted(self.concepts)[:12])}.")
-        return move_along(self.entity_vector(label), self.concepts[concept], strength)
+        return explore.move(self.concepts, self.entity_vector(label), concept, strength, self.anchor)
 
     def parse_vector(self, text: str | None = None, file: str | None = None, space: str | None = None) -> np.ndarray:
         """A pasted JSON list or an uploaded .npy / .json file -> a checked vector for `space`."""
@@ -229,16 +234,22 @@ class ElmSpace:
         return vector.astype(np.float32)
 
     # ---- generation -----------------------------------------------------------------------------------------
-    def stream(self, prompt: str, vectors: dict, max_new_tokens: int = 60):
-        """Yield the answer as it grows."""
+    def stream(self, prompt: str, vectors: dict, max_new_tokens: int | None = None):
+        """Yield the answer as it grows; `max_new_tokens` defaults to the checkpoint's own decoding length."""
         from transformers import TextIteratorStreamer
+
+        if self.client is not None:
+            yield from self.client.stream_text(prompt, vectors, max_new_tokens)
+            return
 
         tokenizer = self.processor.tokenizer
         text = self.processor.prompt(prompt)
         batch = self.processor(text=text, vectors={s: np.asarray(v, np.float32)[None] for s, v in vectors.items()})
         batch = batch.to(self.device)
         streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=300)
-        settings = dict(**batch, max_new_tokens=max_new_tokens, streamer=streamer, pad_token_id=tokenizer.pad_token_id)
+        settings = dict(**batch, streamer=streamer, pad_token_id=tokenizer.pad_token_id)
+        if max_new_tokens is not None:
+            settings["max_new_tokens"] = max_new_tokens
         with self._lock:
             worker = threading.Thread(target=self._generate, args=(settings,), daemon=True)
             worker.start()
@@ -252,7 +263,7 @@ class ElmSpace:
     def _generate(self, settings):
         self.model.generate(**settings)
 
-    def answer(self, prompt: str, vectors: dict, max_new_tokens: int = 60) -> str:
+    def answer(self, prompt: str, vectors: dict, max_new_tokens: int | None = None) -> str:
         result = ""
         for result in self.stream(prompt, vectors, max_new_tokens):
             pass

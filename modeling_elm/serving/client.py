@@ -16,10 +16,12 @@ can tell is another export's LM: same shapes would otherwise answer, with anothe
 
 import base64
 import io
+import json
 import logging
 import numbers
 import re
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -172,12 +174,13 @@ class ElmServingClient:
         return ("start the engine (bash scripts/setup_vllm.sh, then python -m modeling_elm.scripts.serve --export "
                 "<export>) or pass the URL it listens on")
 
-    def _request(self, method: str, path: str, **kwargs) -> dict:
+    @contextmanager
+    def _reaching(self, path: str):
+        """Turn the transport's failures on `path` into one ServerError naming the URL and the fix."""
         import httpx
 
-        url = f"{self.url}{path}"
         try:
-            response = httpx.request(method, url, timeout=self.timeout, **kwargs)
+            yield
         except httpx.TimeoutException:
             raise ServerError(f"The vLLM server at {self.url} did not answer within {self.timeout:.0f} s ({path}); "
                               "it may be overloaded or still loading: raise the client's timeout, or check the "
@@ -185,19 +188,31 @@ class ElmServingClient:
         except httpx.HTTPError as error:
             raise ServerError(f"No vLLM server answers at {self.url} ({type(error).__name__}: {error}); "
                               f"{self._fix()}.") from None
+
+    def _refuse(self, response, path: str) -> None:
         if response.status_code != 200:
             detail = error_message(response)
             raise ServerError(f"The vLLM server at {self.url} answered {path} with HTTP {response.status_code}: "
                               f"{detail}{self._hint(response.status_code, detail)}")
+
+    def _not_vllm(self, path: str, what: str) -> ServerError:
+        return ServerError(f"The server at {self.url} answered {path} with something other than vLLM's JSON ({what}); "
+                           "another service listens there, or the URL has a path: pass the vLLM server's base URL, "
+                           f"e.g. {URL_EXAMPLE}.")
+
+    def _request(self, method: str, path: str, **kwargs) -> dict:
+        import httpx
+
+        with self._reaching(path):
+            response = httpx.request(method, f"{self.url}{path}", timeout=self.timeout, **kwargs)
+        self._refuse(response, path)
         try:
             body = response.json()
         except ValueError:  # JSONDecodeError, or bytes that are not text
             body = None
         if not isinstance(body, dict):
-            raise ServerError(f"The server at {self.url} answered {path} with something other than vLLM's JSON "
-                              f"({response.headers.get('content-type', 'no content type')}: {response.text[:200]!r}); "
-                              f"another service listens there, or the URL has a path: pass the vLLM server's base "
-                              f"URL, e.g. {URL_EXAMPLE}.")
+            raise self._not_vllm(path, f"{response.headers.get('content-type', 'no content type')}: "
+                                       f"{response.text[:200]!r}")
         return body
 
     def _hint(self, status: int, detail: str) -> str:
@@ -284,28 +299,66 @@ class ElmServingClient:
             settings["vllm_xargs"] = {NGRAM_SIZE: int(config.no_repeat_ngram_size)}
         return settings
 
-    def complete(self, embeddings: torch.Tensor, prompt_ids: list[int] | None = None, **settings) -> dict:
-        """One Completions request. `prompt_ids`: the prompt's token ids, which the no-repeat-n-gram rule reads (as
-        `generate`, called with them, does); without them the rule sees the answer's tokens alone."""
+    def _body(self, embeddings: torch.Tensor, prompt_ids: list[int] | None, settings: dict) -> dict:
         if prompt_ids is not None and NGRAM_SIZE in settings.get("vllm_xargs", {}):
             settings = {**settings, "vllm_xargs": {**settings["vllm_xargs"], PROMPT_IDS: [int(t) for t in prompt_ids]}}
-        body = {"model": self.served_model, "prompt_embeds": encode_embeddings(embeddings), **settings}
-        answer = self._request("POST", "/v1/completions", json=body)
+        return {"model": self.served_model, "prompt_embeds": encode_embeddings(embeddings), **settings}
+
+    def _choice(self, answer: dict, path: str = "/v1/completions") -> dict:
         choices = answer.get("choices")
         if not (isinstance(choices, list) and choices and isinstance(choices[0], dict)
                 and isinstance(choices[0].get("text"), str)):
-            raise ServerError(f"The server at {self.url} answered /v1/completions without a completion (no "
-                              f"choices[0].text in {str(answer)[:200]}); it is not vLLM's OpenAI-compatible server: "
-                              f"pass the URL python -m modeling_elm.scripts.serve listens on, e.g. {URL_EXAMPLE}.")
+            raise ServerError(f"The server at {self.url} answered {path} without a completion (no choices[0].text in "
+                              f"{str(answer)[:200]}); it is not vLLM's OpenAI-compatible server: pass the URL "
+                              f"python -m modeling_elm.scripts.serve listens on, e.g. {URL_EXAMPLE}.")
         return choices[0]
+
+    def complete(self, embeddings: torch.Tensor, prompt_ids: list[int] | None = None, **settings) -> dict:
+        """One Completions request. `prompt_ids`: the prompt's token ids, which the no-repeat-n-gram rule reads (as
+        `generate`, called with them, does); without them the rule sees the answer's tokens alone."""
+        return self._choice(self._request("POST", "/v1/completions", json=self._body(embeddings, prompt_ids, settings)))
 
     def generate_texts(self, prompts: list[str], vectors: list[dict | None],
                        max_new_tokens: int | None = None) -> list[str]:
         """Answer every prompt about its vectors, `concurrency` requests in flight (the engine batches them).
-        Same arguments and answers as `inference.generate_texts`, through the server."""
+        Same arguments and answers as `inference.generate_texts`, through the server. The first failure ends the
+        call with its ServerError: requests not yet sent are cancelled, those in flight end with the connection."""
         inputs = self.prompt_inputs(prompts, vectors)  # every refusal happens here, before any request
         settings = self.sampling(max_new_tokens)
         self.served_model  # noqa: B018 - ask once, before the threads
-        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+        pool = ThreadPoolExecutor(max_workers=self.concurrency)
+        try:
             choices = list(pool.map(lambda pair: self.complete(pair[1], prompt_ids=pair[0], **settings), inputs))
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
         return [choice["text"].strip() for choice in choices]
+
+    def stream_text(self, prompt: str, vectors: dict | None, max_new_tokens: int | None = None):
+        """Yield one prompt's answer as it grows (a streamed Completions request), stripped as `generate_texts`
+        returns it; the last one yielded is `generate_texts`' answer."""
+        import httpx
+
+        path = "/v1/completions"
+        [(ids, embedded)] = self.prompt_inputs([prompt], [vectors])
+        body = self._body(embedded, ids, self.sampling(max_new_tokens)) | {"stream": True}
+        answer = ""
+        with self._reaching(path), httpx.stream("POST", f"{self.url}{path}", json=body,
+                                                timeout=self.timeout) as response:
+            if response.status_code != 200:
+                response.read()
+                self._refuse(response, path)
+            for line in response.iter_lines():  # server-sent events: "data: {json}", the last "data: [DONE]"
+                data = line.removeprefix("data:").strip()
+                if not line.startswith("data:") or not data:
+                    continue
+                if data == "[DONE]":
+                    return
+                try:
+                    chunk = json.loads(data)
+                except ValueError:
+                    raise self._not_vllm(path, f"a stream line {data[:200]!r}") from None
+                if isinstance(chunk, dict) and "error" in chunk:
+                    raise ServerError(f"The vLLM server at {self.url} ended the answer with an error: "
+                                      f"{str(chunk['error'])[:500]}")
+                answer += self._choice(chunk if isinstance(chunk, dict) else {}, path)["text"]
+                yield answer.strip()

@@ -80,9 +80,24 @@ def assemble(family: str = "llama", spaces=None, seed: int = 0):
         torch.nn.init.normal_(adapter.fc2.weight, std=0.5)
     return model.eval(), processor
 
-def write_tiny_base_model(folder: Path, family: str = "llama") -> Path:
+def sharpen(lm, family: str, seed: int = 2):
+    """transformers' init (std 0.02) makes a tiny LM say one token forever, and Gemma's embedding scale (x sqrt(hidden))
+    saturates its softcapped logits at 0.3: weights at which answers vary and the next token is clear, so that two
+    engines' rounding cannot flip a greedy choice."""
+    torch.manual_seed(seed)
+    std = 0.1 if family.startswith("gemma") else 0.3
+    with torch.no_grad():
+        for parameter in lm.parameters():
+            if parameter.dim() == 2:
+                parameter.normal_(std=std)
+    return lm
+
+
+def write_tiny_base_model(folder: Path, family: str = "llama", head_dim: int = 8, sharp: bool = False) -> Path:
+    """A tiny base-model folder for train.py; `head_dim` 32 and `sharp` weights for one a vLLM server runs."""
     tokenizer = build_tokenizer()
-    build_language_model(family, len(tokenizer)).save_pretrained(folder)
+    lm = build_language_model(family, len(tokenizer), head_dim=head_dim)
+    (sharpen(lm, family) if sharp else lm).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
-from helpers.elm import build_language_model, build_tokenizer
+from helpers.elm import build_language_model, build_tokenizer, sharpen
 from modeling_elm import ElmForCausalLM
 from modeling_elm.inference import _per_example_vectors
 from modeling_elm.serving import ElmServingClient, ServerError, export_for_serving
@@ -26,14 +26,7 @@ def tiny_trained_elm(folder, family, head_dim=8, seed=2, positions=None):
     lm = build_language_model(family, len(tokenizer), head_dim=head_dim)
     if positions is not None:
         lm.config.max_position_embeddings = positions
-    torch.manual_seed(seed)
-    # transformers' init (std 0.02) makes a tiny LM say one token forever, and Gemma's embedding scale (x sqrt(hidden))
-    # saturates its softcapped logits at 0.3: weights at which answers vary and the next token is still clear.
-    std = 0.1 if family.startswith("gemma") else 0.3
-    with torch.no_grad():
-        for name, parameter in lm.named_parameters():
-            if parameter.dim() == 2:
-                parameter.normal_(std=std)
+    sharpen(lm, family, seed)
     model, processor = ElmForCausalLM.from_language_model(lm, SPACES, tokenizer=tokenizer)
     torch.manual_seed(1)
     for adapter in model.model.adapters.values():  # visible vectors: random, large adapters

@@ -1,6 +1,6 @@
 """A real vLLM server (started here on 127.0.0.1 from .venv-vllm, `bash scripts/setup_vllm.sh`) answers an exported
-ELM's prompt embeddings token for token as `ElmForCausalLM.generate` does: tiny random Llama, Gemma 2 and Gemma 3,
-and the real SmolLM2-135M-Instruct, two vectors in one prompt and two embedding spaces, with the checkpoint's
+ELM's prompt embeddings token for token as `ElmForCausalLM.generate` does: tiny random Llama, Qwen 2, Gemma 2 and
+Gemma 3, and the real SmolLM2-135M-Instruct, two vectors in one prompt and two embedding spaces, with the checkpoint's
 no-repeat-n-gram rule applied by the engine; a server stopped mid-run gives one clear error instead of a hang."""
 
 import shutil
@@ -38,10 +38,10 @@ def smollm2_elm(folder):
     return folder
 
 
-# Tiny random LMs of three families, and the real SmolLM2. Gemma scales its embeddings by sqrt(hidden size): inside
+# Tiny random LMs of four families, and the real SmolLM2. Gemma scales its embeddings by sqrt(hidden size): inside
 # the embedding module in transformers, only for token ids in vLLM, so prompt embeddings must arrive scaled.
 # vLLM's CPU attention needs head_dim >= 32.
-@pytest.fixture(scope="module", params=["tiny-llama", "tiny-gemma2", "tiny-gemma3", "smollm2"])
+@pytest.fixture(scope="module", params=["tiny-llama", "tiny-qwen2", "tiny-gemma2", "tiny-gemma3", "smollm2"])
 def served(request, tmp_path_factory):
     folder = tmp_path_factory.mktemp(request.param)
     source = (smollm2_elm(folder / "elm") if request.param == "smollm2" else
@@ -94,10 +94,22 @@ def test_greedy_tokens_through_the_server_equal_generate(served):
 
 def test_answers_through_the_client_equal_generate_texts(served):
     """With the checkpoint's own decoding, no_repeat_ngram_size=4 included: the engine's logits processor applies it."""
+    from transformers import AutoTokenizer
+
     model, client, _ = served
     assert model.generation_config.no_repeat_ngram_size == 4
     prompts, vectors = requests(seed=1)
     local = generate_texts(model, client.processor, prompts, vectors, max_new_tokens=NEW_TOKENS)
+    engine = AutoTokenizer.from_pretrained(client.export_dir / "lm")
+    ids = client.processor.tokenizer("story year people", add_special_tokens=False)["input_ids"]
+    if engine.decode(ids) != client.processor.tokenizer.decode(ids):
+        # The tests' word-level tokenizer has no decoder of its own; for a Qwen 2 config transformers loads it as
+        # Qwen2Tokenizer, whose byte-level decoder joins words without spaces (a real Qwen's tokenizer is byte-level
+        # on both sides). The tokens are what must be equal: decode the local ones as the engine does.
+        batches = [client.processor(text=[client.processor.prompt(p)], vectors=[_per_example_vectors(v)])
+                   for p, v in zip(prompts, vectors)]
+        local = [engine.decode(model.generate(**b, max_new_tokens=NEW_TOKENS)[0, b["input_ids"].shape[1]:],
+                               skip_special_tokens=True).strip() for b in batches]
     assert client.generate_texts(prompts, vectors, max_new_tokens=NEW_TOKENS) == local
 
 
