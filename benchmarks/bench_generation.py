@@ -35,7 +35,7 @@ from modeling_elm.evaluation.evaluate import control_vectors  # noqa: E402
 from modeling_elm.inference import (  # noqa: E402
     cpu_matrix_units, default_batch_size, generate_texts, load_elm, pick_device,
 )
-from modeling_elm.checkpoints import read_marker  # noqa: E402
+from modeling_elm.checkpoints import trained_corpus  # noqa: E402
 from modeling_elm.evaluation.nll import reference_nll  # noqa: E402
 from modeling_elm.data.corpus import row_vectors  # noqa: E402
 
@@ -131,8 +131,7 @@ def main():
 
     device = pick_device(args.device)
     args.batch_size = args.batch_size or default_batch_size(device)
-    marker = read_marker(args.model) or {}
-    corpus = load_corpus(args.corpus or marker["corpus"])
+    corpus = load_corpus(trained_corpus(args.model, args.corpus))
     processor = ElmProcessor.from_pretrained(args.model)
     report = {
         "machine": (f"{platform.machine()}, " + (f"GPU {torch.cuda.get_device_name()}" if device.type == "cuda"

@@ -18,6 +18,8 @@ from pathlib import Path
 
 from huggingface_hub import HfApi, get_token
 
+from modeling_elm.checkpoints import read_marker, trained_corpus, write_marker
+
 ROOT = Path(__file__).resolve().parents[1]
 MODEL_FILES = ("config.json", "generation_config.json", "model.safetensors", "model.safetensors.index.json",
                "configuration_elm.py", "modeling_elm.py", "processing_elm.py", "processor_config.json",
@@ -143,7 +145,7 @@ unless you hold that permission.
 
 def stage_model(folder: Path, staging: Path, repo_id: str, results: dict | None, dataset_repo: str | None) -> None:
     config = json.loads((folder / "config.json").read_text())
-    marker = json.loads((folder / "elm_stage.json").read_text()) if (folder / "elm_stage.json").is_file() else {}
+    marker = read_marker(folder) or {}
     for name in MODEL_FILES:
         if (folder / name).is_file():
             shutil.copy2(folder / name, staging / name)
@@ -151,7 +153,7 @@ def stage_model(folder: Path, staging: Path, repo_id: str, results: dict | None,
         shutil.copy2(shard, staging / shard.name)
     # What the Space and users need to talk to it; never local paths.
     public_marker = {k: v for k, v in marker.items() if k != "corpus"}
-    (staging / "elm_stage.json").write_text(json.dumps(public_marker, indent=2))
+    write_marker(staging, **public_marker)
     if results:
         (staging / "eval").mkdir()
         (staging / "eval" / "results.json").write_text(json.dumps(results, indent=2))
@@ -203,8 +205,10 @@ def publish(model: Path, repo_id: str, eval_dir: Path | None = None, dataset_rep
         commits["model"] = api.upload_folder(repo_id=repo_id, folder_path=staging,
                                              commit_message="Upload ELM (python -m hub.publish)").oid
         if dataset_repo:
-            marker = json.loads((model / "elm_stage.json").read_text()) if (model / "elm_stage.json").is_file() else {}
-            corpus = Path(corpus or marker.get("corpus") or "")
+            try:
+                corpus = Path(trained_corpus(model, corpus, how="pass --corpus <folder>"))
+            except ValueError as error:
+                raise PublishError(f"--dataset_repo needs the corpus folder: {error}") from None
             if not (corpus / "manifest.json").is_file():
                 raise PublishError(f"--dataset_repo needs the corpus folder (--corpus); {corpus} is not one.")
             api.create_repo(dataset_repo, repo_type="dataset", private=private_dataset, exist_ok=True)

@@ -23,6 +23,19 @@ def read_marker(folder: str | Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def trained_corpus(model: str | Path, given: str | Path | None = None, how: str = "pass --corpus <folder>") -> str:
+    """The corpus to read a trained model with: `given` when there is one, else the corpus the model's marker records
+    (a local folder's). A ValueError saying `how` to give one when neither."""
+    if given:
+        return str(given)
+    marker = read_marker(model) if Path(model).is_dir() else None
+    corpus = (marker or {}).get("corpus")
+    if not corpus:
+        raise ValueError(f"{model} does not record the corpus it was trained on: {how} (`python -m "
+                         "modeling_elm.scripts.corpus` prints a MovieLens one).")
+    return str(corpus)
+
+
 def trained_prompts(marker: dict | None, prompts: dict[str, str]) -> dict[str, str]:
     """The corpus' prompts (`{task: prompt}`) a model was trained on, as its marker records them; every prompt for a
     model that records none (trained before models recorded their tasks): what it may be asked."""

@@ -32,10 +32,9 @@ def main(argv=None) -> int:
     from modeling_elm.inference import generate_texts, load_elm
     from modeling_elm.evaluation.metrics import stated_decade, stated_genres
     from modeling_elm.data.movielens.tasks import TASKS, get_tasks
-    from modeling_elm.checkpoints import read_marker
+    from modeling_elm.checkpoints import trained_corpus
 
-    marker = read_marker(args.model) or {}
-    corpus = load_corpus(args.corpus or marker["corpus"])
+    corpus = load_corpus(trained_corpus(args.model, args.corpus))
     model = load_elm(args.model, "cpu")
     processor = ElmProcessor.from_pretrained(args.model)
     task = args.task or next(t.name for t in get_tasks(corpus.manifest["config"]["tasks"]) if t.kind == "one-movie")

@@ -51,8 +51,9 @@ def test_vectors_from_choices(space):
     assert np.allclose(moved, 2.0 * space.concepts[concept].step, atol=1e-5)
     assert space.nearest(space.entity_vector(a), 3)["movie"].iloc[0] == a
     assert space.user_top_rated(space.user_choices()[0])["rating"].is_monotonic_decreasing
-    with pytest.raises(ValueError, match="Unknown movie"):
+    with pytest.raises(ValueError, match="No movie in the corpus matches"):  # describe's matching and words
         space.entity_vector("No Such Movie (1900)")
+    assert np.array_equal(space.entity_vector(a.lower()), space.entity_vector(a))  # a label as people type it
     # free text and arithmetic become vectors of the space through the encoder that made it (MiniLM here)
     word = space.meaning_vector("love")
     arithmetic = space.meaning_vector("love - war + music")
@@ -133,7 +134,7 @@ def test_a_users_mistake_is_one_short_message_without_a_traceback(server, space,
     capfd.readouterr()
     for call, message in [
         (dict(entity="No Such Film", task=space.entity_tasks()[0], api_name="/describe_entity"),
-         "Unknown movie 'No Such Film'."),
+         "No movie in the corpus matches 'No Such Film'."),
         (dict(vector="hello", api_name="/describe_vector"), "That is not a vector"),
     ]:
         with pytest.raises(AppError) as error:

@@ -24,8 +24,8 @@ class CachedChat:
                  cache_path: str | Path = "chat_cache.jsonl", batch_size: int = 8, max_new_tokens: int = 160,
                  token: str | None = None):
         if bool(model) == bool(endpoint):
-            raise ValueError(f"{type(self).__name__} needs exactly one of model (a causal LM) or endpoint (a URL or Hub "
-                             "id).")
+            raise ValueError(f"{type(self).__name__} needs exactly one of model (a causal LM) or endpoint (a URL "
+                             "or Hub id).")
         self.model_name, self.endpoint = model, endpoint
         self.batch_size, self.max_new_tokens, self.token = batch_size, max_new_tokens, token
         self.cache_path = Path(cache_path)

@@ -48,7 +48,8 @@ class EvalArguments:
     dtype: str = field(default="auto", metadata={"help": (
         "the models' dtype: auto (bf16 on a GPU with bf16 and on a CPU with bf16 matrix units, AMX or AVX-512 BF16; "
         "float32 elsewhere, and with --server, whose prompt embeddings go out in float32), float32 or bfloat16")})
-    max_new_tokens: int = field(default=40, metadata={"help": "tokens generated per answer"})
+    max_new_tokens: int | None = field(default=None, metadata={"help": (
+        "tokens generated per answer (default: the checkpoint's own decoding length, its generation_config)")})
     server: str | None = field(default=None, metadata={"help": (
         "URL of a vLLM server serving this model's export (modeling_elm.serving): the trained model's answers are "
         "generated there (NLL and the untrained control stay local)")})
@@ -87,7 +88,7 @@ class Evaluation:
     """Everything one evaluation needs loaded once: the corpus, the models, the encoder, the corpus' scorer."""
 
     def __init__(self, args: EvalArguments):
-        from ..checkpoints import check_trained_elm, read_marker
+        from ..checkpoints import check_trained_elm, read_marker, trained_corpus
         from ..data.embeddings import load_encoder
         from ..data.corpus import load_corpus
         from ..inference import LoadError, check_weights, default_batch_size, load_elm, pick_device
@@ -106,10 +107,10 @@ class Evaluation:
         check_weights(args.model)
         model_path = Path(args.model)
         marker = (read_marker(model_path) or {}) if model_path.is_dir() else {}
-        corpus = args.corpus or marker.get("corpus")
-        if not corpus:
-            raise LoadError(f"No corpus given and {args.model} does not record one: pass --corpus <folder> "
-                            "(`python -m modeling_elm.scripts.corpus` prints it).")
+        try:
+            corpus = trained_corpus(args.model, args.corpus)
+        except ValueError as error:
+            raise LoadError(str(error)) from None
         self.corpus = load_corpus(corpus)
         self.marker = marker  # what the model was trained on: its tasks decide the curves' prompts
         load = dict(revision=args.revision) if args.revision else {}

@@ -16,27 +16,6 @@ import pytest
 from helpers.elm import ROOT
 
 
-def test_describe_accepts_the_spaces_labels_and_says_which_of_several_it_picked():
-    from modeling_elm.scripts.describe import find_entity
-
-    labels = ["Titanic (1953)", "Titanic (1997)", "Toy Story (1995)", "Titanic Town (1998)"]
-    names, popularity = ["Titanic", "Titanic", "Toy Story", "Titanic Town"], [10, 100, 50, 5]
-    find = lambda query: find_entity(labels, names, popularity, query)  # noqa: E731
-    assert find("Titanic (1953)") == (0, [])  # the Space's own label, year and all
-    assert find("titanic") == (1, ["Titanic (1953)"])  # the best-known exact title; the other named
-    assert find("tita") == (1, ["Titanic (1953)", "Titanic Town (1998)"])
-    with pytest.raises(SystemExit, match="No movie in the corpus matches 'heat'"):
-        find("heat")
-    # a year no match has is not silently swapped for another year's movie, nor an empty query for the default one
-    with pytest.raises(SystemExit, match=r"No movie 'Titanic' from 1887 .* Titanic \(1997\)"):
-        find("Titanic (1887)")
-    for empty in ("", "  ", "(1997)"):
-        with pytest.raises(SystemExit, match="names nothing"):
-            find(empty)
-    # your own data: a word is found by its name, whatever the label adds
-    assert find_entity(["dog [n1]", "dog [n2]", "cat [n3]"], ["dog", "dog", "cat"], [0, 0, 0], "cat", "word") == (2, [])
-
-
 def test_describe_says_when_it_extrapolates_and_refuses_what_the_model_cannot_read(trained, capsys, monkeypatch,
                                                                                    tmp_path):
     from modeling_elm.scripts import describe
@@ -73,7 +52,7 @@ def test_describe_lists_the_tasks_for_a_mistyped_one_and_shows_defaults(trained,
     with pytest.raises(SystemExit):
         main(["--help"])
     help_text = " ".join(capsys.readouterr().out.split())
-    assert "(default: checkpoints/elm-quick)" in help_text and "(default: 60)" in help_text
+    assert "(default: checkpoints/elm-quick)" in help_text and "the checkpoint's own decoding length" in help_text
     assert "(default: None)" not in help_text
 
 
@@ -110,23 +89,6 @@ def test_describe_refuses_a_task_the_model_never_learnt_with_the_ones_it_did(tra
     # a prompt of one's own stays open
     assert describe.main(["--model", str(model), "--task", "Tell me about <movie>.", "--max-new-tokens", "2"]) == 0
     assert "Tell me about" in capsys.readouterr().out
-
-
-def test_describe_reads_movielens_own_title_form_with_the_article_last():
-    from modeling_elm.scripts.describe import find_entity
-
-    labels = ["The Matrix (1999)", "The Godfather (1972)", "A Beautiful Mind (2001)", "Matrix of Leadership (1999)"]
-    names = ["The Matrix", "The Godfather", "A Beautiful Mind", "Matrix of Leadership"]
-    find = lambda query: find_entity(labels, names, [5, 4, 3, 9], query)  # noqa: E731
-    assert find("Matrix, The") == (0, [])  # the exact title, though a better-known movie also has "matrix" in it
-    assert find("Godfather, The")[0] == 1
-    assert find("Matrix, The (1999)") == (0, [])
-    assert find("beautiful mind, a")[0] == 2
-    with pytest.raises(SystemExit, match=r"No movie 'The Matrix' from 2003 .* The Matrix \(1999\)"):
-        find("Matrix, The (2003)")
-    # titles stored in that form are found by the title as people write it
-    assert find_entity(["Matrix, The (1999)", "Heat (1995)"], ["Matrix, The", "Heat"], [1, 1], "The Matrix") == (0, [])
-    assert find_entity(["Matrix, The (1999)"], ["Matrix, The"], [1], "the matrix (1999)") == (0, [])
 
 
 @pytest.mark.parametrize("argv, message", [
