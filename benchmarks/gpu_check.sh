@@ -61,7 +61,10 @@ AutoTokenizer.from_pretrained("build/gpu/tokenizer").save_pretrained("/tmp/smoll
 PYTHON
 rm -rf /tmp/elm-gpu-run
 DEVICE_FLAGS=(); [ -n "${SMOKE:-}" ] && DEVICE_FLAGS=(--use_cpu true --bf16 false)
-step recipe $RECIPE_LIMIT $PY train.py --config recipes/movielens-semantic.yaml --base_model /tmp/smollm2-135m-random \
+# the recipe with its data section replaced by the corpus carried here (--corpus_path)
+$PY -c "import yaml; r = yaml.safe_load(open('recipes/movielens-semantic.yaml')); r.pop('data'); \
+yaml.safe_dump(r, open('/tmp/elm-gpu-recipe.yaml', 'w'))"
+step recipe $RECIPE_LIMIT $PY train.py --config /tmp/elm-gpu-recipe.yaml --base_model /tmp/smollm2-135m-random \
   --corpus_path $CORPUS --output_dir /tmp/elm-gpu-run --batch_tokens $TOKENS \
   --stage1_max_steps $RECIPE_STEPS --stage2_max_steps $RECIPE_STEPS --eval_strategy no --report_to none \
   --save_steps 100000 --logging_steps 5 --warmup_steps 2 "${DEVICE_FLAGS[@]}"

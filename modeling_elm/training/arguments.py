@@ -3,7 +3,6 @@ folder that holds something else than an ELM run, SFTConfig options an ELM run w
 system prompt, and prompts too long for `max_length`."""
 
 import dataclasses
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -137,67 +136,42 @@ def check_output_dir(output_dir: str | Path, base_model: str) -> None:
                          f"{fix}")
 
 
-def placeholders(elm_args: ElmArguments) -> list[str]:
-    """The placeholders of the corpus this run trains on, known before it is built."""
-    if elm_args.data:
-        from ..data.byo import DataConfig
+def data_source(elm_args: ElmArguments, movielens_options=None):
+    """The run's training data as one object (`data.sources`): MovieLens, your files, or a built corpus folder."""
+    from ..data.sources import training_data
 
-        data = DataConfig.from_dict(elm_args.data)
-        return [data.placeholder(space) for space in data.spaces]
-    manifest = Path(elm_args.corpus_path or "") / "manifest.json"
-    if elm_args.corpus_path and manifest.is_file():
-        built = json.loads(manifest.read_text())
-        return [built.get("placeholders", {}).get(space, f"<{space}>") for space in built.get("spaces", {})]
-    return ["<movie>", "<user>"]
+    if movielens_options is None:
+        from ..data.movielens.build import CorpusConfig
+
+        movielens_options = CorpusConfig()
+    return training_data(elm_args.data, elm_args.corpus_path, movielens_options)
 
 
-def check_system_prompt(elm_args: ElmArguments) -> None:
+def check_system_prompt(elm_args: ElmArguments, source=None) -> None:
     """A ValueError if the system prompt holds a placeholder: every row's prompt would then name one vector more
     than the row has, an error only after the corpus is built, and blaming the task's prompt."""
-    found = [mark for mark in placeholders(elm_args) if mark in (elm_args.system_prompt or "")]
+    source = source or data_source(elm_args)
+    found = [mark for mark in source.placeholders() if mark in (elm_args.system_prompt or "")]
     if found:
         raise ValueError(f"--system_prompt {elm_args.system_prompt!r} holds the placeholder {found[0]!r}, which marks "
                          f"where a vector goes in a task's prompt; the system prompt is plain text shared by every "
                          f"row. Write it without {found[0]!r} (e.g. the word {found[0].strip('<>')!r}).")
 
 
-def file_prompts(path: str) -> dict[str, str]:
-    """{"<file>:<line>": prompt} for each distinct prompt of a texts file's `prompt` column, at its first line."""
-    from ..data.byo import read_table
-
-    table, offset = read_table(path)
-    if "prompt" not in table.columns:
-        return {}
-    prompts = table["prompt"]
-    firsts = prompts[prompts.map(lambda p: isinstance(p, str))].drop_duplicates()
-    return {f"{path}:{index + offset}": prompt for index, prompt in zip(firsts.index, firsts)}
-
-
-def check_prompt_lengths(elm_args: ElmArguments, corpus_config, max_length: int | None) -> None:
+def check_prompt_lengths(elm_args: ElmArguments, source, max_length: int | None) -> None:
     """Before any corpus build or model load: the longest known prompt, chat-formatted with the system prompt and
     its placeholders expanded to `num_tokens`, must leave room for a target within `max_length`."""
     if max_length is None:
         return
     from transformers import AutoTokenizer
 
-    if elm_args.data:
-        from ..data.byo import DataConfig
-
-        data = DataConfig.from_dict(elm_args.data)
-        prompts = {f"task {task!r}": prompt for task, prompt in data.prompts.items()}
-        prompts |= {f"template {t.task!r}": t.prompt for t in data.templates}
-        prompts |= file_prompts(data.texts) if data.texts else {}
-        marks = [data.placeholder(space) for space in data.spaces]
-    else:
-        from ..data.movielens.tasks import get_tasks
-
-        prompts = {f"task {task.name!r}": task.prompt for task in get_tasks(corpus_config.tasks)}
-        marks = ["<movie>", "<user>"]
+    source = source or data_source(elm_args)
+    prompts, marks = source.prompts(), source.placeholders()
     if not prompts:
         return
     tokenizer = AutoTokenizer.from_pretrained(resolve_base_model(elm_args.base_model))
     taken = [mark for mark in marks if mark in tokenizer.get_vocab()]
-    if elm_args.data and taken:  # stage 0 would refuse it, after the corpus build: say it now
+    if source.own_placeholders and taken:  # stage 0 would refuse it, after the corpus build: say it now
         raise ValueError(f"The placeholder {taken[0]!r} is already a token of {elm_args.base_model}'s tokenizer; set "
                          f"data.spaces.<name>.placeholder to a marker that never occurs in text, e.g. '<my_vector>'.")
     formatter = ElmProcessor(tokenizer=tokenizer, embedding_spaces={"check": {"dim": 1}},

@@ -35,7 +35,7 @@ from .callbacks import (
     CheckRanksAgree, CheckTrainableParameters, MarkCompleteCheckpoints, NoCheckpointAtTheEnd, StopAtLoss,
 )
 from .precision import frozen_lm_dtype, hold_frozen_lm, restore_float32_lm
-from .stage0 import build_stage0
+from .assembly import build_stage0
 from .standardize import standardize_adapters
 from .trainer import ADAPTER_WEIGHTS, ElmDataCollator, ElmSFTTrainer, adapter_state, is_adapter, load_adapter_state
 
@@ -91,21 +91,14 @@ def training_stages(elm_args: ElmArguments, sft_config=None) -> list[Stage]:
     return stages
 
 
-def load_training_data(elm_args: ElmArguments, corpus_config, main_process_first):
-    """The corpus to train on: yours (`data:`) or MovieLens, built once (on the main process) and then found in the
-    cache; every rank opens the same folder. Returns a `Corpus` (task splits, vector tables, spaces)."""
+def load_training_data(source, main_process_first):
+    """The corpus to train on (`source`: the run's `data.sources.TrainingData`), built once (on the main process) and
+    then found in the cache; every rank opens the same folder. Returns a `Corpus` (task splits, vector tables,
+    spaces)."""
     from ..data.corpus import load_corpus
 
     with main_process_first(desc="building the corpus"):
-        if elm_args.data:
-            from ..data.byo import DataConfig, build_byo_corpus
-
-            folder = build_byo_corpus(DataConfig.from_dict(elm_args.data))
-        else:
-            from ..data.movielens.build import build_corpus
-
-            folder = elm_args.corpus_path or build_corpus(corpus_config)
-        return load_corpus(folder)
+        return load_corpus(source.build())
 
 
 def assemble_stage0(elm_args: ElmArguments, corpus, folder: Path, main_process_first):
