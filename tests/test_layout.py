@@ -301,3 +301,27 @@ def test_the_making_pattern_finds_what_it_is_for():
     for line in ('scope="session"', "get_session()", "start_new_session=True", "an excellent answer",
                  "a known issue upstream"):
         assert not MAKING.search(line), line
+
+
+def test_every_command_parses_its_options_one_way():
+    """Each command's options are dataclass fields parsed by `scripts.command_parser` (HfArgumentParser, or TRL's for
+    training): no hand-built argparse, no copied docstring splitting, the dashed alias generated for every flag."""
+    from dataclasses import dataclass
+
+    from modeling_elm.scripts import command_parser, option
+
+    for name in commands():
+        source = (SCRIPTS / f"{name}.py").read_text()
+        assert f'command_parser(__doc__, "{name}"' in source, name
+        assert "ArgumentParser(" not in source and "__doc__.split" not in source, name
+
+    @dataclass
+    class Options:
+        max_new_tokens: int = option(40, "tokens to generate")
+
+    parser = command_parser("Do a thing.\n\n    example --max_new_tokens 3", "thing", Options)
+    assert parser.prog == "python -m modeling_elm.scripts.thing" and parser.description == "Do a thing."
+    assert parser.parse_args_into_dataclasses(["--max-new-tokens", "3"])[0].max_new_tokens == 3
+    assert "(default: 40)" in parser.format_help() and "example --max_new_tokens 3" in parser.format_help()
+    with pytest.raises(SystemExit):  # no abbreviations: a typo is an error, as in a recipe
+        parser.parse_args_into_dataclasses(["--max_new", "3"])

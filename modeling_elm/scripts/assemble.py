@@ -10,14 +10,16 @@ vector until training (train.py) has run.
 import argparse
 import logging
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from . import command_parser, option
 from ..base_models import DEFAULT_BASE_MODEL
 from ..model.modeling_elm import ElmForCausalLM
 from ..model.processing_elm import ElmProcessor
-from ..training.stage0 import build_stage0
+from ..training.assembly import build_stage0
 
 
 def parse_space(text: str) -> tuple[str, dict]:
@@ -44,28 +46,24 @@ def describe(model: ElmForCausalLM, processor: ElmProcessor, question: str, vect
     return generate_texts(model, processor, [question], [rows])[0]
 
 
+@dataclass
+class AssembleArguments:
+    base_model: str = option(DEFAULT_BASE_MODEL, "Hub id or local folder of a causal LM (offline, the packaged GGUF "
+                                                 "copy)")
+    spaces: list[str] = option(["movie:384"], "embedding spaces as name:dim[:num_tokens] (384: MiniLM's vectors)")
+    output: Path = option(Path("checkpoints/elm-stage0"), "where to save")
+    question: str | None = option(None, "what to ask about the vector (default: summarise it)")
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m modeling_elm.scripts.assemble",
-        description=(
-            "Wrap a pretrained causal LM into an ELM (placeholder tokens added, one adapter per embedding space, "
-            "calibrated to the LM's token embeddings), save it, and generate from a random vector as a smoke test."
-        ),
-    )
-    parser.add_argument(
-        "--base_model", "--base-model", default=DEFAULT_BASE_MODEL,
-        help=f"Hub id or local folder of a causal LM (default: {DEFAULT_BASE_MODEL}; offline, the packaged GGUF copy).",
-    )
-    parser.add_argument(
-        "--spaces", nargs="+", type=parse_space, default=[("movie", {"dim": 384})],
-        help="embedding spaces as name:dim[:num_tokens] (default: movie:384, the size of MiniLM vectors)",
-    )
-    parser.add_argument("--output", type=Path, default=Path("checkpoints/elm-stage0"), help="where to save")
-    parser.add_argument("--question", default=None, help="what to ask about the vector (default: summarise it)")
-    args = parser.parse_args(argv)
+    parser = command_parser(__doc__, "assemble", AssembleArguments)
+    (args,) = parser.parse_args_into_dataclasses(args=argv)
+    try:
+        spaces = dict(parse_space(text) for text in args.spaces)
+    except argparse.ArgumentTypeError as error:
+        parser.error(f"--spaces: {error}")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
-    spaces = dict(args.spaces)
     model, processor = build_stage0(args.base_model, spaces, args.output)  # the same stage 0 train.py starts from
     name, space = next(iter(model.config.embedding_spaces.items()))
     question = args.question or f"Summarize in one sentence what {space['placeholder']} is."

@@ -5,22 +5,25 @@
     python -m modeling_elm.scripts.corpus --help
 
 A second run with the same settings loads the cached folder instead of rebuilding; what the folder holds is in
-`modeling_elm.data.movielens.build`. train.py builds the same corpus from a recipe's corpus options.
+`modeling_elm.data.movielens.build`. train.py builds the same corpus from a recipe's `data: movielens:` section.
 """
 
 import json
 import logging
+from dataclasses import dataclass
 
+from . import command_parser, option
 from ..data.movielens.build import CorpusConfig, build_corpus
 
 
-def main(argv=None) -> int:
-    from transformers import HfArgumentParser
+@dataclass
+class CacheArguments:
+    rebuild: bool = option(False, "ignore the cache and build again")
 
-    parser = HfArgumentParser(CorpusConfig, prog="python -m modeling_elm.scripts.corpus",
-                              description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rebuild", action="store_true", help="ignore the cache and build again")
-    config, extra = parser.parse_args_into_dataclasses(args=argv)
+
+def main(argv=None) -> int:
+    config, extra = command_parser(__doc__, "corpus", CorpusConfig, CacheArguments).parse_args_into_dataclasses(
+        args=argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     folder = build_corpus(config, rebuild=extra.rebuild)
     manifest = json.loads((folder / "manifest.json").read_text())

@@ -12,20 +12,17 @@ and against which controls: `modeling_elm.evaluation.evaluate`.
 import logging
 from pathlib import Path
 
+from . import command_parser
 from ..evaluation.evaluate import EvalArguments, evaluate
 
 
 def main(argv=None) -> int:
-    from transformers import HfArgumentParser
-
     from ..evaluation.report import write_report
     from ..inference import LoadError
     from ..serving import ServerError
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    parser = HfArgumentParser(EvalArguments, prog="python -m modeling_elm.scripts.evaluate",
-                              description=__doc__.split("\n\n")[0])
-    (args,) = parser.parse_args_into_dataclasses(args=argv)
+    (args,) = command_parser(__doc__, "evaluate", EvalArguments).parse_args_into_dataclasses(args=argv)
     # A --model, --corpus or --device that cannot be used, a --server that is not there (its URL named): one message
     # with the fix, not a traceback.
     try:

@@ -13,20 +13,22 @@ served at. Exporting into an earlier export replaces its lm/ and input/; any oth
                           statistics), and the processor with its system prompt; `ElmServingClient` loads it
 """
 
-import argparse
 import logging
+from dataclasses import dataclass
 
+from . import command_parser, required
 from ..serving.export import LM_FOLDER, export_for_serving
+
+
+@dataclass
+class ExportArguments:
+    model: str = required("a trained ELM: the output_dir of train.py, or a Hub id")
+    output_dir: str = required("where lm/ and input/ are written")
 
 
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    parser = argparse.ArgumentParser(prog="python -m modeling_elm.scripts.export", description=__doc__.split("\n\n")[0],
-                                     allow_abbrev=False, formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog=__doc__.split("\n\n", 1)[1])
-    parser.add_argument("--model", required=True, help="a trained ELM: the output_dir of train.py, or a Hub id")
-    parser.add_argument("--output_dir", required=True, help="where lm/ and input/ are written")
-    args = parser.parse_args(argv)
+    (args,) = command_parser(__doc__, "export", ExportArguments).parse_args_into_dataclasses(args=argv)
     try:
         out = export_for_serving(args.model, args.output_dir)
     except ValueError as error:  # a folder that is not a trained ELM, or an output_dir holding something else

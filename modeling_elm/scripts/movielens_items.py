@@ -6,20 +6,23 @@ Writes `items.parquet` (id, vector, title, kind, reach), the one input the bring
 (what it holds: `modeling_elm.data.movielens.items`). Builds the ml-latest-small corpus first when it is not cached.
 """
 
-import argparse
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
+from . import command_parser, option
 from ..data.movielens.items import write_item_files
 
 
+@dataclass
+class ItemsArguments:
+    output: Path = option(Path("data/movielens-items"), "where items.parquet goes")
+    corpus: Path | None = option(None, "a MovieLens corpus folder to take the vectors from (default: "
+                                       "ml-latest-small's, built when not cached)")
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m modeling_elm.scripts.movielens_items",
-                                     description=__doc__.split("\n\n")[0])
-    parser.add_argument("--output", type=Path, default=Path("data/movielens-items"), help="where items.parquet goes")
-    parser.add_argument("--corpus", type=Path, default=None, help=(
-        "a MovieLens corpus folder to take the vectors from (default: ml-latest-small's, built when not cached)"))
-    args = parser.parse_args(argv)
+    (args,) = command_parser(__doc__, "movielens_items", ItemsArguments).parse_args_into_dataclasses(args=argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     out = write_item_files(args.output, args.corpus)
     print(f"Wrote {out / 'items.parquet'}")

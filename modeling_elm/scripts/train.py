@@ -5,7 +5,7 @@
     # one GPU
     accelerate launch --config_file configs/accelerate/single_gpu.yaml train.py --config recipes/movielens-semantic.yaml
     # several GPUs: DDP, FSDP2 or DeepSpeed ZeRO-3
-    accelerate launch --config_file configs/accelerate/ddp.yaml train.py --config recipes/movielens-behavioral.yaml
+    accelerate launch --config_file configs/accelerate/ddp.yaml train.py --config recipes/movielens-behavioural.yaml
     accelerate launch --config_file configs/accelerate/fsdp2.yaml train.py --config recipes/movielens-semantic.yaml
     accelerate launch --config_file configs/accelerate/zero3.yaml train.py --config recipes/movielens-semantic.yaml
     # several CPU processes (DDP over gloo), e.g. to check distributed behaviour without a GPU
@@ -17,16 +17,16 @@ The run says at start what it is (processes, DDP/FSDP/ZeRO, device, dtype), and 
 be something else: `accelerate launch --cpu --num_processes 2` (one process) or an FSDP/ZeRO config on CPUs (DDP).
 
 Any option of the recipe can be overridden on the command line (`--stage1_max_steps 50`); `--help` lists them all:
-the model and stage options (ElmArguments), the corpus options (CorpusConfig) and TRL's SFTConfig. Killed runs
-resume: run the same command again and it continues from the last checkpoint, in the right stage. So `--output_dir`
-must be a new or empty folder or such a run's (never the base model's); a finished run's folder trains nothing and
-says so: pick another --output_dir to train with other settings.
+the model, data and stage options (ElmArguments; a recipe's `data:` names the training data: `movielens: {...}` or
+your own files), MovieLens' options (CorpusConfig, also accepted at a recipe's top level) and TRL's SFTConfig.
+Killed runs resume: run the same command again and it continues from the last checkpoint, in the right stage. So
+`--output_dir` must be a new or empty folder or such a run's (never the base model's); a finished run's folder trains
+nothing and says so: pick another --output_dir to train with other settings.
 
 `train.py` at the repository root, `elm-train` (installed with the package) and
 `accelerate launch -m modeling_elm.scripts.train` all run this module's `main`.
 """
 
-import argparse
 import logging
 import sys
 from pathlib import Path
@@ -35,10 +35,11 @@ import torch
 from transformers import set_seed
 from trl import SFTConfig, TrlParser
 
+from . import command_parser
 from ..checkpoints import read_marker
 from ..data.movielens.build import CorpusConfig
 from ..training.arguments import (
-    STAGE_OWNED_OPTIONS, ElmArguments, check_output_dir, check_prompt_lengths, check_system_prompt,
+    STAGE_OWNED_OPTIONS, ElmArguments, check_output_dir, check_prompt_lengths, check_system_prompt, data_source,
     refuse_ignored_options,
 )
 from ..training.launch import check_launch
@@ -113,11 +114,12 @@ def train(elm_args: ElmArguments, corpus_config: CorpusConfig, sft_config: SFTCo
     set_seed(sft_config.seed)
     refuse_ignored_options(sft_config)  # before any work: options this run would ignore are errors
     check_launch(sft_config, elm_args.stage2)  # so is a launch that would quietly be another run (one process, DDP)
-    check_system_prompt(elm_args)
-    check_prompt_lengths(elm_args, corpus_config, sft_config.max_length)
+    source = data_source(elm_args, corpus_config)  # MovieLens, your files, or a built folder: asked, never forked on
+    check_system_prompt(elm_args, source)
+    check_prompt_lengths(elm_args, source, sft_config.max_length)
 
-    # Dataset: task rows and the vector tables they name (yours, or MovieLens built from the corpus options)
-    corpus = load_training_data(elm_args, corpus_config, sft_config.main_process_first)
+    # Dataset: task rows and the vector tables they name (yours, or MovieLens built from its options)
+    corpus = load_training_data(source, sft_config.main_process_first)
 
     # Stage 0: the base LM wrapped into an ELM, adapters untrained
     model, processor = assemble_stage0(elm_args, corpus, output_dir / "stage0", sft_config.main_process_first)
@@ -141,9 +143,9 @@ def train(elm_args: ElmArguments, corpus_config: CorpusConfig, sft_config: SFTCo
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    # allow_abbrev=False: `--stage1_max_step 3` must be an error, as the same typo is in a recipe YAML.
-    parser = TrlParser((ElmArguments, CorpusConfig, SFTConfig), description=__doc__.split("\n\n")[0],
-                       epilog=EPILOG, allow_abbrev=False, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = command_parser(__doc__, "train", ElmArguments, CorpusConfig, SFTConfig, parser_class=TrlParser,
+                            prog="train.py")
+    parser.epilog = f"{parser.epilog}\n\n{EPILOG}"
     elm_args, corpus_config, sft_config = parser.parse_args_and_config(
         args=with_cpu_defaults(list(sys.argv[1:] if argv is None else argv)))
 
@@ -155,9 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         ElmForCausalLM.from_pretrained(output_dir).push_to_hub(sft_config.hub_model_id or output_dir.name)
         ElmProcessor.from_pretrained(output_dir).push_to_hub(sft_config.hub_model_id or output_dir.name)
     if sft_config.process_index == 0:
-        ask = (f"python -m modeling_elm.scripts.evaluate --model {output_dir} --probes \"a word or phrase\"  "
-               "(spaces with an encoder), or python space/app.py" if elm_args.data else
-               f"python -m modeling_elm.scripts.describe --model {output_dir} --movie \"toy story\"")
+        ask = data_source(elm_args, corpus_config).ask(output_dir)
         print(f"\nTrained ELM: {output_dir.resolve()}\n"
               f"  ask it:      {ask}\n"
               f"  evaluate it: python -m modeling_elm.scripts.evaluate --model {output_dir}\n"

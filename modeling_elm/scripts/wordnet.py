@@ -6,22 +6,25 @@ Reads Debian's `wordnet-base` files and writes `synsets.parquet` and `texts.json
 bring-your-own-data recipe takes (what they hold: `modeling_elm.data.wordnet`).
 """
 
-import argparse
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
+from . import command_parser, option
 from ..data.wordnet import build_wordnet
 
 
+@dataclass
+class WordNetArguments:
+    output: Path = option(Path("data/wordnet"), "where the two files go")
+    max_synsets: int = option(12000, "seeded sample of noun synsets")
+    seed: int = option(0, "seed of the sample")
+    wordnet: str | None = option(None, "folder with data.noun (default: Debian's)")
+    encoder: str | None = option(None, "sentence-transformers model (default: the packaged MiniLM)")
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m modeling_elm.scripts.wordnet",
-                                     description=__doc__.split("\n\n")[0])
-    parser.add_argument("--output", type=Path, default=Path("data/wordnet"), help="where the two files go")
-    parser.add_argument("--max_synsets", "--max-synsets", type=int, default=12000, help="seeded sample of noun synsets")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--wordnet", default=None, help="folder with data.noun (default: Debian's)")
-    parser.add_argument("--encoder", default=None, help="sentence-transformers model (default: packaged MiniLM)")
-    args = parser.parse_args(argv)
+    (args,) = command_parser(__doc__, "wordnet", WordNetArguments).parse_args_into_dataclasses(args=argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     out = build_wordnet(args.output, args.max_synsets, args.seed, args.wordnet, args.encoder)
     print(f"Wrote {out / 'synsets.parquet'} and {out / 'texts.jsonl'}")
