@@ -35,125 +35,22 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-# name -> what it changes against the quick recipe (`recipe`, train.py overrides, corpus tasks). Every candidate
-# states the levers it measures, so its row stays reproducible when the recipe's defaults move.
 MEASURED_LR = "2e-3"  # the stage-1 learning rate candidates that state none were measured at (the recipes' before)
-RAW = ["--standardize_inputs", "false"]  # vectors as they come (the recipes standardise by default now)
-STD = ["--standardize_inputs", "true"]
-MAIN_JOB = ["--num_tokens", "16", *STD, "--stage1_learning_rate", "4e-3"]  # recipes/quick.yaml's levers
-CANDIDATES = {
-    "k1": dict(help="the quick recipe as it was: one soft token per vector (the paper's)",
-               train=["--num_tokens", "1", *RAW]),
-    "k2": dict(help="two soft tokens per vector", train=["--num_tokens", "2", *RAW]),
-    "k4": dict(help="four soft tokens per vector", train=["--num_tokens", "4", *RAW]),
-    "k8": dict(help="eight soft tokens per vector", train=["--num_tokens", "8", *RAW]),
-    "k16": dict(help="sixteen soft tokens per vector (vec2text's count)", train=["--num_tokens", "16", *RAW]),
-    "k4-std": dict(help="k=4, inputs standardised by training statistics",
-                   train=["--num_tokens", "4", "--standardize_inputs", "true"]),
-    "k8-std": dict(help="k=8, inputs standardised", train=["--num_tokens", "8", "--standardize_inputs", "true"]),
-    "k16-std": dict(help="k=16, inputs standardised", train=["--num_tokens", "16", "--standardize_inputs", "true"]),
-    "k4-std-wide": dict(help="k=4, standardised, adapter hidden width 2048 (ctELM's)",
-                        train=["--num_tokens", "4", "--standardize_inputs", "true", "--adapter_hidden_size", "2048"]),
-    "k4-std-lr4e-3": dict(help="k=4, standardised, stage-1 learning rate 4e-3",
-                          train=["--num_tokens", "4", "--standardize_inputs", "true",
-                                 "--stage1_learning_rate", "4e-3"]),
-    "k4-std-bf16": dict(help="k=4, standardised, bf16 autocast on the CPU (faster steps, same step count)",
-                        train=["--num_tokens", "4", "--standardize_inputs", "true", "--bf16", "true"]),
-    "k4-std-recon": dict(help="k=4, standardised, plus a reconstruction task (target: the text the vector encodes)",
-                         train=["--num_tokens", "4", "--standardize_inputs", "true"],
-                         tasks=["what_kind", "reconstruct"]),
-    "k4-std-b8": dict(help="k=4, standardised, half the rows per step and twice the steps (same rows seen; at the "
-                           "default budget of 100 x 16)",
-                      train=["--num_tokens", "4", "--standardize_inputs", "true", "--per_device_train_batch_size", "8",
-                             "--stage1_max_steps", "200", "--warmup_steps", "20"]),
-    # Levers on the main job's recipe (k = 16, standardised), each against the same budget.
-    "k32-std": dict(help="k=32, standardised: twice the soft tokens", train=["--num_tokens", "32", *STD]),
-    "k16-std-nosys": dict(help="k=16, standardised, no system prompt: rows ~10 tokens shorter, so each step is cheaper",
-                          train=["--num_tokens", "16", *STD, "--system_prompt", ""]),
-    "k16-std-lr4e-3": dict(help="k=16, standardised, stage-1 learning rate 4e-3 (the recipe's: 2e-3)",
-                           train=["--num_tokens", "16", *STD, "--stage1_learning_rate", "4e-3"]),
-    "k16-std-lr4e-3-160": dict(help="the main job's recipe (k=16, standardised, lr 4e-3) with 160 stage-1 steps: the "
-                                    "minutes 100 took before the LM head scored target positions only",
-                               train=MAIN_JOB,
-                               budget={"stage1_steps": 160}),
-    "k16-std-lr4e-3-220": dict(help="the main job's recipe with 220 stage-1 steps: two passes over the training movies",
-                               train=MAIN_JOB,
-                               budget={"stage1_steps": 220}),
-    "k16-std-nosys-lr4e-3": dict(help="k=16, standardised, no system prompt and stage-1 learning rate 4e-3: the two "
-                                      "finalists combined",
-                                 train=["--num_tokens", "16", *STD, "--system_prompt", "",
-                                        "--stage1_learning_rate", "4e-3"]),
-    "k16-std-noise": dict(help="k=16, standardised, Gaussian noise of 0.3 spreads on every training vector (vec2text's "
-                               "robustness off the data, where moves and mixes land)",
-                          train=["--num_tokens", "16", *STD, "--vector_noise", "0.3"]),
-    # The main job's recipe trained in bf16 (the frozen LM held in bf16, attention in float32 on the CPU) with the
-    # stage-1 steps its minutes buy: 220 float32 steps' time at the side-by-side stage-1 speed-up (2.56x).
-    "k16-std-lr4e-3-bf16-560": dict(help="the main job's recipe in bf16 with 560 stage-1 steps: the minutes of 220 "
-                                         "float32 steps", train=[*MAIN_JOB, "--bf16", "true"],
-                                    budget={"stage1_steps": 560}),
-    # Measured and removed because they did not pay (rows in docs/results.md; code in git history): "k4-std-distill"
-    # (--distill_weight 0.5, KL to the frozen LM reading the movie's text) and
-    # "k4-std-warm" (--warm_start, ridge regression of the adapter's output layer onto the text's embeddings);
-    # "k16-std-s2x20" (stage 2 for 20 steps), "k16-std-lora" (stage 2 as LoRA, --stage2 lora), and the multi-task
-    # mixes "k16-std-mix-paper" (what_kind + summary + movie_to_viewer), "k16-std-mix-recon" (what_kind + reconstruct)
-    # and "users-mix" (what_kind + user_profile); "k16-std-lr4e-3-noise" (the main job with --vector_noise 0.3):
-    # options of train.py, no code of their own.
-    # The paper's title-led tasks (a second recipe): same levers, other targets.
-    "paper-k1": dict(help="summary + movie_to_viewer, k=1", recipe="recipes/quick-paper.yaml",
-                     corpus={"titles": True}, train=["--num_tokens", "1", "--standardize_inputs", "false"]),
-    "paper-k4-std": dict(help="summary + movie_to_viewer, k=4, standardised", recipe="recipes/quick-paper.yaml",
-                         corpus={"titles": True}, train=["--num_tokens", "4", "--standardize_inputs", "true"]),
-    "paper-k16-std": dict(help="summary + movie_to_viewer, k=16, standardised, title-free targets (the recipe)",
-                          recipe="recipes/quick-paper.yaml", train=["--num_tokens", "16", *STD]),
-    "paper-k16-std-lr4e-3": dict(help="the paper recipe with the main job's stage-1 learning rate (4e-3)",
-                                 recipe="recipes/quick-paper.yaml",
-                                 train=["--num_tokens", "16", *STD, "--stage1_learning_rate", "4e-3"]),
-    "paper-k16-std-lr4e-3-300": dict(help="the paper recipe (lr 4e-3) with 300 stage-1 steps: what its 25 minutes buy "
-                                          "with the LM head on target positions only",
-                                     recipe="recipes/quick-paper.yaml",
-                                     train=MAIN_JOB,
-                                     budget={"stage1_steps": 300}),
-    "paper-all": dict(help="recipes/paper.yaml: all 24 movie tasks in one model, k=16, standardised, lr 4e-3, bf16, "
-                           "its 1,100 stage-1 steps", recipe="recipes/paper.yaml", train=[*MAIN_JOB, "--bf16", "true"],
-                      budget={"stage1_steps": 1100}),
-    "paper-curriculum": dict(help="the paper's tasks continued from the k16-std what_kind model of the same seed "
-                                  "(run k16-std first): what_kind first, then the paper's tasks, same budget again",
-                             recipe="recipes/quick-paper.yaml", requires="k16-std",
-                             train=["--num_tokens", "16", *STD, "--init_from", "{workdir}/k16-std-s{seed}/model"]),
-    "paper-k4-std-notitle": dict(help="summary + movie_to_viewer, k=4, standardised, title-free targets",
-                                 recipe="recipes/quick-paper.yaml", corpus={"titles": False},
-                                 train=["--num_tokens", "4", "--standardize_inputs", "true"]),
-    # Users' vectors (64-d WALS): the users recipe, scored on validation users carved out of the training users.
-    "users-titled": dict(help="user profiles as the paper's corpus writes them: favourite genres and decades, then two "
-                              "loved titles (half of each target, and no user vector spells a title)",
-                         recipe="recipes/quick-users.yaml", corpus={"titles": True},
-                         train=["--num_tokens", "16", "--standardize_inputs", "true"]),
-    "users": dict(help="user profiles without loved titles: favourite genres and decades only, all readable",
-                  recipe="recipes/quick-users.yaml", corpus={"titles": False},
-                  train=["--num_tokens", "16", "--standardize_inputs", "true"]),
-    "users-lr4e-3": dict(help="title-free user profiles, stage-1 learning rate 4e-3 (the movie recipe's winner)",
-                         recipe="recipes/quick-users.yaml", corpus={"titles": False},
-                         train=["--num_tokens", "16", *STD, "--stage1_learning_rate", "4e-3"]),
-    "users-lr4e-3-s200": dict(help="title-free user profiles, stage-1 learning rate 4e-3, twice the stage-1 steps "
-                                   "(549 training users: ~6 epochs instead of ~3)",
-                              recipe="recipes/quick-users.yaml", corpus={"titles": False}, budget={"stage1_steps": 200},
-                              train=["--num_tokens", "16", *STD, "--stage1_learning_rate", "4e-3"]),
-    # Your own data: WordNet noun synsets (`python -m modeling_elm.scripts.wordnet --output data/wordnet` first),
-    # validation synsets carved from the training ones; hits@1 is by likelihood among 10 held-out synsets.
-    "wordnet": dict(help="recipes/wordnet.yaml as it was: lr 2e-3, 220 + 10 steps", recipe="recipes/wordnet.yaml",
-                    train=["--stage1_learning_rate", "2e-3", "--bf16", "true"],
-                    budget={"stage1_steps": 220, "stage2_steps": 10}),
-    "wordnet-300": dict(help="WordNet, lr 2e-3, 300 + 10 steps", recipe="recipes/wordnet.yaml",
-                        train=["--stage1_learning_rate", "2e-3", "--bf16", "true"],
-                        budget={"stage1_steps": 300, "stage2_steps": 10}),
-    "wordnet-lr4e-3-300": dict(help="WordNet, the MovieLens lr 4e-3, 300 + 10 steps", recipe="recipes/wordnet.yaml",
-                               train=["--stage1_learning_rate", "4e-3", "--bf16", "true"],
-                               budget={"stage1_steps": 300, "stage2_steps": 10}),
-    "wordnet-lr4e-3-600": dict(help="WordNet, lr 4e-3, 600 + 10 steps: what 15 minutes of training buy",
-                               recipe="recipes/wordnet.yaml",
-                               train=["--stage1_learning_rate", "4e-3", "--bf16", "true"],
-                               budget={"stage1_steps": 600, "stage2_steps": 10}),
-}
+
+
+def read_candidates(path: Path = ROOT / "benchmarks" / "candidates.yaml") -> dict:
+    """{name: candidate}: the live candidates, as data (benchmarks/candidates.yaml says what each field means)."""
+    import yaml
+
+    candidates = yaml.safe_load(path.read_text())
+    for name, candidate in candidates.items():
+        candidate.setdefault("train", [])
+        if not candidate.get("help"):
+            raise SystemExit(f"{path}: candidate {name!r} has no help line saying what it measures.")
+    return candidates
+
+
+CANDIDATES = read_candidates()
 METRICS = ("nll", "sc", "hits@1", "hits@10", "mrr", "genre_f1", "decade_accuracy", "repeat_free", "no_invented_title",
            "bc_rated")
 
@@ -222,8 +119,10 @@ def run(command: list[str], log: Path) -> float:
 def bench_one(name: str, seed: int, args) -> dict:
     candidate = CANDIDATES[name]
     if candidate.get("requires"):  # a curriculum's first step: the other candidate's model, same seed
-        first = Path(args.workdir) / f"{candidate['requires']}-s{seed}" / "model" / "elm_stage.json"
-        if not first.is_file():
+        from modeling_elm.checkpoints import read_marker
+
+        first = Path(args.workdir) / f"{candidate['requires']}-s{seed}" / "model"
+        if read_marker(first) is None:
             raise RuntimeError(f"{name} continues from {candidate['requires']}'s model: run --candidates "
                                f"{candidate['requires']} --seeds {seed} first (same --workdir).")
     recipe = candidate.get("recipe", "recipes/quick.yaml")
@@ -232,23 +131,29 @@ def bench_one(name: str, seed: int, args) -> dict:
         shutil.rmtree(where)
     where.mkdir(parents=True)
     if args.evaluate_only:  # a model trained elsewhere, scored on the test split of the corpus it trained on
-        from modeling_elm.checkpoints import read_marker
+        from modeling_elm.checkpoints import read_marker, trained_corpus
 
         marker = read_marker(args.evaluate_only) or {}
-        if not marker.get("corpus"):
-            raise SystemExit(f"{args.evaluate_only} records no corpus (elm_stage.json); "
-                             "it is not a trained ELM folder.")
-        corpus = marker["corpus"]
+        try:
+            corpus = trained_corpus(args.evaluate_only)
+        except ValueError as error:
+            raise SystemExit(f"{error} Is it a trained ELM folder?") from None
         (where / "model").symlink_to(Path(args.evaluate_only).resolve())
         train_s = sum(stage.get("seconds", 0) for stage in (marker.get("stages") or {}).values())
     else:
         corpus, recipe = training_corpus(candidate, recipe, where, args)
         steps = {"stage1_steps": args.stage1_steps, "stage2_steps": args.stage2_steps,
                  **({} if args.quick else candidate.get("budget", {}))}  # a smoke run stays one
-        budget = ["--stage1_max_steps", str(steps["stage1_steps"]), "--stage2_max_steps", str(steps["stage2_steps"]),
-                  "--per_device_train_batch_size", str(args.batch_size),
-                  # stated either way: train.py picks bf16 by itself on CPUs with bf16 units, and rows must not move
-                  "--bf16", "true" if args.bf16 else "false"]
+        if candidate.get("from_recipe") and not args.quick:  # the recipe's own steps, rows and precision
+            settings = _recipe(recipe)
+            steps = {"stage1_steps": settings["stage1_max_steps"], "stage2_steps": settings["stage2_max_steps"]}
+            budget = ["--stage1_max_steps", str(steps["stage1_steps"]),
+                      "--stage2_max_steps", str(steps["stage2_steps"])]
+        else:
+            budget = ["--stage1_max_steps", str(steps["stage1_steps"]), "--stage2_max_steps",
+                      str(steps["stage2_steps"]), "--per_device_train_batch_size", str(args.batch_size),
+                      # stated either way: train.py picks bf16 by itself on CPUs with bf16 units; rows must not move
+                      "--bf16", "true" if args.bf16 else "false"]
         options = train_options(candidate, args.workdir, seed)
         train_s = run([sys.executable, "train.py", "--config", recipe, "--corpus_path", str(corpus),
                        "--output_dir", str(where / "model"), "--seed", str(seed), "--save_steps", "100000",
@@ -270,7 +175,7 @@ def training_corpus(candidate: dict, recipe: str, where: Path, args) -> tuple[Pa
     ones unless --final. A `data:` recipe (your own files) is built as train.py would build it, then trained from a
     copy of the recipe that names the carved folder in place of its data section."""
     settings = _recipe(recipe)
-    if "data" in settings:
+    if "data" in settings and "movielens" not in settings["data"]:
         from modeling_elm.data.byo import DataConfig, build_byo_corpus
 
         data = {**settings["data"], **candidate.get("data", {})}
@@ -288,7 +193,7 @@ def training_corpus(candidate: dict, recipe: str, where: Path, args) -> tuple[Pa
         settings = {key: value for key, value in settings.items() if key != "data"}
         (where / "recipe.yaml").write_text(yaml.safe_dump({**settings, "corpus_path": str(corpus)}))
         return corpus, str(where / "recipe.yaml")
-    tasks = candidate.get("tasks") or list(settings["tasks"])
+    tasks = candidate.get("tasks") or list(movielens_options(settings)["tasks"])
     corpus = corpus_for(tasks, "brief", **{**_recipe_corpus(recipe), **candidate.get("corpus", {})})
     if not args.final:
         n_users = args.validation_users if "user_profile" in tasks else 0
@@ -296,6 +201,12 @@ def training_corpus(candidate: dict, recipe: str, where: Path, args) -> tuple[Pa
         suffix = "" if args.validation_entities == 150 else f"-{args.validation_entities}m"  # 150: the rows so far
         corpus = carve_validation(corpus, {"movie": args.validation_entities, "user": n_users}, 1234,
                                   corpus.with_name(f"{corpus.name}-validation{suffix}-{n_users}u"))
+    if "data" in settings:  # the corpus built here replaces the recipe's data section (--corpus_path)
+        import yaml
+
+        settings = {key: value for key, value in settings.items() if key != "data"}
+        (where / "recipe.yaml").write_text(yaml.safe_dump(settings))
+        recipe = str(where / "recipe.yaml")
     return corpus, recipe
 
 
@@ -303,7 +214,7 @@ def train_options(candidate: dict, workdir: str, seed: int) -> list[str]:
     """The candidate's train.py options; a stage-1 learning rate it does not state is pinned to the one its row was
     measured at, so rows stay reproducible after the recipes' default moved to 4e-3."""
     options = [option.format(workdir=workdir, seed=seed) for option in candidate["train"]]
-    if "--stage1_learning_rate" not in options:
+    if "--stage1_learning_rate" not in options and not candidate.get("from_recipe"):
         options += ["--stage1_learning_rate", MEASURED_LR]
     return options
 
@@ -314,10 +225,15 @@ def _recipe(recipe: str) -> dict:
     return yaml.safe_load((ROOT / recipe).read_text())
 
 
+def movielens_options(settings: dict) -> dict:
+    """A recipe's MovieLens options: its `data: movielens:` section (or, in the older form, its top level)."""
+    return (settings.get("data") or {}).get("movielens") or settings
+
+
 def _recipe_corpus(recipe: str) -> dict:
     """The corpus options a recipe sets beyond tasks and detail (e.g. `titles`), so its candidates train on its data."""
-    settings = _recipe(recipe)
-    return {key: settings[key] for key in ("titles",) if key in settings}
+    options = movielens_options(_recipe(recipe))
+    return {key: options[key] for key in ("titles",) if key in options}
 
 
 def row_of(name, seed, results, train_s, args, steps: dict | None = None) -> dict:

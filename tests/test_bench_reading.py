@@ -48,7 +48,7 @@ def test_every_candidate_names_what_it_changes_and_a_recipe_that_exists():
         assert candidate["help"] and isinstance(candidate["train"], list), name
         assert (ROOT / candidate.get("recipe", "recipes/quick.yaml")).is_file(), name
     assert module._recipe_corpus("recipes/quick-users.yaml") == {"titles": False}
-    assert module._recipe("recipes/quick-users.yaml")["tasks"] == ["user_profile"]
+    assert module.movielens_options(module._recipe("recipes/quick-users.yaml"))["tasks"] == ["user_profile"]
 
 
 def test_a_curriculum_candidate_needs_its_first_step_and_points_train_at_its_model(tmp_path):
@@ -62,6 +62,19 @@ def test_a_curriculum_candidate_needs_its_first_step_and_points_train_at_its_mod
     train = [o.format(workdir="/w", seed=3) for o in module.CANDIDATES["paper-curriculum"]["train"]]
     assert train[train.index("--init_from") + 1] == "/w/k16-std-s3/model"
     assert module.CANDIDATES["paper-curriculum"]["requires"] in module.CANDIDATES
+
+
+def test_candidates_are_data_and_the_main_jobs_candidate_reads_its_recipe(tmp_path):
+    module = bench()
+    assert module.CANDIDATES == module.read_candidates(ROOT / "benchmarks" / "candidates.yaml")
+    main_job = module.CANDIDATES["main-job"]
+    assert main_job["from_recipe"] and module.train_options(main_job, "/w", 0) == []  # no copy of quick.yaml's levers
+    assert module._recipe("recipes/quick.yaml")["stage1_max_steps"] > 0  # its steps come from the recipe
+    copy = tmp_path / "candidates.yaml"
+    copy.write_text((ROOT / "benchmarks" / "candidates.yaml").read_text().replace("help: two soft tokens per vector",
+                                                                                  "help: ''"))
+    with pytest.raises(SystemExit, match="candidate 'k2' has no help line"):
+        module.read_candidates(copy)
 
 
 def test_rows_measured_before_the_learning_rate_moved_keep_theirs():
