@@ -323,5 +323,7 @@ def test_every_command_parses_its_options_one_way():
     assert parser.prog == "python -m modeling_elm.scripts.thing" and parser.description == "Do a thing."
     assert parser.parse_args_into_dataclasses(["--max-new-tokens", "3"])[0].max_new_tokens == 3
     assert "(default: 40)" in parser.format_help() and "example --max_new_tokens 3" in parser.format_help()
-    with pytest.raises(SystemExit):  # no abbreviations: a typo is an error, as in a recipe
+    with pytest.raises(SystemExit):  # no abbreviations: a typo ends in argparse's error, as in a recipe
         parser.parse_args_into_dataclasses(["--max_new", "3"])
+    assert parser.parse_args_into_dataclasses(["--max_new", "3"], return_remaining_strings=True)[1] == ["--max_new",
+                                                                                                      "3"]

@@ -25,10 +25,20 @@ def command_parser(doc: str, name: str, *options, parser_class=None, prog: str |
     must be an error, as it is in a recipe)."""
     from transformers import HfArgumentParser
 
+    class CommandParser(parser_class or HfArgumentParser):
+        def parse_args_into_dataclasses(self, args=None, return_remaining_strings: bool = False, **kwargs):
+            """An unknown or misspelt flag ends the command with argparse's usage and error, not a traceback."""
+            *parsed, remaining = super().parse_args_into_dataclasses(args=args, return_remaining_strings=True,
+                                                                     **kwargs)
+            if return_remaining_strings:
+                return (*parsed, remaining)
+            if remaining:
+                self.error(f"unrecognized arguments: {' '.join(remaining)} (see --help; flags are not abbreviated)")
+            return tuple(parsed)
+
     summary, _, rest = doc.strip().partition("\n\n")
-    return (parser_class or HfArgumentParser)(list(options), prog=prog or f"python -m modeling_elm.scripts.{name}",
-                                              description=summary, epilog=rest or None, allow_abbrev=False,
-                                              formatter_class=HelpFormatter)
+    return CommandParser(list(options), prog=prog or f"python -m modeling_elm.scripts.{name}", description=summary,
+                         epilog=rest or None, allow_abbrev=False, formatter_class=HelpFormatter)
 
 
 def option(default=None, help: str = "", **metadata):
