@@ -11,6 +11,9 @@ ids exist, every prompt has one placeholder per id. A broken file fails with its
 used (unknown ids, empty targets) are dropped, counted, and shown, never skipped in silence. A text row's ids are a
 list, or one id as text (`row_ids` says how a CSV cell holds several). The checked corpus is cached under a key of
 the settings and of what the sources hold (`source_fingerprint`).
+
+Reading any table format is `files.py`; checking an entity file's vectors is `entity_vectors.py`; this module holds
+the recipe's section, the texts, the split and the build.
 """
 
 import hashlib
@@ -26,6 +29,8 @@ import pyarrow as pa
 
 from ..base_models import elm_cache_dir
 from .corpus import FORMAT, VectorTable, save_task_splits, slot_column, split_sizes_ok
+from .entity_vectors import entity_vectors, id_strings
+from .files import read_table, source_fingerprint
 
 logger = logging.getLogger(__name__)
 BYO_VERSION = 3  # 3: the manifest lists the prompts; 2: rows name ids, vectors stored once in vectors/
@@ -124,213 +129,6 @@ def _spec(kind, raw, where: str):
     if required:
         raise ValueError(f"{where}: missing {required}.")
     return kind(**raw)
-
-
-# ---- reading ------------------------------------------------------------------------------------------------
-HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")
-TABLE_SUFFIXES = (".parquet", ".pq", ".csv", ".tsv", ".jsonl", ".json")
-
-
-def is_hub_id(path: str) -> bool:
-    """A Hub dataset id looks like "user/name"; a path with a file suffix or in an existing folder is a local file
-    that is missing, not a download to retry for half a minute."""
-    p = Path(path)
-    return not p.exists() and bool(HUB_ID.fullmatch(path)) and p.suffix not in TABLE_SUFFIXES and not p.parent.is_dir()
-
-
-def source_fingerprint(path: str) -> str | None:
-    """What a source holds, for the cache key: a hash of the bytes of a file, or of every file of a `datasets`
-    folder (with their names); a Hub dataset's fingerprint, which follows its revision. None for a missing path,
-    which `read_table` then names."""
-    p = Path(path)
-    if p.is_file() or p.is_dir():
-        files = [p] if p.is_file() else sorted(f for f in p.rglob("*") if f.is_file())
-        digest = hashlib.sha256()
-        for file in files:
-            digest.update(file.relative_to(p if p.is_dir() else p.parent).as_posix().encode() + b"\0")
-            with open(file, "rb") as handle:
-                digest.update(hashlib.file_digest(handle, "sha256").digest())
-        return digest.hexdigest()
-    if is_hub_id(path):
-        import datasets
-
-        return datasets.load_dataset(path, split="train")._fingerprint
-    return None
-
-
-def read_table(path: str) -> tuple[pd.DataFrame, int]:
-    """A table from a file or dataset, and the offset from row index to file line (for error messages)."""
-    p = Path(path)
-    if not p.exists():
-        if is_hub_id(path):
-            import datasets
-
-            return _not_empty(datasets.load_dataset(path, split="train").to_pandas(), path), 0
-        raise ValueError(f"{path}: no such file or folder (and not a Hub dataset id such as 'user/name'); check the "
-                         "path in the recipe's data section, relative to where train.py runs.")
-    if p.is_dir():
-        import datasets
-
-        loaded = datasets.load_from_disk(str(p))
-        return _not_empty(
-            (loaded["train"] if isinstance(loaded, datasets.DatasetDict) else loaded).to_pandas(), path
-        ), 0
-    try:
-        if p.suffix in (".parquet", ".pq"):
-            try:
-                return _not_empty(pd.read_parquet(p), path), 0
-            except (pa.ArrowInvalid, OSError) as error:
-                raise ValueError(f"{path}: not a readable Parquet file ({error}); write it again, e.g. with "
-                                 "pandas' DataFrame.to_parquet.") from None
-        if p.suffix in (".csv", ".tsv"):
-            if p.stat().st_size == 0:
-                raise ValueError(f"{path} is empty (0 bytes); it needs a header line and one row per entry.")
-            try:
-                return _not_empty(pd.read_csv(p, sep="\t" if p.suffix == ".tsv" else ","), path), 2  # header: line 1
-            except pd.errors.ParserError as error:
-                raise ValueError(f"{p}: {error}") from None
-        if p.suffix in (".jsonl", ".json"):
-            return _read_json(p, path)
-    except UnicodeDecodeError as error:
-        raise ValueError(f"{path}: not UTF-8 text (byte {error.object[error.start:error.start + 1]!r} at position "
-                         f"{error.start}); save the file as UTF-8.") from None
-    raise ValueError(f"{path}: not a .parquet, .csv or .jsonl file, a datasets folder, or a Hub dataset id.")
-
-
-def _read_json(p: Path, path: str) -> tuple[pd.DataFrame, int]:
-    text = p.read_text(encoding="utf-8")
-    if p.suffix == ".json" and text.lstrip().startswith("["):  # one JSON array of objects, not JSON lines
-        try:
-            rows = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path}:{error.lineno}: not valid JSON ({error.msg}).") from None
-        if not all(isinstance(r, dict) for r in rows):
-            raise ValueError(f"{path}: a JSON array must hold one object per row, e.g. [{{\"id\": ..., ...}}].")
-        return _not_empty(pd.DataFrame(rows), path), 0
-    rows = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if line.strip():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{p}:{number}: not a JSON object ({error.msg}).") from None
-            if not isinstance(row, dict):
-                raise ValueError(f"{p}:{number}: not a JSON object (one object per line, e.g. {{\"id\": ...}}).")
-            rows.append(row)
-    return _not_empty(pd.DataFrame(rows), path), 1
-
-
-def _not_empty(table: pd.DataFrame, path: str) -> pd.DataFrame:
-    if table.empty:
-        raise ValueError(f"{path} has no rows; it needs one row per entry.")
-    return table
-
-
-def _parse_list(text: str, where: str, spec, table, line_offset: int, column) -> list:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError:
-        row = int(np.flatnonzero(column.to_numpy() == text)[0])
-        raise ValueError(f"{where}, row {row + line_offset} (id {table[spec.id_column].iloc[row]!r}): the vector "
-                         f"column holds text {text[:40]!r}, not a list of numbers like [0.1, -0.2].") from None
-    return value if isinstance(value, list) else [value]
-
-
-def _numbers(values, where: str, line: int, entity) -> np.ndarray:
-    try:
-        vector = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError):
-        bad = next((v for v in values if not isinstance(v, (int, float, np.number))), values)
-        raise ValueError(f"{where}, row {line} (id {entity!r}): the vector holds {bad!r}, not a number.") from None
-    if vector.ndim != 1:
-        raise ValueError(f"{where}, row {line} (id {entity!r}): the vector is nested (shape {vector.shape}); each "
-                         "row needs one flat list of numbers.")
-    return vector
-
-
-def id_strings(values: pd.Series) -> pd.Series:
-    """Ids as strings; a float column of whole numbers (pandas reads an int column with gaps as float) as "7", not
-    "7.0", so it matches the same ids written elsewhere as integers."""
-    if pd.api.types.is_float_dtype(values):
-        whole = values.dropna()
-        if (whole == whole.round()).all():
-            return values.map(lambda v: str(int(v)) if pd.notna(v) else "nan")
-    return values.astype(str)
-
-
-def _check_values(vectors: np.ndarray, where: str, ids: pd.Series, line_offset: int) -> None:
-    """Every value finite and within float32, the type the corpus stores and the model reads vectors in."""
-    finite = np.isfinite(vectors).all(axis=1)
-    if not finite.all():
-        row = int(np.flatnonzero(~finite)[0])
-        raise ValueError(f"{where}, row {row + line_offset} (id {ids.iloc[row]!r}): the vector holds NaN or infinity "
-                         f"({int((~finite).sum())} such row(s)); fix or remove them.")
-    fits = (np.abs(vectors) <= np.finfo(np.float32).max).all(axis=1)  # larger ones would be stored as infinity
-    if not fits.all():
-        row = int(np.flatnonzero(~fits)[0])
-        value = vectors[row][np.argmax(np.abs(vectors[row]))]
-        raise ValueError(f"{where}, row {row + line_offset} (id {ids.iloc[row]!r}): the vector holds {value:.3g}, "
-                         f"beyond float32's range (about ±3.4e38), the type vectors are stored and read in "
-                         f"({int((~fits).sum())} such row(s)); rescale the vectors (e.g. divide each by its norm) "
-                         "or remove those rows.")
-
-
-def entity_vectors(table: pd.DataFrame, spec: SpaceSpec, line_offset: int) -> np.ndarray:
-    where = f"{spec.path}"
-    if spec.id_column not in table.columns:
-        raise ValueError(f"{where}: no id column {spec.id_column!r} (columns: {list(table.columns)[:10]}); "
-                         "set id_column in the recipe's data section.")
-    missing_ids = np.flatnonzero(table[spec.id_column].isna().to_numpy())
-    if len(missing_ids):
-        raise ValueError(f"{where}, row {int(missing_ids[0]) + line_offset}: the id ({spec.id_column!r}) is empty "
-                         f"({len(missing_ids)} such row(s)); every entity needs an id that its texts name.")
-    if spec.vector_columns:
-        import fnmatch
-
-        columns = [c for c in table.columns if fnmatch.fnmatch(str(c), spec.vector_columns)]
-        if not columns:
-            raise ValueError(f"{where}: no columns match vector_columns={spec.vector_columns!r}.")
-        columns.sort(key=lambda c: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(c))])
-        try:
-            vectors = table[columns].to_numpy(dtype=np.float64)
-        except ValueError:
-            bad = table[columns].apply(pd.to_numeric, errors="coerce").isna() & table[columns].notna()
-            row, col = map(int, np.argwhere(bad.to_numpy())[0])
-            raise ValueError(f"{where}, row {row + line_offset} (id {table[spec.id_column].iloc[row]!r}): column "
-                             f"{columns[col]!r} holds {table[columns[col]].iloc[row]!r}, not a number.") from None
-    else:
-        if spec.vector_column not in table.columns:
-            raise ValueError(f"{where}: no vector column {spec.vector_column!r} (columns: {list(table.columns)[:10]}); "
-                             "set vector_column (a list column) or vector_columns (numbered columns, e.g. 'dim_*').")
-        column = table[spec.vector_column]
-        if column.map(lambda v: isinstance(v, str)).all():  # what df.to_csv writes for a list: "[0.1, -0.2, ...]"
-            column = column.map(lambda v: _parse_list(v, where, spec, table, line_offset, column))
-        not_lists = np.flatnonzero(column.map(lambda v: not hasattr(v, "__len__") or isinstance(v, str)).to_numpy())
-        if len(not_lists):
-            row = int(not_lists[0])
-            raise ValueError(f"{where}, row {row + line_offset} (id {table[spec.id_column].iloc[row]!r}): the vector "
-                             f"is {column.iloc[row]!r}, not a list of numbers like [0.1, -0.2] "
-                             f"({len(not_lists)} such row(s)); fix or remove them.")
-        sizes = column.map(len).to_numpy()
-        expected = np.bincount(sizes).argmax()
-        if expected == 0:
-            raise ValueError(f"{where}: the vectors in {spec.vector_column!r} are empty (0 values); each row needs "
-                             "its entity's embedding.")
-        bad = np.flatnonzero(sizes != expected)
-        if len(bad):
-            row = int(bad[0])
-            raise ValueError(f"{where}, row {row + line_offset} (id {table[spec.id_column].iloc[row]!r}): vector has "
-                             f"{sizes[row]} values, the others have {expected}; {len(bad)} row(s) differ.")
-        vectors = np.stack([_numbers(v, where, row + line_offset, table[spec.id_column].iloc[row])
-                            for row, v in enumerate(column)])
-    _check_values(vectors, where, table[spec.id_column], line_offset)
-    ids = id_strings(table[spec.id_column])
-    duplicated = ids[ids.duplicated()]
-    if len(duplicated):
-        rows = np.flatnonzero(ids.to_numpy() == duplicated.iloc[0])
-        raise ValueError(f"{where}: id {duplicated.iloc[0]!r} appears {len(rows)} times (rows "
-                         f"{', '.join(str(r + line_offset) for r in rows[:5])}); ids must be unique.")
-    return vectors.astype(np.float32)
 
 
 # ---- texts --------------------------------------------------------------------------------------------------

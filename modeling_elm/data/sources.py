@@ -49,7 +49,7 @@ class OwnFiles(TrainingData):
         return [self.config.placeholder(space) for space in self.config.spaces]
 
     def prompts(self) -> dict[str, str]:
-        from .byo import read_table
+        from .files import read_table
 
         prompts = {f"task {task!r}": prompt for task, prompt in self.config.prompts.items()}
         prompts |= {f"template {t.task!r}": t.prompt for t in self.config.templates}

@@ -9,7 +9,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from modeling_elm.data.byo import DataConfig, build_byo_corpus, entity_vectors, read_table, SpaceSpec
+from modeling_elm.data.byo import DataConfig, SpaceSpec, build_byo_corpus
+from modeling_elm.data.entity_vectors import entity_vectors
+from modeling_elm.data.files import read_table
 from helpers.elm import run_train
 from helpers.elm import write_tiny_base_model
 
@@ -290,7 +292,7 @@ def test_broken_entity_files_name_the_file_and_the_fix(tmp_path, write, message)
 
 
 def test_a_json_array_file_reads_like_json_lines(tmp_path):
-    from modeling_elm.data.byo import read_table
+    from modeling_elm.data.files import read_table
 
     rows = [{"id": "a", "vector": [1.0, 2.0]}, {"id": "b", "vector": [3.0, 4.0]}]
     (tmp_path / "e.json").write_text(json.dumps(rows, indent=2))
@@ -328,7 +330,7 @@ def test_recipe_mistakes_in_the_data_section_are_named(tmp_path, extra, message)
 def test_a_missing_local_path_is_not_taken_for_a_hub_dataset(tmp_path, monkeypatch):
     import datasets
 
-    from modeling_elm.data.byo import read_table
+    from modeling_elm.data.files import read_table
 
     monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: pytest.fail("tried the Hub for a local path"))
     monkeypatch.chdir(tmp_path)
