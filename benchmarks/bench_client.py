@@ -11,7 +11,6 @@ here with random weights, as an export would hold them; nothing is downloaded. R
 benchmarks/results/client.jsonl with the machine; `--help` lists the options.
 """
 
-import argparse
 import json
 import subprocess
 import sys
@@ -113,7 +112,9 @@ def held_bytes(export: Path) -> int:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    from modeling_elm.scripts import command_parser
+
+    parser = command_parser(__doc__, "bench_client", prog="benchmarks/bench_client.py")
     parser.add_argument("--lms", nargs="+", default=["smollm2", "llama-1b"], choices=["smollm2", "llama-1b"])
     parser.add_argument("--ways", nargs="+", default=["input_side", "whole_elm"], choices=["input_side", "whole_elm"],
                         help="input_side: from_export as it is; whole_elm: the ELM from input/, LM body at random")

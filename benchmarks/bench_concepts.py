@@ -16,7 +16,6 @@ intervals). Rows are appended to benchmarks/results/concepts.jsonl with the mach
 `--plot` draws both ways side by side (docs/figures/concept-moves.png).
 """
 
-import argparse
 import dataclasses
 import json
 import platform
@@ -68,7 +67,9 @@ def plot(rows: list[dict], path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    from modeling_elm.scripts import command_parser
+
+    parser = command_parser(__doc__, "bench_concepts", prog="benchmarks/bench_concepts.py")
     parser.add_argument("--model", default="checkpoints/elm-quick", help="a trained ELM folder (it names its corpus)")
     parser.add_argument("--curve_examples", type=int, default=24, help="held-out movies per concept and strength")
     parser.add_argument("--device", default=None, help="cpu, cuda, ...; default: the GPU when there is one")

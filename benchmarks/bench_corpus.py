@@ -10,7 +10,6 @@ facts, the 24 movie tasks for every movie and profiles for every user, saving. P
 corpus manifest records, the total and the peak memory (ru_maxrss of this process).
 """
 
-import argparse
 import json
 import platform
 import resource
@@ -45,7 +44,9 @@ def write_release(folder: Path, shape: dict, seed: int = 0) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from modeling_elm.scripts import command_parser
+
+    parser = command_parser(__doc__, "bench_corpus", prog="benchmarks/bench_corpus.py")
     parser.add_argument("--quick", action="store_true", help="1M ratings instead of 25M")
     parser.add_argument("--scratch", type=Path, default=None, help="where to write the synthetic release")
     args = parser.parse_args()

@@ -162,7 +162,9 @@ def prepare(folder: Path, size: dict, settings: dict) -> float:
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from modeling_elm.scripts import command_parser
+
+    parser = command_parser(__doc__, "bench_embeddings", prog="benchmarks/bench_embeddings.py")
     parser.add_argument("--quick", action="store_true", help="1M ratings, one repeat, 500 texts: a smoke run")
     parser.add_argument("--repeats", type=int, default=None, help="(a)/(b) pairs, interleaved (default 2; quick 1)")
     parser.add_argument("--texts", type=int, default=None, help="texts to encode for (c) (default 5000; quick 500)")

@@ -16,7 +16,6 @@ consistency (a MiniLM pass) is not included.
 Generation stops at `--max_new_tokens` or at the end-of-turn token, like the evaluation does.
 """
 
-import argparse
 import json
 import platform
 import statistics
@@ -111,7 +110,9 @@ def evaluation_load(args, model, processor, corpus, device) -> dict:
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from modeling_elm.scripts import command_parser
+
+    parser = command_parser(__doc__, "bench_generation", prog="benchmarks/bench_generation.py")
     parser.add_argument("--model", default="checkpoints/elm-quick", help="a trained ELM folder (it names its corpus)")
     parser.add_argument("--corpus", default=None, help="corpus folder (default: the one the model trained on)")
     parser.add_argument("--device", default=None, help="cuda, mps or cpu (default: the GPU when there is one)")

@@ -132,7 +132,9 @@ def peak_memory(which, args, device) -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from modeling_elm.scripts import command_parser
+
+    parser = command_parser(__doc__, "bench_injection", prog="benchmarks/bench_injection.py")
     parser.add_argument("--base_model", "--base-model", default=DEFAULT_BASE_MODEL)
     parser.add_argument("--batch_size", "--batch-size", type=int, default=8)
     parser.add_argument("--seq_len", "--seq-len", type=int, default=128)

@@ -9,7 +9,6 @@ Each shape runs float32 and bf16 interleaved for `--seconds` each, `--repeats` t
 what the chip can do, so the best run, not the median). The report names the CPU's matrix units as torch sees them.
 """
 
-import argparse
 import json
 import platform
 import sys
@@ -72,7 +71,9 @@ def machine() -> str:
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from modeling_elm.scripts import command_parser
+
+    parser = command_parser(__doc__, "bench_matmul", prog="benchmarks/bench_matmul.py")
     parser.add_argument("--seconds", type=float, default=1.5, help="seconds per shape, dtype and repeat")
     parser.add_argument("--repeats", type=int, default=2, help="interleaved rounds; the best counts")
     parser.add_argument("--output", default=None, help="also write the report to this JSON file")

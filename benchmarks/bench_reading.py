@@ -22,7 +22,6 @@ add, per task, hits@1 by likelihood among 10 held-out entities, the NLL gap, and
 untrained adapter and the best constant answer (the table printed second).
 """
 
-import argparse
 import json
 import shutil
 import subprocess
@@ -305,8 +304,9 @@ def task_rows_table(rows: list[dict]) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False,
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    from modeling_elm.scripts import command_parser
+
+    parser = command_parser(__doc__, "bench_reading", prog="benchmarks/bench_reading.py")
     parser.add_argument("--candidates", nargs="+", default=["k1", "k4"], choices=sorted(CANDIDATES), metavar="NAME",
                         help="candidates to train and score (see --list)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])

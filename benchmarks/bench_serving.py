@@ -19,7 +19,6 @@ then answers `--same_requests` prompts with the checkpoint's own decoding, its n
 the client and through `generate_texts`, and counts the same texts.
 """
 
-import argparse
 import json
 import sys
 import tempfile
@@ -181,8 +180,9 @@ def measure(args, dtype: str, prompts, vectors, report: dict) -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    from modeling_elm.scripts import command_parser
+
+    parser = command_parser(__doc__, "bench_serving", prog="benchmarks/bench_serving.py")
     parser.add_argument("--model", default="checkpoints/elm-quick", help="a trained ELM folder (it names its corpus)")
     parser.add_argument("--task", default="what_kind")
     parser.add_argument("--requests", type=int, default=256)

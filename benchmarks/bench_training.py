@@ -21,7 +21,6 @@ parameters (the backward still runs through every layer to reach the adapter). `
 its configuration (benchmarks/model_configs/, no weights needed: speed does not depend on them).
 """
 
-import argparse
 import gc
 import json
 import statistics
@@ -121,7 +120,9 @@ def timed_run(model, tokenizer, dataset, collator, rows_per_step, args, trainer_
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from modeling_elm.scripts import command_parser
+
+    parser = command_parser(__doc__, "bench_training", prog="benchmarks/bench_training.py")
     parser.add_argument("--base_model", default="HuggingFaceTB/SmolLM2-135M-Instruct", help=(
         "the LM to wrap; with --random_init its config comes from benchmarks/model_configs/<name>.json"))
     parser.add_argument("--random_init", action="store_true", help="build the LM from its config, no weights")

@@ -18,7 +18,6 @@ Stage 2 runs in float32 only: accelerate keeps a process's first mixed precision
 float32 run here; time it in its own `train.py` process (docs/benchmarks.md).
 """
 
-import argparse
 import contextlib
 import json
 import statistics
@@ -168,7 +167,9 @@ def profile_generation(model, processor, corpus, args, dtype: torch.dtype) -> di
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from modeling_elm.scripts import command_parser
+
+    parser = command_parser(__doc__, "profile_step", prog="benchmarks/profile_step.py")
     parser.add_argument("--rows", type=int, default=16, help="rows per training step (the main job's)")
     parser.add_argument("--steps", type=int, default=4, help="profiled steps per run")
     parser.add_argument("--warmup", type=int, default=2, help="steps before profiling starts")

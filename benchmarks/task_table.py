@@ -12,7 +12,6 @@ below 0 on every task; SC >= references - 0.03; over the one-movie tasks that st
 decade >= 0.85; no invented title >= 95%; repeat-free >= the references'.
 """
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -124,8 +123,9 @@ def figure(runs: list[dict], path: Path) -> None:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    from modeling_elm.scripts import command_parser
+
+    parser = command_parser(__doc__, "task_table", prog="benchmarks/task_table.py")
     parser.add_argument("--results", nargs="+", type=Path, required=True,
                         help="results.json of evaluations of the same recipe (one per seed)")
     parser.add_argument("--figure", type=Path, default=None, help="also draw SC per task into this PNG")

@@ -9,7 +9,6 @@ Re-running updates the same repositories (a new commit with what changed), never
 usual one: `hf auth login`, or HF_TOKEN in the environment.
 """
 
-import argparse
 import json
 import shutil
 import sys
@@ -230,7 +229,9 @@ def publish(model: Path, repo_id: str, eval_dir: Path | None = None, dataset_rep
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hub.publish", description=__doc__.split("\n\n")[0])
+    from modeling_elm.scripts import command_parser
+
+    parser = command_parser(__doc__, "publish", prog="python -m hub.publish")
     parser.add_argument("--model", type=Path, default=Path("checkpoints/elm-quick"), help="trained ELM folder")
     parser.add_argument("--repo_id", "--repo-id", required=True, help="model repository, e.g. you/elm-quick")
     parser.add_argument("--eval", type=Path, default=None,

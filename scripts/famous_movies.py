@@ -6,7 +6,6 @@ The model reads only each movie's vector; the title is used here to look the vec
 out from training (never seen) is marked, so a reader can tell recall from reading.
 """
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -19,8 +18,9 @@ FAMOUS = ["Pulp Fiction", "Toy Story", "The Matrix", "Titanic", "Heat", "The God
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    from modeling_elm.scripts import command_parser
+
+    parser = command_parser(__doc__, "famous_movies", prog="scripts/famous_movies.py")
     parser.add_argument("--model", default="checkpoints/elm-quick", help="trained ELM folder")
     parser.add_argument("--corpus", default=None, help="corpus folder (default: the one the model trained on)")
     parser.add_argument("--task", default=None, help="task to ask (default: the first one-movie task trained)")

@@ -5,7 +5,6 @@ entities) against its controls, from benchmarks/results/reading.jsonl.
     .venv/bin/python scripts/results_figure.py --candidate k16-std-lr4e-3-bf16-560 --split test --output fig.png
 """
 
-import argparse
 import json
 from pathlib import Path
 
@@ -48,7 +47,9 @@ def draw(row: dict, output: Path) -> None:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    from modeling_elm.scripts import command_parser
+
+    parser = command_parser(__doc__, "results_figure", prog="scripts/results_figure.py")
     parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results" / "reading.jsonl")
     parser.add_argument("--candidate", default="k16-std-lr4e-3-bf16-560", help="the main job's candidate")
     parser.add_argument("--split", default="test")

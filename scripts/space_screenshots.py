@@ -3,7 +3,6 @@
     .venv/bin/python scripts/space_screenshots.py --model checkpoints/elm-quick --prefix docs/screenshots/space
 """
 
-import argparse
 import shutil
 import socket
 import sys
@@ -14,7 +13,9 @@ sys.path.insert(0, str(ROOT / "space"))
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    from modeling_elm.scripts import command_parser
+
+    parser = command_parser(__doc__, "space_screenshots", prog="scripts/space_screenshots.py")
     parser.add_argument("--model", default="checkpoints/elm-quick")
     parser.add_argument("--prefix", default="docs/screenshots/space")
     args = parser.parse_args()

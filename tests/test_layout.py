@@ -327,3 +327,37 @@ def test_every_command_parses_its_options_one_way():
         parser.parse_args_into_dataclasses(["--max_new", "3"])
     assert parser.parse_args_into_dataclasses(["--max_new", "3"], return_remaining_strings=True)[1] == ["--max_new",
                                                                                                       "3"]
+
+
+def test_every_benchmark_and_tool_answers_help_from_its_docstring():
+    """The benchmarks, the docs' generators and hub.publish build their parsers with the commands' `command_parser`
+    too: `--help` answers with the module docstring's first paragraph, in one fresh process for all of them."""
+    import json
+    import subprocess
+    import sys
+
+    root = PACKAGE.parent
+    tools = sorted(str(p.relative_to(root)) for folder in ("benchmarks", "scripts", "hub")
+                   for p in (root / folder).glob("*.py") if "command_parser(__doc__" in p.read_text())
+    assert len(tools) >= 15 and "hub/publish.py" in tools
+    for tool in tools:
+        assert "__doc__.split" not in (root / tool).read_text(), tool
+    script = (
+        "import ast, contextlib, io, json, os, runpy, sys\n"
+        "out = {}\n"
+        f"for path in {tools!r}:\n"
+        "    sys.argv = [path, '--help']\n"
+        "    sys.path.insert(0, os.path.dirname(os.path.abspath(path)))  # as `python <path>` puts it first\n"
+        "    buffer = io.StringIO()\n"
+        "    with contextlib.redirect_stdout(buffer):\n"
+        "        try:\n"
+        "            runpy.run_path(path, run_name='__main__')\n"
+        "        except SystemExit:\n"
+        "            pass\n"
+        "    summary = ast.get_docstring(ast.parse(open(path).read())).split('\\n\\n')[0].split()\n"
+        "    out[path] = ' '.join(summary) in ' '.join(buffer.getvalue().split())\n"
+        "print(json.dumps(out))\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600, cwd=root)
+    assert result.returncode == 0, result.stderr[-2000:]
+    answers = json.loads(result.stdout.strip().splitlines()[-1])
+    assert answers == {tool: True for tool in tools}
