@@ -89,8 +89,9 @@ def best_known_held_out(corpus, space: str) -> int:
 
 
 def mix(first: np.ndarray, second: np.ndarray, alpha: float) -> np.ndarray:
-    """(1 - alpha) first + alpha second: alpha in [0, 1] mixes, outside it extrapolates past either."""
-    return ((1 - alpha) * np.asarray(first, np.float32) + alpha * np.asarray(second, np.float32)).astype(np.float32)
+    """(1 - alpha) first + alpha second, in the vectors' own precision: alpha in [0, 1] mixes, outside it extrapolates
+    past either."""
+    return (1 - alpha) * np.asarray(first) + alpha * np.asarray(second)
 
 
 def move(concepts: dict, vector: np.ndarray, concept: str, strength: float, space: str = "") -> np.ndarray:

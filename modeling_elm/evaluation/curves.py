@@ -3,6 +3,7 @@ along a genre's concept direction (CAV). The model describes each; the descripti
 
 import numpy as np
 
+from ..data.explore import mix
 from .metrics import bootstrap_ci, fact_scores, semantic_consistency, stated_decade, stated_genres
 
 ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -71,7 +72,7 @@ def interpolation_curve(ev) -> dict:
              "genre_f1_to_b": []}
     facts = {i: _genres_and_year(ev, i) for i in set(pairs.ravel().tolist())}
     for alpha in ALPHAS:
-        mixed = [{"movie": ((1 - alpha) * vectors[a] + alpha * vectors[b])[None]} for a, b in pairs]
+        mixed = [{"movie": mix(vectors[a], vectors[b], alpha)[None]} for a, b in pairs]
         texts = ev.generate(ev.model, [prompt] * len(pairs), mixed, f"interpolation a={alpha}")
         embedded = ev.embed(texts)
         curve["sc_to_a"].append(bootstrap_ci(semantic_consistency(embedded, ev.scorer.semantic[pairs[:, 0]]),
