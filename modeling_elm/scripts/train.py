@@ -53,6 +53,22 @@ EPILOG = "SFTConfig options an ELM run refuses (each stage sets its own, or they
     "\n".join(f"  --{name}: {fix}" for name, fix in STAGE_OWNED_OPTIONS)
 
 
+MOVIELENS_HELP = ("MovieLens' options go under data: movielens: in a recipe (python -m modeling_elm.scripts.corpus "
+                  "--help lists them); at a recipe's top level or on the command line (--tasks ...) they still work.")
+
+
+def hide_movielens_options(parser) -> None:
+    """Keep MovieLens' options out of --help, where every run, your own data's too, would list them: a recipe names
+    them under data: movielens:, and `scripts.corpus --help` documents them. They still parse (the older form)."""
+    import argparse
+    from dataclasses import fields
+
+    names = {f.name for f in fields(CorpusConfig)}
+    for action in parser._actions:
+        if action.dest in names:
+            action.help = argparse.SUPPRESS
+
+
 def has_accelerator() -> bool:
     return torch.cuda.is_available() or (hasattr(torch, "xpu") and torch.xpu.is_available())
 
@@ -145,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     parser = command_parser(__doc__, "train", ElmArguments, CorpusConfig, SFTConfig, parser_class=TrlParser,
                             prog="train.py")
-    parser.epilog = f"{parser.epilog}\n\n{EPILOG}"
+    hide_movielens_options(parser)
+    parser.epilog = f"{parser.epilog}\n\n{MOVIELENS_HELP}\n\n{EPILOG}"
     elm_args, corpus_config, sft_config = parser.parse_args_and_config(
         args=with_cpu_defaults(list(sys.argv[1:] if argv is None else argv)))
 

@@ -48,6 +48,19 @@ def test_help_says_which_options_are_refused(capsys):
         _train(["--help"])
     out = capsys.readouterr().out
     assert "options an ELM run refuses" in out and "--learning_rate: set it per stage" in out
+    # MovieLens' options are not every run's: the help points to where they live instead of listing them
+    assert "--movie_space" not in out and "--min_movie_ratings" not in out and "data: movielens:" in out
+
+
+def test_movielens_options_still_parse_on_the_command_line():
+    from modeling_elm.scripts import train
+
+    parser = train.command_parser(train.__doc__, "train", train.ElmArguments, train.CorpusConfig, train.SFTConfig,
+                                  parser_class=train.TrlParser, prog="train.py")
+    train.hide_movielens_options(parser)
+    _, corpus_config, _ = parser.parse_args_and_config(args=["--output_dir", "x", "--tasks", "summary", "--use_cpu",
+                                                             "true", "--bf16", "false"])
+    assert corpus_config.tasks == ["summary"]
 
 
 def test_a_max_length_too_short_for_the_prompt_is_found_before_the_corpus(tmp_path, monkeypatch):
