@@ -52,7 +52,7 @@ def main() -> None:
     args = parser.parse_args()
     shape = QUICK if args.quick else FULL
 
-    from modeling_elm.data.movielens.build import CorpusConfig, build_corpus
+    from modeling_elm.data.movielens.build import MovieLensConfig, build_corpus
 
     scratch = args.scratch or Path(tempfile.mkdtemp(prefix="elm-bench-corpus-"))
     release = scratch / "ml-25m-synthetic"
@@ -61,7 +61,7 @@ def main() -> None:
     if not (release / "ratings.csv").is_file():
         write_release(release, shape)
     written = time.perf_counter() - start
-    config = CorpusConfig(source=str(release), tasks=["all"], corpus_dir=str(scratch / "corpus"))
+    config = MovieLensConfig(source=str(release), tasks=["all"], corpus_dir=str(scratch / "corpus"))
     start = time.perf_counter()
     folder = build_corpus(config, rebuild=True)
     total = time.perf_counter() - start

@@ -55,9 +55,9 @@ METRICS = ("nll", "sc", "hits@1", "hits@10", "mrr", "genre_f1", "decade_accuracy
 
 
 def corpus_for(tasks: list[str], detail: str, **options) -> Path:
-    from modeling_elm.data.movielens.build import CorpusConfig, build_corpus
+    from modeling_elm.data.movielens.build import MovieLensConfig, build_corpus
 
-    return build_corpus(CorpusConfig(source="ml-latest-small", tasks=tasks, detail=detail, evaluate_embeddings=False,
+    return build_corpus(MovieLensConfig(source="ml-latest-small", tasks=tasks, detail=detail, evaluate_embeddings=False,
                                      **options))
 
 

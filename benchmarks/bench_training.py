@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, TrainerCallback  # noqa: E402
 from trl import SFTConfig, SFTTrainer  # noqa: E402
 
-from modeling_elm.data.movielens.build import CorpusConfig, build_corpus
+from modeling_elm.data.movielens.build import MovieLensConfig, build_corpus
 from modeling_elm.data.corpus import load_corpus  # noqa: E402
 from modeling_elm.model.modeling_elm import ElmForCausalLM  # noqa: E402
 from modeling_elm.data.tokenization import tokenize_rows  # noqa: E402
@@ -159,7 +159,7 @@ def main():
     args.bf16 = gpu if args.bf16 is None else args.bf16
     args.batch_tokens = args.batch_tokens or (65536 if gpu else 2048)
 
-    folder = args.corpus or build_corpus(CorpusConfig(tasks=["summary", "movie_to_viewer"], detail="brief",
+    folder = args.corpus or build_corpus(MovieLensConfig(tasks=["summary", "movie_to_viewer"], detail="brief",
                                                       evaluate_embeddings=False))
     corpus = load_corpus(folder)
     fresh, tokenizer = build_models(args)

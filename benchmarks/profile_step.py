@@ -38,7 +38,7 @@ from trl import SFTConfig  # noqa: E402
 from bench_matmul import machine, measure, peaks  # noqa: E402
 from modeling_elm.base_models import resolve_base_model  # noqa: E402
 from modeling_elm.data.corpus import load_corpus, row_vectors  # noqa: E402
-from modeling_elm.data.movielens.build import CorpusConfig, build_corpus  # noqa: E402
+from modeling_elm.data.movielens.build import MovieLensConfig, build_corpus  # noqa: E402
 from modeling_elm.data.tokenization import tokenize_rows  # noqa: E402
 from modeling_elm.inference import cpu_matrix_units, generate_texts  # noqa: E402
 from modeling_elm.model.modeling_elm import ElmForCausalLM  # noqa: E402
@@ -180,7 +180,7 @@ def main():
     parser.add_argument("--output", default=None, help="also write the report to this JSON file")
     args = parser.parse_args()
 
-    corpus = load_corpus(build_corpus(CorpusConfig(tasks=["what_kind"], detail="brief", evaluate_embeddings=False)))
+    corpus = load_corpus(build_corpus(MovieLensConfig(tasks=["what_kind"], detail="brief", evaluate_embeddings=False)))
     spaces = {name: {**space, "num_tokens": 16} for name, space in corpus.spaces.items()}
     model, processor = ElmForCausalLM.from_language_model(
         resolve_base_model("HuggingFaceTB/SmolLM2-135M-Instruct"), spaces, dtype=torch.float32)

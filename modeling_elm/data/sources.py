@@ -68,7 +68,7 @@ class OwnFiles(TrainingData):
 
 
 class MovieLens(TrainingData):
-    """MovieLens built into a corpus by `movielens.build` from its options (`CorpusConfig`)."""
+    """MovieLens built into a corpus by `movielens.build` from its options (`MovieLensConfig`)."""
 
     def __init__(self, config):
         self.config = config
@@ -116,7 +116,7 @@ class Built(TrainingData):
 
 def training_data(data: dict | None, corpus_path: str | None, movielens_options) -> TrainingData:
     """The one object for a run's data: `data:` (MovieLens under `movielens:`, or your files), `--corpus_path`, or
-    MovieLens from the options at the recipe's top level (`movielens_options`, a `CorpusConfig`)."""
+    MovieLens from the options at the recipe's top level (`movielens_options`, a `MovieLensConfig`)."""
     if corpus_path:  # never beside data: (ElmArguments refuses the pair when it is parsed)
         return Built(corpus_path)
     if data and "movielens" in data:
@@ -127,11 +127,11 @@ def training_data(data: dict | None, corpus_path: str | None, movielens_options)
 
 
 def movielens_section(data: dict, top_level) -> object:
-    """`data: {movielens: {...}}` as a `CorpusConfig`; MovieLens options given at the top level as well are refused
+    """`data: {movielens: {...}}` as a `MovieLensConfig`; MovieLens options given at the top level as well are refused
     with the line to move, since one of the two would be ignored."""
     from dataclasses import fields
 
-    from .movielens.build import CorpusConfig
+    from .movielens.build import MovieLensConfig
 
     others = sorted(set(data) - {"movielens"})
     if others:
@@ -141,15 +141,15 @@ def movielens_section(data: dict, top_level) -> object:
     if not isinstance(section, dict):
         raise ValueError(f"data.movielens must be a mapping of MovieLens options (e.g. {{tasks: [what_kind]}}), not "
                          f"{section!r}.")
-    known = {f.name for f in fields(CorpusConfig)}
+    known = {f.name for f in fields(MovieLensConfig)}
     unknown = sorted(set(section) - known)
     if unknown:
         raise ValueError(f"data.movielens has no option {unknown[0]!r}; MovieLens' options: "
                          f"{', '.join(sorted(known))}.")
-    default = CorpusConfig()
-    doubled = [f.name for f in fields(CorpusConfig) if getattr(top_level, f.name) != getattr(default, f.name)]
+    default = MovieLensConfig()
+    doubled = [f.name for f in fields(MovieLensConfig) if getattr(top_level, f.name) != getattr(default, f.name)]
     if doubled:
         raise ValueError(f"MovieLens options given twice: {', '.join(doubled)} at the recipe's top level and "
                          "data.movielens beside it. Move the line under data: movielens: (e.g. "
                          f"`  {doubled[0]}: {getattr(top_level, doubled[0])!r}`).")
-    return CorpusConfig(**section)
+    return MovieLensConfig(**section)

@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass
 
 from . import command_parser, option
-from ..data.movielens.build import CorpusConfig, build_corpus
+from ..data.movielens.build import MovieLensConfig, build_corpus
 
 
 @dataclass
@@ -22,7 +22,7 @@ class CacheArguments:
 
 
 def main(argv=None) -> int:
-    config, extra = command_parser(__doc__, "corpus", CorpusConfig, CacheArguments).parse_args_into_dataclasses(
+    config, extra = command_parser(__doc__, "corpus", MovieLensConfig, CacheArguments).parse_args_into_dataclasses(
         args=argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     folder = build_corpus(config, rebuild=extra.rebuild)

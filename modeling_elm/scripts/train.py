@@ -18,7 +18,7 @@ be something else: `accelerate launch --cpu --num_processes 2` (one process) or 
 
 Any option of the recipe can be overridden on the command line (`--stage1_max_steps 50`); `--help` lists them all:
 the model, data and stage options (ElmArguments; a recipe's `data:` names the training data: `movielens: {...}` or
-your own files), MovieLens' options (CorpusConfig, also accepted at a recipe's top level) and TRL's SFTConfig.
+your own files), MovieLens' options (MovieLensConfig, also accepted at a recipe's top level) and TRL's SFTConfig.
 Killed runs resume: run the same command again and it continues from the last checkpoint, in the right stage. So
 `--output_dir` must be a new or empty folder or such a run's (never the base model's); a finished run's folder trains
 nothing and says so: pick another --output_dir to train with other settings.
@@ -37,7 +37,7 @@ from trl import SFTConfig, TrlParser
 
 from . import command_parser
 from ..checkpoints import read_marker
-from ..data.movielens.build import CorpusConfig
+from ..data.movielens.build import MovieLensConfig
 from ..training.arguments import (
     STAGE_OWNED_OPTIONS, ElmArguments, check_output_dir, check_prompt_lengths, check_system_prompt, data_source,
     refuse_ignored_options,
@@ -63,7 +63,7 @@ def hide_movielens_options(parser) -> None:
     import argparse
     from dataclasses import fields
 
-    names = {f.name for f in fields(CorpusConfig)}
+    names = {f.name for f in fields(MovieLensConfig)}
     for action in parser._actions:
         if action.dest in names:
             action.help = argparse.SUPPRESS
@@ -118,7 +118,7 @@ def say_nothing_trained(output_dir: Path, marker: dict, elm_args: ElmArguments) 
                    f" (they differ from the finished run's: {'; '.join(differences)})" if differences else "")
 
 
-def train(elm_args: ElmArguments, corpus_config: CorpusConfig, sft_config: SFTConfig) -> Path:
+def train(elm_args: ElmArguments, movielens_config: MovieLensConfig, sft_config: SFTConfig) -> Path:
     """Dataset -> stage 0 (assemble) -> stage 1 (adapters) -> stage 2 (whole model or LoRA) -> save. Safe to rerun:
     each step finds what an earlier (killed) run of the same command finished and goes on from there."""
     output_dir = Path(sft_config.output_dir)
@@ -130,7 +130,7 @@ def train(elm_args: ElmArguments, corpus_config: CorpusConfig, sft_config: SFTCo
     set_seed(sft_config.seed)
     refuse_ignored_options(sft_config)  # before any work: options this run would ignore are errors
     check_launch(sft_config, elm_args.stage2)  # so is a launch that would quietly be another run (one process, DDP)
-    source = data_source(elm_args, corpus_config)  # MovieLens, your files, or a built folder: asked, never forked on
+    source = data_source(elm_args, movielens_config)  # MovieLens, your files, or a built folder: asked, never forked on
     check_system_prompt(elm_args, source)
     check_prompt_lengths(elm_args, source, sft_config.max_length)
 
@@ -159,14 +159,14 @@ def train(elm_args: ElmArguments, corpus_config: CorpusConfig, sft_config: SFTCo
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    parser = command_parser(__doc__, "train", ElmArguments, CorpusConfig, SFTConfig, parser_class=TrlParser,
+    parser = command_parser(__doc__, "train", ElmArguments, MovieLensConfig, SFTConfig, parser_class=TrlParser,
                             prog="train.py")
     hide_movielens_options(parser)
     parser.epilog = f"{parser.epilog}\n\n{MOVIELENS_HELP}\n\n{EPILOG}"
-    elm_args, corpus_config, sft_config = parser.parse_args_and_config(
+    elm_args, movielens_config, sft_config = parser.parse_args_and_config(
         args=with_cpu_defaults(list(sys.argv[1:] if argv is None else argv)))
 
-    output_dir = train(elm_args, corpus_config, sft_config)
+    output_dir = train(elm_args, movielens_config, sft_config)
 
     if sft_config.push_to_hub and sft_config.process_index == 0:
         from .. import ElmForCausalLM, ElmProcessor
@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         ElmForCausalLM.from_pretrained(output_dir).push_to_hub(sft_config.hub_model_id or output_dir.name)
         ElmProcessor.from_pretrained(output_dir).push_to_hub(sft_config.hub_model_id or output_dir.name)
     if sft_config.process_index == 0:
-        ask = data_source(elm_args, corpus_config).ask(output_dir)
+        ask = data_source(elm_args, movielens_config).ask(output_dir)
         print(f"\nTrained ELM: {output_dir.resolve()}\n"
               f"  ask it:      {ask}\n"
               f"  evaluate it: python -m modeling_elm.scripts.evaluate --model {output_dir}\n"

@@ -141,9 +141,9 @@ def data_source(elm_args: ElmArguments, movielens_options=None):
     from ..data.sources import training_data
 
     if movielens_options is None:
-        from ..data.movielens.build import CorpusConfig
+        from ..data.movielens.build import MovieLensConfig
 
-        movielens_options = CorpusConfig()
+        movielens_options = MovieLensConfig()
     return training_data(elm_args.data, elm_args.corpus_path, movielens_options)
 
 

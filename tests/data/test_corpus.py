@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from modeling_elm.data.movielens import build as corpus_module
-from modeling_elm.data.movielens.build import CorpusConfig, build_corpus
+from modeling_elm.data.movielens.build import MovieLensConfig, build_corpus
 from modeling_elm.data.corpus import load_corpus
 from modeling_elm.data.movielens.writers.grounded import GENRE_WORDS
 from modeling_elm.data.corpus import row_vectors
@@ -24,7 +24,7 @@ def release(tmp_path_factory):
 def config_for(release, tmp_path, **changes):
     settings = dict(source=str(release), min_movie_ratings=3, min_user_ratings=3, test_fraction=0.2, als_dim=8,
                     als_iterations=3, evaluate_embeddings=False, corpus_dir=str(tmp_path / "corpus"))
-    return CorpusConfig(**{**settings, **changes})
+    return MovieLensConfig(**{**settings, **changes})
 
 
 @pytest.fixture(scope="module")
@@ -130,12 +130,12 @@ def test_a_second_build_with_the_same_settings_is_a_cache_hit(release, tmp_path,
 
 def test_the_default_folder_is_keyed_by_settings_and_source_files(release, tmp_path, monkeypatch):
     monkeypatch.setenv("ELM_CACHE", str(tmp_path))
-    first = CorpusConfig(source=str(release)).folder()
+    first = MovieLensConfig(source=str(release)).folder()
     assert first.parent == tmp_path / "corpora"
-    assert CorpusConfig(source=str(release), corpus_seed=1).folder() != first
+    assert MovieLensConfig(source=str(release), corpus_seed=1).folder() != first
     stat = (release / "ratings.csv").stat()
     os.utime(release / "ratings.csv", (stat.st_atime, stat.st_mtime + 10))
-    assert CorpusConfig(source=str(release)).folder() != first
+    assert MovieLensConfig(source=str(release)).folder() != first
 
 
 def test_behavioural_movie_space_and_a_card_with_licence_terms(release, tmp_path):
@@ -158,7 +158,7 @@ def test_behavioural_movie_space_and_a_card_with_licence_terms(release, tmp_path
 ])
 def test_bad_settings_fail_before_any_work(bad, message):
     with pytest.raises(ValueError, match=message):
-        CorpusConfig(**bad)
+        MovieLensConfig(**bad)
 
 
 def test_cli_help_explains_the_options(capsys):

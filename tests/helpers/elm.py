@@ -103,12 +103,12 @@ def write_tiny_base_model(folder: Path, family: str = "llama", head_dim: int = 8
 
 
 def build_tiny_corpus(folder: Path, tasks=("summary", "similarities", "user_profile")) -> Path:
-    from modeling_elm.data.movielens.build import CorpusConfig, build_corpus
+    from modeling_elm.data.movielens.build import MovieLensConfig, build_corpus
 
     release = folder / "ml-25m"
     release.mkdir(parents=True, exist_ok=True)
     write_ml25m_folder(release, n_users=80, n_movies=40, seed=3)
-    return build_corpus(CorpusConfig(
+    return build_corpus(MovieLensConfig(
         source=str(release), min_movie_ratings=3, min_user_ratings=3, test_fraction=0.2, als_dim=8,
         als_iterations=3, evaluate_embeddings=False, tasks=list(tasks), detail="brief",
         corpus_dir=str(folder / "corpus")))

@@ -55,12 +55,12 @@ def test_help_says_which_options_are_refused(capsys):
 def test_movielens_options_still_parse_on_the_command_line():
     from modeling_elm.scripts import train
 
-    parser = train.command_parser(train.__doc__, "train", train.ElmArguments, train.CorpusConfig, train.SFTConfig,
+    parser = train.command_parser(train.__doc__, "train", train.ElmArguments, train.MovieLensConfig, train.SFTConfig,
                                   parser_class=train.TrlParser, prog="train.py")
     train.hide_movielens_options(parser)
-    _, corpus_config, _ = parser.parse_args_and_config(args=["--output_dir", "x", "--tasks", "summary", "--use_cpu",
+    _, movielens_config, _ = parser.parse_args_and_config(args=["--output_dir", "x", "--tasks", "summary", "--use_cpu",
                                                              "true", "--bf16", "false"])
-    assert corpus_config.tasks == ["summary"]
+    assert movielens_config.tasks == ["summary"]
 
 
 def test_a_max_length_too_short_for_the_prompt_is_found_before_the_corpus(tmp_path, monkeypatch):

@@ -423,20 +423,20 @@ def test_rank_check_fails_loudly_when_ranks_disagree():
 def test_recipes_parse_into_the_three_argument_groups(recipe):
     from trl import SFTConfig, TrlParser
 
-    from modeling_elm.data.movielens.build import CorpusConfig
+    from modeling_elm.data.movielens.build import MovieLensConfig
     from modeling_elm.training.arguments import ElmArguments
 
     from modeling_elm.scripts import train
 
-    parser = TrlParser((ElmArguments, CorpusConfig, SFTConfig))
-    elm_args, corpus_config, sft_config = parser.parse_args_and_config(
+    parser = TrlParser((ElmArguments, MovieLensConfig, SFTConfig))
+    elm_args, movielens_config, sft_config = parser.parse_args_and_config(
         args=train.with_cpu_defaults(["--config", str(recipe)]))
     assert sft_config.output_dir.startswith("checkpoints/")
     assert elm_args.stage1_learning_rate > elm_args.stage2_learning_rate
     assert not sft_config.gradient_checkpointing or recipe.stem != "quick"
     if recipe.stem == "quick":
         assert elm_args.base_model == "HuggingFaceTB/SmolLM2-135M-Instruct"
-        assert corpus_config.source == "ml-latest-small" and sft_config.use_cpu
+        assert movielens_config.source == "ml-latest-small" and sft_config.use_cpu
 
 
 def test_stage1_stops_early_once_the_loss_criterion_is_met(inputs, tmp_path):

@@ -9,7 +9,7 @@ One folder comes out (cached: a second run with the same settings loads it inste
                       user.parquet: id, label, split, favourite genres and decades, rated movies and ratings
     concepts/         genre directions (CAVs) per movie vector table: movie_semantic, movie_behavioural
     manifest.json     the settings, counts, embedding quality and timings; README.md: the dataset card
-The training recipes call `build_corpus` with the same `CorpusConfig`.
+The training recipes call `build_corpus` with the same `MovieLensConfig`.
 """
 
 import hashlib
@@ -37,7 +37,7 @@ CORPUS_VERSION = 6  # bump when the output of the same settings changes, so stal
 
 
 @dataclass
-class CorpusConfig:
+class MovieLensConfig:
     # Data
     source: str = field(default="ml-latest-small", metadata={"help": (
         "MovieLens release name (ml-25m, ml-latest, ml-latest-small, ml-1m, ml-100k) or a folder/zip you have. "
@@ -105,7 +105,7 @@ class CorpusConfig:
         return elm_cache_dir() / "corpora" / f"{Path(self.source).name}-{self.cache_key()}"
 
 
-def build_corpus(config: CorpusConfig, rebuild: bool = False) -> Path:
+def build_corpus(config: MovieLensConfig, rebuild: bool = False) -> Path:
     """Build (or find in the cache) the corpus for `config`; returns its folder."""
     folder = config.folder()
     if (folder / "manifest.json").is_file() and not rebuild:

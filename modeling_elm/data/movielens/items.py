@@ -36,9 +36,9 @@ def _reach(share_below: float, mean_rating: float) -> str:
 def write_item_files(output: str | Path, corpus: str | Path | None = None) -> Path:
     """items.parquet in `output` from a MovieLens corpus folder (default: ml-latest-small's, built if needed)."""
     if corpus is None:
-        from .build import CorpusConfig, build_corpus
+        from .build import MovieLensConfig, build_corpus
 
-        corpus = build_corpus(CorpusConfig(source="ml-latest-small", tasks=["what_kind"], detail="brief",
+        corpus = build_corpus(MovieLensConfig(source="ml-latest-small", tasks=["what_kind"], detail="brief",
                                            evaluate_embeddings=False))
     corpus, output = Path(corpus), Path(output)
     movies = pd.read_parquet(corpus / "entities" / "movie.parquet")
