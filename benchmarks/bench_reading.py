@@ -141,18 +141,17 @@ def bench_one(name: str, seed: int, args) -> dict:
         train_s = sum(stage.get("seconds", 0) for stage in (marker.get("stages") or {}).values())
     else:
         corpus, recipe = training_corpus(candidate, recipe, where, args)
-        steps = {"stage1_steps": args.stage1_steps, "stage2_steps": args.stage2_steps,
-                 **({} if args.quick else candidate.get("budget", {}))}  # a smoke run stays one
-        if candidate.get("from_recipe") and not args.quick:  # the recipe's own steps, rows and precision
+        from_recipe = candidate.get("from_recipe") and not args.quick  # the recipe's own steps, rows and precision
+        if from_recipe:
             settings = _recipe(recipe)
             steps = {"stage1_steps": settings["stage1_max_steps"], "stage2_steps": settings["stage2_max_steps"]}
-            budget = ["--stage1_max_steps", str(steps["stage1_steps"]),
-                      "--stage2_max_steps", str(steps["stage2_steps"])]
         else:
-            budget = ["--stage1_max_steps", str(steps["stage1_steps"]), "--stage2_max_steps",
-                      str(steps["stage2_steps"]), "--per_device_train_batch_size", str(args.batch_size),
-                      # stated either way: train.py picks bf16 by itself on CPUs with bf16 units; rows must not move
-                      "--bf16", "true" if args.bf16 else "false"]
+            steps = {"stage1_steps": args.stage1_steps, "stage2_steps": args.stage2_steps,
+                     **({} if args.quick else candidate.get("budget", {}))}  # a smoke run stays one
+        budget = ["--stage1_max_steps", str(steps["stage1_steps"]), "--stage2_max_steps", str(steps["stage2_steps"])]
+        if not from_recipe:  # stated either way: train.py picks bf16 by itself on CPUs with bf16 units
+            budget += ["--per_device_train_batch_size", str(args.batch_size),
+                       "--bf16", "true" if args.bf16 else "false"]
         options = train_options(candidate, args.workdir, seed)
         train_s = run([sys.executable, "train.py", "--config", recipe, "--corpus_path", str(corpus),
                        "--output_dir", str(where / "model"), "--seed", str(seed), "--save_steps", "100000",
@@ -171,8 +170,9 @@ def bench_one(name: str, seed: int, args) -> dict:
 
 def training_corpus(candidate: dict, recipe: str, where: Path, args) -> tuple[Path, str]:
     """(corpus folder, recipe to train with): the candidate's corpus, with validation entities carved from the training
-    ones unless --final. A `data:` recipe (your own files) is built as train.py would build it, then trained from a
-    copy of the recipe that names the carved folder in place of its data section."""
+    ones unless --final. Your own files are built as train.py would build them, MovieLens from the recipe's tasks and
+    the candidate's options; a recipe with a `data:` section is then trained from a copy that names the built folder
+    in its place."""
     settings = _recipe(recipe)
     if "data" in settings and "movielens" not in settings["data"]:
         from modeling_elm.data.byo import DataConfig, build_byo_corpus
@@ -187,24 +187,20 @@ def training_corpus(candidate: dict, recipe: str, where: Path, args) -> tuple[Pa
         if not args.final:
             corpus = carve_validation(corpus, {anchor: args.validation_entities}, 1234,
                                       corpus.with_name(f"{corpus.name}-validation-{args.validation_entities}"))
+    else:
+        tasks = candidate.get("tasks") or list(movielens_options(settings)["tasks"])
+        corpus = corpus_for(tasks, "brief", **{**_recipe_corpus(recipe), **candidate.get("corpus", {})})
+        if not args.final:
+            n_users = args.validation_users if "user_profile" in tasks else 0
+            # the counts name the folder: another --validation_entities must not reuse a carve of another size
+            suffix = "" if args.validation_entities == 150 else f"-{args.validation_entities}m"  # 150: the rows so far
+            corpus = carve_validation(corpus, {"movie": args.validation_entities, "user": n_users}, 1234,
+                                      corpus.with_name(f"{corpus.name}-validation{suffix}-{n_users}u"))
+    if "data" in settings:  # the corpus built here replaces the recipe's data section
         import yaml
 
         settings = {key: value for key, value in settings.items() if key != "data"}
         (where / "recipe.yaml").write_text(yaml.safe_dump({**settings, "corpus_path": str(corpus)}))
-        return corpus, str(where / "recipe.yaml")
-    tasks = candidate.get("tasks") or list(movielens_options(settings)["tasks"])
-    corpus = corpus_for(tasks, "brief", **{**_recipe_corpus(recipe), **candidate.get("corpus", {})})
-    if not args.final:
-        n_users = args.validation_users if "user_profile" in tasks else 0
-        # the counts name the folder: another --validation_entities must not reuse a carve of another size
-        suffix = "" if args.validation_entities == 150 else f"-{args.validation_entities}m"  # 150: the rows so far
-        corpus = carve_validation(corpus, {"movie": args.validation_entities, "user": n_users}, 1234,
-                                  corpus.with_name(f"{corpus.name}-validation{suffix}-{n_users}u"))
-    if "data" in settings:  # the corpus built here replaces the recipe's data section (--corpus_path)
-        import yaml
-
-        settings = {key: value for key, value in settings.items() if key != "data"}
-        (where / "recipe.yaml").write_text(yaml.safe_dump(settings))
         recipe = str(where / "recipe.yaml")
     return corpus, recipe
 

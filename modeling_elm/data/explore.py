@@ -3,8 +3,8 @@ move one along a concept. What `describe` and the Space both do, one way, with t
 (ValueErrors a command prints as one line and the Space shows as a message).
 
     corpus = load_corpus(trained_corpus("checkpoints/elm-quick"))
-    heat = entity_vector(corpus, corpus.anchor, "heat")
-    moved = move(corpus.concepts(corpus.anchor), heat, "Comedy", 1.0)
+    row, label, others = pick(corpus, corpus.anchor, "heat")
+    moved = move(corpus.concepts(corpus.anchor), row_vector(corpus, corpus.anchor, row), "Comedy", 1.0)
 """
 
 import re
@@ -68,12 +68,6 @@ def pick(corpus, space: str, query: str) -> tuple[int, str, list[str]]:
     labels = corpus.labels(space)
     row, others = find_entity(labels, corpus.names(space) or labels, popularity(corpus, space), query, space)
     return row, labels[row], others
-
-
-def entity_vector(corpus, space: str, query: str) -> np.ndarray:
-    """The float32 vector of the entity `query` names."""
-    row, _, _ = pick(corpus, space, query)
-    return row_vector(corpus, space, row)
 
 
 def row_vector(corpus, space: str, row: int) -> np.ndarray:

@@ -38,6 +38,7 @@ from trl import SFTConfig, TrlParser
 from . import command_parser
 from ..checkpoints import read_marker
 from ..data.movielens.build import MovieLensConfig
+from ..data.sources import TrainingData
 from ..training.arguments import (
     STAGE_OWNED_OPTIONS, ElmArguments, check_output_dir, check_prompt_lengths, check_system_prompt, data_source,
     refuse_ignored_options,
@@ -118,9 +119,10 @@ def say_nothing_trained(output_dir: Path, marker: dict, elm_args: ElmArguments) 
                    f" (they differ from the finished run's: {'; '.join(differences)})" if differences else "")
 
 
-def train(elm_args: ElmArguments, movielens_config: MovieLensConfig, sft_config: SFTConfig) -> Path:
+def train(elm_args: ElmArguments, source: TrainingData, sft_config: SFTConfig) -> Path:
     """Dataset -> stage 0 (assemble) -> stage 1 (adapters) -> stage 2 (whole model or LoRA) -> save. Safe to rerun:
-    each step finds what an earlier (killed) run of the same command finished and goes on from there."""
+    each step finds what an earlier (killed) run of the same command finished and goes on from there. `source`: the
+    run's training data (MovieLens, your files, or a built folder), asked, never forked on."""
     output_dir = Path(sft_config.output_dir)
     check_output_dir(output_dir, elm_args.base_model)  # before anything is written into it
     done = read_marker(output_dir)
@@ -130,7 +132,6 @@ def train(elm_args: ElmArguments, movielens_config: MovieLensConfig, sft_config:
     set_seed(sft_config.seed)
     refuse_ignored_options(sft_config)  # before any work: options this run would ignore are errors
     check_launch(sft_config, elm_args.stage2)  # so is a launch that would quietly be another run (one process, DDP)
-    source = data_source(elm_args, movielens_config)  # MovieLens, your files, or a built folder: asked, never forked on
     check_system_prompt(elm_args, source)
     check_prompt_lengths(elm_args, source, sft_config.max_length)
 
@@ -166,7 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     elm_args, movielens_config, sft_config = parser.parse_args_and_config(
         args=with_cpu_defaults(list(sys.argv[1:] if argv is None else argv)))
 
-    output_dir = train(elm_args, movielens_config, sft_config)
+    source = data_source(elm_args, movielens_config)
+    output_dir = train(elm_args, source, sft_config)
 
     if sft_config.push_to_hub and sft_config.process_index == 0:
         from .. import ElmForCausalLM, ElmProcessor
@@ -174,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         ElmForCausalLM.from_pretrained(output_dir).push_to_hub(sft_config.hub_model_id or output_dir.name)
         ElmProcessor.from_pretrained(output_dir).push_to_hub(sft_config.hub_model_id or output_dir.name)
     if sft_config.process_index == 0:
-        ask = data_source(elm_args, movielens_config).ask(output_dir)
+        ask = source.ask(output_dir)
         print(f"\nTrained ELM: {output_dir.resolve()}\n"
               f"  ask it:      {ask}\n"
               f"  evaluate it: python -m modeling_elm.scripts.evaluate --model {output_dir}\n"

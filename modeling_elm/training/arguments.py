@@ -43,8 +43,9 @@ class ElmArguments:
         "short on purpose: a long system prompt doubles the tokens of every step ('' for none)")})
     # Dataset
     data: dict | None = field(default=None, metadata={"help": (
-        "the training data, a recipe's YAML mapping: movielens: {...} (MovieLens' options, as listed below) or your "
-        "own (id, vector, text) files (spaces, texts, templates; docs/your-own-vectors.md)")})
+        "the training data, a recipe's YAML mapping: movielens: {...} (MovieLens' options: python -m "
+        "modeling_elm.scripts.corpus --help) or your own (id, vector, text) files (spaces, texts, templates; "
+        "docs/your-own-vectors.md)")})
     corpus_path: str | None = field(default=None, metadata={"help": (
         "a built corpus folder; default: build (or find in the cache) the one the corpus options describe")})
     max_train_rows: int | None = field(default=None, metadata={"help": "train on a seeded sample of N rows"})

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from helpers.elm import run_train, tiny_train_args, write_tiny_base_model
+from modeling_elm.checkpoints import trained_corpus
 from modeling_elm.data.corpus import load_corpus
 from modeling_elm.inference import generate_texts, load_elm
 from modeling_elm.model.processing_elm import ElmProcessor
@@ -62,7 +63,7 @@ def behind(trained, tmp_path_factory):
 def mixed_requests(model: Path, n: int, seed: int) -> tuple[list[str], list[dict]]:
     """`n` requests over every task of the corpus' test split (one movie, two movies, a user), each with vectors of
     its own: no two requests share an answer by construction."""
-    corpus = load_corpus(json.loads((model / "elm_stage.json").read_text())["corpus"])
+    corpus = load_corpus(trained_corpus(model))
     rows = list(corpus.tasks["test"])
     dims = {space: table.dim for space, table in corpus.vectors.items()}
     rng = np.random.default_rng(seed)
